@@ -1,0 +1,57 @@
+# Two commands on a fresh machine: `make run` (the dashboard) and `make test` (the suite).
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-runtime
+DSTAMP  := $(VENV)/.installed-dev
+ARGS    ?=
+
+.PHONY: run test bench soak lint audit screenshot chromium clean
+
+$(VPY):
+	@echo ">> creating virtual environment in $(VENV)"
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+
+$(STAMP): requirements.txt | $(VPY)
+	@echo ">> installing runtime packages (requirements.txt)"
+	$(VPY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(DSTAMP): requirements.txt requirements-dev.txt | $(VPY)
+	@echo ">> installing runtime and test packages (requirements-dev.txt)"
+	$(VPY) -m pip install -q -r requirements-dev.txt
+	@touch $@ $(STAMP)
+
+run: $(STAMP)
+	$(VPY) main.py $(ARGS)
+
+# Chromium and its driver come from Debian (browsers cannot be downloaded otherwise).
+chromium:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+	  echo ">> chromium present: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	else \
+	  echo ">> installing chromium and chromium-driver from Debian (browser tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+test: $(DSTAMP) chromium
+	$(VPY) -m pytest -q $(ARGS)
+
+bench: $(DSTAMP) chromium
+	$(VPY) -m bench $(ARGS)
+
+soak: $(STAMP)
+	$(VPY) -m bench.soak $(ARGS)
+
+audit: $(STAMP)
+	$(VPY) -m data_ingestion.audit ../shared/data/binance-usdm/btcusdt_20240808.gz
+	$(VPY) -m data_ingestion.audit ../shared/data/binance-usdm/ethusdt_20240808.gz
+
+lint: $(DSTAMP)
+	$(VPY) -m ruff check .
+	$(VPY) -m mypy .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,167 @@
+"""One typed settings object for the whole process.
+
+Defaults live here and nowhere else. Every field can be overridden by an
+environment variable named ``LIQ_<FIELD>`` (upper case), for example
+``LIQ_SYMBOLS=btcusdt,solusdt`` or ``LIQ_PUSH_INTERVAL_S=0.1``; the CLI in
+``main.py`` overrides both. Read once at start with :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ENV_PREFIX = "LIQ_"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    """Exchange filters of one symbol: price tick and quantity step, with the
+    decimals used to format them the way Binance does."""
+
+    tick_size: float
+    lot_size: float
+    price_decimals: int
+    qty_decimals: int
+    heatmap_bin_ticks: int  # width of one heatmap / volume-profile price bin, in ticks
+
+
+# Real filters of the default symbols (GET /fapi/v1/exchangeInfo). Unknown symbols
+# get theirs from exchangeInfo at start-up.
+DEFAULT_SYMBOL_SPECS: dict[str, SymbolSpec] = {
+    "btcusdt": SymbolSpec(0.1, 0.001, 1, 3, 50),
+    "ethusdt": SymbolSpec(0.01, 0.001, 2, 3, 20),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # --- what to watch and from where ---------------------------------------
+    symbols: tuple[str, ...] = ("btcusdt", "ethusdt")
+    source: str = "auto"  # auto | binance | sim | replay
+    rest_base_url: str = "https://fapi.binance.com"
+    ws_public_url: str = "wss://fstream.binance.com/public"
+    ws_market_url: str = "wss://fstream.binance.com/market"
+    depth_stream_suffix: str = "@depth@100ms"
+    snapshot_limit: int = 1000
+    auto_probe_timeout_s: float = 3.0
+    sim_url: str = ""  # use a simulated exchange running elsewhere (http://host:port)
+    sim_seed: int = 1
+    sim_speed: float = 1.0
+    replay_files: tuple[str, ...] = ()
+    replay_speed: float = 1.0
+    record_dir: str = ""
+
+    # --- network behaviour ----------------------------------------------------
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    backoff_factor: float = 2.0
+    backoff_jitter: float = 0.2  # +/- share of the delay
+    stale_after_s: float = 5.0  # watchdog: no message for this long -> reconnect
+    ws_max_message_bytes: int = 8 * 1024 * 1024
+    http_timeout_s: float = 10.0
+    rest_weight_budget_1m: int = 2400
+    rest_weight_safety: float = 0.5  # never use more than this share of the budget
+    first_snapshot_min_buffered: int = 2
+
+    # --- features (../shared/docs/metrics.md) ---------------------------------
+    top_n: int = 10
+    detector_levels: int = 20
+    median_window_s: float = 30.0
+    wall_multiple: float = 5.0
+    wall_min_age_s: float = 5.0
+    layering_multiple: float = 8.0
+    layering_min_levels: int = 4
+    layering_min_churn: float = 0.6
+    layering_cooldown_s: float = 30.0
+    exhaustion_depth_ratio: float = 0.5
+    exhaustion_spread_multiple: float = 2.0
+    exhaustion_window_s: float = 15.0
+    ofi_window_s: float = 1.0
+    depth_bands_bps: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0, 100.0)
+    impact_max_size: float = 1e9
+
+    # --- rolling state and push -------------------------------------------------
+    buffer_seconds: float = 180.0
+    push_interval_s: float = 1.0
+    heatmap_bins: int = 120  # price bins in one heatmap column (centred on mid)
+    frame_levels: int = 50  # levels a side carried in each frame (ladder, depth curve)
+
+    # --- servers ------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    dash_port: int = 8050
+    dashboard: bool = True
+    max_ws_clients: int = 500
+    max_ws_clients_per_ip: int = 100
+    ws_client_queue: int = 4
+    log_level: str = "info"
+    log_file: str = ""
+
+    symbol_specs: Mapping[str, SymbolSpec] = field(
+        default_factory=lambda: dict(DEFAULT_SYMBOL_SPECS)
+    )
+
+    def spec(self, symbol: str) -> SymbolSpec:
+        """The filters of ``symbol``; a clear KeyError when it is not configured."""
+        try:
+            return self.symbol_specs[symbol.lower()]
+        except KeyError:
+            raise KeyError(f"{symbol}: no tick/lot size configured") from None
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _convert(raw: str, annotation: object, name: str) -> object:
+    """Turn one environment string into the field's type, or raise ValueError."""
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected a boolean, got {raw!r}")
+    if annotation is int:
+        return int(raw)
+    if annotation is float:
+        return float(raw)
+    if annotation is str:
+        return raw
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(annotation)
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
+        return tuple(_convert(p, item_type, name) for p in parts)
+    if origin in (Mapping, dict) or annotation is Mapping:
+        data = json.loads(raw)
+        return {k.lower(): SymbolSpec(**v) for k, v in data.items()}
+    raise ValueError(f"{name}: unsupported type {annotation!r}")
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The fields set through ``LIQ_*`` environment variables, converted."""
+    env = os.environ if environ is None else environ
+    hints = typing.get_type_hints(Settings, globalns=globals(), localns={"SymbolSpec": SymbolSpec})
+    out: dict[str, object] = {}
+    for f in dataclasses.fields(Settings):
+        key = ENV_PREFIX + f.name.upper()
+        if key in env:
+            out[f.name] = _convert(env[key], hints[f.name], key)
+    return out
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **cli: object) -> Settings:
+    """Defaults, then environment, then explicit keyword overrides (the CLI)."""
+    values = env_overrides(environ)
+    values.update({k: v for k, v in cli.items() if v is not None})
+    if "symbols" in values:
+        values["symbols"] = tuple(str(s).lower() for s in values["symbols"])  # type: ignore[union-attr]
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+__all__ = ["ENV_PREFIX", "DEFAULT_SYMBOL_SPECS", "Settings", "SymbolSpec", "load_settings", "env_overrides"]

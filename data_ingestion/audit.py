@@ -1,0 +1,265 @@
+"""Audit a recording: rebuild each book through the real sync rules and check it
+against every bookTicker that names an applied depth event.
+
+A bookTicker whose ``u`` equals the ``u`` of a depth event carries the best bid and
+ask (price and quantity) of the exchange's book right after that event: an exact,
+free oracle. The bookTicker stream is real time and usually arrives *before* the
+batched depth event it matches, so checks run from whichever side comes second.
+
+    python -m data_ingestion.audit FILE [FILE ...]
+
+Prints one JSON summary per symbol. Exit status: 0 when every check matched and
+every book ended in sync, 1 on any mismatch, 3 when a book ended out of sync (a gap
+the recording has no later snapshot to repair), 2 on unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from config import DEFAULT_SYMBOL_SPECS
+from data_ingestion.recording import (
+    BOOK_TICKER,
+    DEPTH,
+    SNAPSHOT,
+    ReadStats,
+    RecordedMessage,
+    read_recording,
+    symbol_of,
+)
+from orderbook.book_state import BookState
+from orderbook.sequence_validator import EventOutcome, SequenceValidator
+
+_RECENT_APPLIED = 4096  # applied events remembered for late bookTickers
+
+
+def tick_for(symbol: str, sample_price: str | None) -> float:
+    """The configured tick of ``symbol``, else the finest tick the price string shows."""
+    spec = DEFAULT_SYMBOL_SPECS.get(symbol)
+    if spec is not None:
+        return spec.tick_size
+    decimals = len(sample_price.split(".")[1]) if sample_price and "." in sample_price else 8
+    return 10.0**-decimals
+
+
+@dataclass(slots=True)
+class Mismatch:
+    update_id: int
+    expected: dict[str, Any]
+    got: dict[str, Any]
+
+
+@dataclass(slots=True)
+class SymbolAudit:
+    """Book, sync machine and bookTicker checks of one symbol."""
+
+    symbol: str
+    book: BookState
+    validator: SequenceValidator
+    depth_events: int = 0
+    snapshots: int = 0
+    checks: int = 0
+    mismatches: int = 0
+    first_mismatch: Mismatch | None = None
+    _pending: dict[int, dict[str, Any]] = field(default_factory=dict)  # bookTickers ahead of the book
+    _applied: OrderedDict[int, tuple[int | None, float, int | None, float]] = field(
+        default_factory=OrderedDict
+    )
+
+    @classmethod
+    def create(cls, symbol: str, tick_size: float) -> SymbolAudit:
+        book = BookState(symbol, tick_size)
+        return cls(symbol, book, SequenceValidator(symbol, book))
+
+    def on_message(self, msg: RecordedMessage) -> None:
+        if msg.kind is DEPTH or msg.kind == DEPTH:
+            self.on_depth(msg.data)
+        elif msg.kind == SNAPSHOT:
+            self.snapshots += 1
+            self.validator.on_snapshot(msg.data)
+            if self.validator.in_sync:
+                self._remember_top(self.book.last_update_id)
+        elif msg.kind == BOOK_TICKER:
+            self.on_book_ticker(msg.data)
+
+    def on_depth(self, event: dict[str, Any]) -> None:
+        self.depth_events += 1
+        if self.validator.on_depth_event(event) is EventOutcome.APPLIED and self.validator.in_sync:
+            self._remember_top(event["u"])
+
+    def _remember_top(self, u: int) -> None:
+        book = self.book
+        bk, ak = book.best_bid_key(), book.best_ask_key()
+        top = (bk, book.bids[bk] if bk is not None else 0.0, ak, book.asks[ak] if ak is not None else 0.0)
+        self._applied[u] = top
+        if len(self._applied) > _RECENT_APPLIED:
+            self._applied.popitem(last=False)
+        ticker = self._pending.pop(u, None)
+        if ticker is not None:
+            self._check(u, ticker, top)
+        if len(self._pending) > 4 * _RECENT_APPLIED:
+            self._pending = {k: v for k, v in self._pending.items() if k > u}
+
+    def on_book_ticker(self, ticker: dict[str, Any]) -> None:
+        u = ticker.get("u")
+        if type(u) is not int:
+            return
+        top = self._applied.get(u)
+        if top is not None:
+            self._check(u, ticker, top)
+        elif u > self.book.last_update_id:
+            self._pending[u] = ticker
+
+    def _check(
+        self, u: int, ticker: dict[str, Any], top: tuple[int | None, float, int | None, float]
+    ) -> None:
+        self.checks += 1
+        book = self.book
+        try:
+            expected = (book.key(ticker["b"]), float(ticker["B"]), book.key(ticker["a"]), float(ticker["A"]))
+        except (KeyError, TypeError, ValueError):
+            expected = (None, float("nan"), None, float("nan"))
+        if expected != top:
+            self.mismatches += 1
+            if self.first_mismatch is None:
+                self.first_mismatch = Mismatch(
+                    u,
+                    {k: ticker.get(k) for k in ("b", "B", "a", "A")},
+                    {
+                        "b": book.price(top[0]) if top[0] is not None else None,
+                        "B": top[1],
+                        "a": book.price(top[2]) if top[2] is not None else None,
+                        "A": top[3],
+                    },
+                )
+
+    def summary(self) -> dict[str, Any]:
+        c = self.validator.counters
+        bids, asks = self.book.depth()
+        return {
+            "symbol": self.symbol,
+            "depth_events": self.depth_events,
+            "snapshots": self.snapshots,
+            "applied": c.events_applied,
+            "dropped_before_sync": c.dropped_before_sync,
+            "dropped_stale": c.dropped_stale,
+            "malformed": c.malformed,
+            "gaps": c.gaps,
+            "resyncs": c.resyncs,
+            "book_ticker_checks": self.checks,
+            "mismatches": self.mismatches,
+            "first_mismatch": None
+            if self.first_mismatch is None
+            else {
+                "u": self.first_mismatch.update_id,
+                "book_ticker": self.first_mismatch.expected,
+                "book": self.first_mismatch.got,
+            },
+            "state": self.validator.state.value,
+            "reason": self.validator.reason,
+            "final_last_update_id": self.book.last_update_id,
+            "bid_levels": bids,
+            "ask_levels": asks,
+        }
+
+
+def audit_messages(messages: Iterable[RecordedMessage]) -> dict[str, SymbolAudit]:
+    """Run the audit over messages in file order; one SymbolAudit per symbol.
+
+    A snapshot line carries no symbol: it belongs to the symbol of the stream
+    messages around it (a recording is one symbol a file)."""
+    audits: dict[str, SymbolAudit] = {}
+    current: str | None = None
+    early_snapshots: list[RecordedMessage] = []
+    for msg in messages:
+        if msg.kind == SNAPSHOT:
+            if current is None:
+                early_snapshots.append(msg)
+            else:
+                audits[current].on_message(msg)
+            continue
+        sym = symbol_of(msg)
+        if sym is None:
+            continue
+        audit = audits.get(sym)
+        if audit is None:
+            sample = None
+            if msg.kind == DEPTH:
+                levels = msg.data.get("b") or msg.data.get("a") or []
+                sample = levels[0][0] if levels else None
+            elif msg.kind == BOOK_TICKER:
+                sample = msg.data.get("b")
+            audit = audits[sym] = SymbolAudit.create(sym, tick_for(sym, sample))
+        current = sym
+        if early_snapshots:
+            for snap in early_snapshots:
+                audit.on_message(snap)
+            early_snapshots.clear()
+        audit.on_message(msg)
+    return audits
+
+
+def audit_files(paths: Sequence[str], stats: ReadStats | None = None) -> dict[str, SymbolAudit]:
+    return audit_messages(read_recording(paths, stats))
+
+
+def _with_progress(messages: Iterable[RecordedMessage], stats: ReadStats) -> Iterable[RecordedMessage]:
+    """Pass messages through, drawing a progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield from messages
+        return
+    last = -1
+    for i, msg in enumerate(messages):
+        if i % 2000 == 0 and stats.bytes_total:
+            pct = int(100 * stats.bytes_read / stats.bytes_total)
+            if pct != last:
+                last = pct
+                bar = "#" * (pct // 4)
+                sys.stderr.write(f"\raudit [{bar:<25}] {pct:3d}% {stats.lines:,} lines")
+                sys.stderr.flush()
+        yield msg
+    sys.stderr.write(f"\raudit [{'#' * 25}] 100% {stats.lines:,} lines\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m data_ingestion.audit",
+        description="Rebuild books from recordings through the futures sync rules and "
+        "check them against every bookTicker that names an applied depth event.",
+    )
+    parser.add_argument("files", nargs="+", help="recording files (<ns> <json> lines, gzip or plain), in order")
+    args = parser.parse_args(argv)
+    stats = ReadStats()
+    try:
+        audits = audit_messages(_with_progress(read_recording(args.files, stats), stats))
+    except OSError as exc:
+        print(f"audit: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    status = 0
+    for audit in audits.values():
+        summary = audit.summary()
+        summary["lines"] = stats.lines
+        summary["garbage_lines"] = stats.garbage
+        if stats.first_garbage is not None:
+            summary["first_garbage_line"] = stats.first_garbage
+        print(orjson.dumps(summary).decode())
+        if audit.mismatches:
+            status = 1
+        elif not audit.validator.in_sync and status == 0:
+            status = 3
+    if not audits:
+        print(orjson.dumps({"error": "no stream messages found", "lines": stats.lines,
+                            "garbage_lines": stats.garbage}).decode())
+        return 2
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""The Binance USDT-M futures sync rules as a pure state machine, one per symbol.
+
+No I/O, no clock: the ingestion runtime feeds it decoded depth events and REST
+snapshots and reads ``needs_snapshot`` to know when to fetch one. The rules, from
+Binance's "How to manage a local order book correctly" (futures):
+
+1. Buffer the stream's events while there is no snapshot.
+2. A snapshot older than the first buffered event cannot be bridged: refuse it
+   and ask for another.
+3. Drop every event with ``u < lastUpdateId`` (futures: ``<``, spot uses ``<=``).
+4. The first applied event must satisfy ``U <= lastUpdateId <= u``.
+5. Every later event must satisfy ``pu == u`` of the previous event; otherwise the
+   book is invalid: mark it out of sync, keep buffering, fetch a new snapshot.
+
+A duplicate or stale event (``u`` at or below the last applied ``u``) is ignored:
+applying it again could only undo newer updates.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orderbook.book_state import BookState, MalformedLevel
+
+
+class SyncState(str, enum.Enum):
+    AWAITING_SNAPSHOT = "awaiting_snapshot"  # never synced yet
+    SYNCED = "synced"
+    RESYNCING = "resyncing"  # was synced, lost continuity
+
+
+class EventOutcome(enum.Enum):
+    APPLIED = "applied"
+    BUFFERED = "buffered"  # waiting for a snapshot
+    DROPPED_STALE = "dropped_stale"  # duplicate or older than the book
+    GAP = "gap"  # pu chain broken: now resyncing
+    MALFORMED = "malformed"  # ids missing or levels unparsable
+    OTHER_SYMBOL = "other_symbol"
+
+
+class SnapshotOutcome(enum.Enum):
+    SYNCED = "synced"  # bridged and in sync
+    PENDING = "pending"  # newer than every buffered event: waits for the bridging one
+    REFUSED_TOO_OLD = "refused_too_old"  # older than the buffered stream
+    REFUSED_MALFORMED = "refused_malformed"
+    GAP_IN_BUFFER = "gap_in_buffer"  # bridged, but the buffered events break the pu chain
+    IGNORED = "ignored"  # no snapshot was wanted
+
+
+@dataclass(slots=True)
+class SyncCounters:
+    events_applied: int = 0
+    events_buffered: int = 0
+    dropped_before_sync: int = 0  # u < lastUpdateId while bridging
+    dropped_stale: int = 0  # duplicates / reordered events behind the book
+    malformed: int = 0
+    other_symbol: int = 0
+    gaps: int = 0
+    resyncs: int = 0  # times the book went from synced to resyncing
+    syncs: int = 0  # times the book reached synced
+    snapshots_requested: int = 0
+    snapshots_refused: int = 0
+    buffer_overflows: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+_DEPTH_ID_KEYS = ("U", "u", "pu")
+
+
+class SequenceValidator:
+    """Applies depth events and snapshots to ``book`` by the futures rules."""
+
+    def __init__(self, symbol: str, book: BookState, max_buffer: int = 20_000) -> None:
+        self.symbol = symbol.lower()
+        self._symbol_upper = self.symbol.upper()
+        self.book = book
+        self.state = SyncState.AWAITING_SNAPSHOT
+        self.reason = "waiting for the first snapshot"
+        self.counters = SyncCounters()
+        self._buffer: deque[Mapping[str, Any]] = deque(maxlen=max_buffer)
+        self._pending_snapshot_id: int | None = None  # accepted snapshot waiting to bridge
+        self._last_u: int | None = None  # u of the last applied event (or None before)
+
+    # --- state ---------------------------------------------------------------------
+    @property
+    def in_sync(self) -> bool:
+        return self.state is SyncState.SYNCED
+
+    @property
+    def needs_snapshot(self) -> bool:
+        """True while a (new) snapshot would help: not synced and none pending."""
+        return self.state is not SyncState.SYNCED and self._pending_snapshot_id is None
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    @property
+    def first_buffered_update_id(self) -> int | None:
+        return int(self._buffer[0]["U"]) if self._buffer else None
+
+    def note_snapshot_requested(self) -> None:
+        """The runtime asked the exchange for a snapshot (counted here)."""
+        self.counters.snapshots_requested += 1
+
+    def invalidate(self, reason: str) -> None:
+        """Force a resync (a failed integrity check, a reconnect that lost events)."""
+        self._go_out_of_sync(reason)
+
+    def _go_out_of_sync(self, reason: str) -> None:
+        if self.state is SyncState.SYNCED:
+            self.counters.resyncs += 1
+            self.state = SyncState.RESYNCING
+        self.reason = reason
+        self._pending_snapshot_id = None
+        self._buffer.clear()
+
+    # --- events ----------------------------------------------------------------------
+    def on_depth_event(self, event: Mapping[str, Any]) -> EventOutcome:
+        """Feed one decoded ``depthUpdate`` (the ``data`` part of a combined message)."""
+        try:
+            U = event["U"]
+            u = event["u"]
+            pu = event["pu"]
+            if type(u) is not int or type(U) is not int or type(pu) is not int or U > u:
+                raise TypeError
+        except (KeyError, TypeError):
+            self.counters.malformed += 1
+            return EventOutcome.MALFORMED
+        s = event.get("s")
+        if s is not None and s != self._symbol_upper and s.lower() != self.symbol:
+            self.counters.other_symbol += 1
+            return EventOutcome.OTHER_SYMBOL
+
+        if self.state is SyncState.SYNCED:
+            last = self._last_u
+            if pu == last:
+                return self._apply(event, u)
+            if last is not None and u <= last:
+                self.counters.dropped_stale += 1
+                return EventOutcome.DROPPED_STALE
+            self.counters.gaps += 1
+            self._go_out_of_sync(f"pu gap (expected {last}, got {pu})")
+            self._buffer.append(event)
+            self.counters.events_buffered += 1
+            return EventOutcome.GAP
+
+        if self._pending_snapshot_id is not None:
+            # A snapshot newer than everything buffered is waiting for its bridge.
+            return self._bridge_pending(event)
+        if len(self._buffer) == self._buffer.maxlen:
+            self.counters.buffer_overflows += 1
+        self._buffer.append(event)
+        self.counters.events_buffered += 1
+        return EventOutcome.BUFFERED
+
+    def _apply(self, event: Mapping[str, Any], u: int) -> EventOutcome:
+        try:
+            self.book.apply_diff(event["b"], event["a"], u)
+        except (MalformedLevel, KeyError, TypeError):
+            self.counters.malformed += 1
+            self._go_out_of_sync("malformed levels in a depth event")
+            return EventOutcome.MALFORMED
+        self._last_u = u
+        self.counters.events_applied += 1
+        return EventOutcome.APPLIED
+
+    def _bridge_pending(self, event: Mapping[str, Any]) -> EventOutcome:
+        last_id = self._pending_snapshot_id
+        assert last_id is not None
+        U, u = event["U"], event["u"]
+        if u < last_id:
+            self.counters.dropped_before_sync += 1
+            return EventOutcome.DROPPED_STALE
+        if U <= last_id:
+            outcome = self._apply(event, u)
+            if outcome is EventOutcome.APPLIED:
+                self._pending_snapshot_id = None
+                self._mark_synced()
+            return outcome
+        # The stream has moved past the snapshot without a bridging event.
+        self.counters.snapshots_refused += 1
+        self._pending_snapshot_id = None
+        self.book.clear()
+        self.reason = f"snapshot {last_id} not bridged (next event starts at U={U})"
+        self._buffer.append(event)
+        self.counters.events_buffered += 1
+        return EventOutcome.BUFFERED
+
+    def _mark_synced(self) -> None:
+        self.state = SyncState.SYNCED
+        self.counters.syncs += 1
+        self.reason = f"in sync at update id {self._last_u}"
+
+    # --- snapshots -------------------------------------------------------------------
+    def on_snapshot(self, snapshot: Mapping[str, Any]) -> SnapshotOutcome:
+        """Feed a decoded REST ``/fapi/v1/depth`` body."""
+        if self.state is SyncState.SYNCED:
+            return SnapshotOutcome.IGNORED
+        try:
+            last_id = snapshot["lastUpdateId"]
+            if type(last_id) is not int:
+                raise TypeError
+            bids, asks = snapshot["bids"], snapshot["asks"]
+        except (KeyError, TypeError):
+            self.counters.snapshots_refused += 1
+            self.reason = "malformed snapshot refused"
+            return SnapshotOutcome.REFUSED_MALFORMED
+
+        buffer = self._buffer
+        while buffer and buffer[0]["u"] < last_id:
+            buffer.popleft()
+            self.counters.dropped_before_sync += 1
+        if buffer and buffer[0]["U"] > last_id:
+            self.counters.snapshots_refused += 1
+            self.reason = (
+                f"snapshot {last_id} older than the buffered stream "
+                f"(first event U={buffer[0]['U']}); fetching another"
+            )
+            return SnapshotOutcome.REFUSED_TOO_OLD
+
+        try:
+            self.book.apply_snapshot(last_id, bids, asks)
+        except (MalformedLevel, TypeError, ValueError):
+            self.counters.snapshots_refused += 1
+            self.reason = "snapshot with malformed levels refused"
+            return SnapshotOutcome.REFUSED_MALFORMED
+        self._last_u = None
+
+        if not buffer:
+            self._pending_snapshot_id = last_id
+            self.reason = f"snapshot {last_id} waiting for its bridging event"
+            return SnapshotOutcome.PENDING
+
+        # buffer[0] bridges: U <= lastUpdateId <= u. Then the pu chain must hold.
+        events = list(buffer)
+        buffer.clear()
+        first = events[0]
+        if self._apply(first, first["u"]) is not EventOutcome.APPLIED:
+            return SnapshotOutcome.GAP_IN_BUFFER
+        for i in range(1, len(events)):
+            ev = events[i]
+            if ev["u"] <= self._last_u:  # type: ignore[operator]
+                self.counters.dropped_stale += 1
+                continue
+            if ev["pu"] != self._last_u:
+                self.counters.gaps += 1
+                self.reason = f"pu gap inside the buffer (expected {self._last_u}, got {ev['pu']})"
+                self.book.clear()
+                buffer.extend(events[i:])
+                return SnapshotOutcome.GAP_IN_BUFFER
+            if self._apply(ev, ev["u"]) is not EventOutcome.APPLIED:
+                return SnapshotOutcome.GAP_IN_BUFFER
+        self._mark_synced()
+        return SnapshotOutcome.SYNCED
