@@ -1,0 +1,68 @@
+"""``make bench``: every benchmark of the project, one table, also written as JSON.
+
+    python -m bench [--only NAME[,NAME]] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import ingest
+
+Benchmark = Callable[[], dict[str, Any]]
+
+
+def registry() -> dict[str, tuple[str, Benchmark]]:
+    """name -> (what it measures, function)."""
+    benches: dict[str, tuple[str, Benchmark]] = {
+        "bare_loop": ("reference: orjson decode + SortedDict writes, no sync rules", ingest.bench_bare_loop),
+        "ingest": ("decode + sync + apply per depth message (BTCUSDT recording)", ingest.bench_ingest),
+    }
+    return benches
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "latest.json"))
+    args = parser.parse_args(argv)
+    benches = registry()
+    wanted = [n for n in args.only.split(",") if n] or list(benches)
+    unknown = [n for n in wanted if n not in benches]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(benches)}", file=sys.stderr)
+        return 2
+    results: dict[str, Any] = {"machine": machine(), "results": {}}
+    print(f"{'benchmark':<14} {'figure':<24} value")
+    for name in wanted:
+        what, fn = benches[name]
+        res = fn()
+        results["results"][name] = {"what": what, **res}
+        for key, value in res.items():
+            shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
+            print(f"{name:<14} {key:<24} {shown}", flush=True)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(f"written: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
