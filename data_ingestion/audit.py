@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,8 +35,7 @@ from data_ingestion.recording import (
 )
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import EventOutcome, SequenceValidator
-
-_RECENT_APPLIED = 4096  # applied events remembered for late bookTickers
+from orderbook.ticker_check import TickerCrossCheck, TickerMismatch
 
 
 def tick_for(symbol: str, sample_price: str | None) -> float:
@@ -50,99 +48,51 @@ def tick_for(symbol: str, sample_price: str | None) -> float:
 
 
 @dataclass(slots=True)
-class Mismatch:
-    update_id: int
-    expected: dict[str, Any]
-    got: dict[str, Any]
-
-
-@dataclass(slots=True)
 class SymbolAudit:
     """Book, sync machine and bookTicker checks of one symbol."""
 
     symbol: str
     book: BookState
     validator: SequenceValidator
+    ticker_check: TickerCrossCheck
     depth_events: int = 0
     snapshots: int = 0
-    checks: int = 0
-    mismatches: int = 0
-    first_mismatch: Mismatch | None = None
-    _pending: dict[int, dict[str, Any]] = field(default_factory=dict)  # bookTickers ahead of the book
-    _applied: OrderedDict[int, tuple[int | None, float, int | None, float]] = field(
-        default_factory=OrderedDict
-    )
 
     @classmethod
     def create(cls, symbol: str, tick_size: float) -> SymbolAudit:
         book = BookState(symbol, tick_size)
-        return cls(symbol, book, SequenceValidator(symbol, book))
+        return cls(symbol, book, SequenceValidator(symbol, book), TickerCrossCheck(book))
+
+    @property
+    def checks(self) -> int:
+        return self.ticker_check.checks
+
+    @property
+    def mismatches(self) -> int:
+        return self.ticker_check.failures
+
+    @property
+    def first_mismatch(self) -> TickerMismatch | None:
+        return self.ticker_check.first_failure
 
     def on_message(self, msg: RecordedMessage) -> None:
-        if msg.kind is DEPTH or msg.kind == DEPTH:
-            self.on_depth(msg.data)
+        if msg.kind == DEPTH:
+            self.depth_events += 1
+            if self.validator.on_depth_event(msg.data) is EventOutcome.APPLIED and self.validator.in_sync:
+                self.ticker_check.on_applied(msg.data["u"])
         elif msg.kind == SNAPSHOT:
             self.snapshots += 1
             self.validator.on_snapshot(msg.data)
             if self.validator.in_sync:
-                self._remember_top(self.book.last_update_id)
+                self.ticker_check.reset()
+                self.ticker_check.on_applied(self.book.last_update_id)
         elif msg.kind == BOOK_TICKER:
-            self.on_book_ticker(msg.data)
-
-    def on_depth(self, event: dict[str, Any]) -> None:
-        self.depth_events += 1
-        if self.validator.on_depth_event(event) is EventOutcome.APPLIED and self.validator.in_sync:
-            self._remember_top(event["u"])
-
-    def _remember_top(self, u: int) -> None:
-        book = self.book
-        bk, ak = book.best_bid_key(), book.best_ask_key()
-        top = (bk, book.bids[bk] if bk is not None else 0.0, ak, book.asks[ak] if ak is not None else 0.0)
-        self._applied[u] = top
-        if len(self._applied) > _RECENT_APPLIED:
-            self._applied.popitem(last=False)
-        ticker = self._pending.pop(u, None)
-        if ticker is not None:
-            self._check(u, ticker, top)
-        if len(self._pending) > 4 * _RECENT_APPLIED:
-            self._pending = {k: v for k, v in self._pending.items() if k > u}
-
-    def on_book_ticker(self, ticker: dict[str, Any]) -> None:
-        u = ticker.get("u")
-        if type(u) is not int:
-            return
-        top = self._applied.get(u)
-        if top is not None:
-            self._check(u, ticker, top)
-        elif u > self.book.last_update_id:
-            self._pending[u] = ticker
-
-    def _check(
-        self, u: int, ticker: dict[str, Any], top: tuple[int | None, float, int | None, float]
-    ) -> None:
-        self.checks += 1
-        book = self.book
-        try:
-            expected = (book.key(ticker["b"]), float(ticker["B"]), book.key(ticker["a"]), float(ticker["A"]))
-        except (KeyError, TypeError, ValueError):
-            expected = (None, float("nan"), None, float("nan"))
-        if expected != top:
-            self.mismatches += 1
-            if self.first_mismatch is None:
-                self.first_mismatch = Mismatch(
-                    u,
-                    {k: ticker.get(k) for k in ("b", "B", "a", "A")},
-                    {
-                        "b": book.price(top[0]) if top[0] is not None else None,
-                        "B": top[1],
-                        "a": book.price(top[2]) if top[2] is not None else None,
-                        "A": top[3],
-                    },
-                )
+            self.ticker_check.on_book_ticker(msg.data)
 
     def summary(self) -> dict[str, Any]:
         c = self.validator.counters
         bids, asks = self.book.depth()
+        first = self.first_mismatch
         return {
             "symbol": self.symbol,
             "depth_events": self.depth_events,
@@ -156,12 +106,8 @@ class SymbolAudit:
             "book_ticker_checks": self.checks,
             "mismatches": self.mismatches,
             "first_mismatch": None
-            if self.first_mismatch is None
-            else {
-                "u": self.first_mismatch.update_id,
-                "book_ticker": self.first_mismatch.expected,
-                "book": self.first_mismatch.got,
-            },
+            if first is None
+            else {"u": first.update_id, "book_ticker": first.book_ticker, "book": first.book},
             "state": self.validator.state.value,
             "reason": self.validator.reason,
             "final_last_update_id": self.book.last_update_id,

@@ -27,7 +27,7 @@ from typing import Any
 from orderbook.book_state import BookState, MalformedLevel
 
 
-class SyncState(str, enum.Enum):
+class SyncState(enum.StrEnum):
     AWAITING_SNAPSHOT = "awaiting_snapshot"  # never synced yet
     SYNCED = "synced"
     RESYNCING = "resyncing"  # was synced, lost continuity

@@ -32,6 +32,11 @@ def test_ethusdt_recording_rebuilds_exactly(eth_file: Path) -> None:
     assert s["gaps"] == 0 and s["state"] == "synced"
 
 
+def _lines(path: Path) -> list[bytes]:
+    with gzip.open(path, "rb") as fh:
+        return fh.readlines()
+
+
 def _rewrite(src: Path, dst: Path, keep) -> None:
     with gzip.open(src, "rb") as fin, gzip.open(dst, "wb") as fout:
         for i, line in enumerate(fin):
@@ -64,7 +69,7 @@ def test_a_wrong_level_is_caught_as_a_mismatch(btc_file: Path, tmp_path: Path) -
     # Change the quantity of the best bid in a depth event that a bookTicker names:
     # the check right after that event must fail.
     tickers: dict[int, str] = {}
-    for line in gzip.open(btc_file, "rb"):
+    for line in _lines(btc_file):
         if b"bookTicker" in line:
             data = json.loads(line.split(b" ", 1)[1])["data"]
             tickers[data["u"]] = data["b"]
@@ -94,7 +99,7 @@ def test_a_wrong_level_is_caught_as_a_mismatch(btc_file: Path, tmp_path: Path) -
 
 
 def test_a_recording_split_at_a_day_boundary_reads_as_one_stream(btc_file: Path, tmp_path: Path) -> None:
-    lines = gzip.open(btc_file, "rb").readlines()
+    lines = _lines(btc_file)
     half = len(lines) // 2
     first, second = tmp_path / "part1.gz", tmp_path / "part2"  # second one plain text
     with gzip.open(first, "wb") as fh:
@@ -105,7 +110,7 @@ def test_a_recording_split_at_a_day_boundary_reads_as_one_stream(btc_file: Path,
 
 
 def test_garbage_lines_are_counted_not_fatal(tmp_path: Path, btc_file: Path) -> None:
-    lines = gzip.open(btc_file, "rb").readlines()[:3000]
+    lines = _lines(btc_file)[:3000]
     lines.insert(10, b"this is not a message\n")
     lines.insert(20, b"123 {not json\n")
     lines.insert(30, b"456 [1,2,3]\n")

@@ -1,0 +1,103 @@
+"""The bookTicker cross-check: a free, exact integrity check of a rebuilt book.
+
+A bookTicker whose ``u`` equals the ``u`` of an applied depth event carries the
+exchange's best bid and ask (price and quantity) right after that event. The
+bookTicker stream is real time and usually arrives *before* the batched depth
+event it names, so a check runs from whichever of the two comes second.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orderbook.book_state import BookState
+
+Top = tuple[int | None, float, int | None, float]  # best bid key, qty, best ask key, qty
+
+
+@dataclass(frozen=True, slots=True)
+class TickerMismatch:
+    update_id: int
+    book_ticker: dict[str, Any]  # b, B, a, A as the exchange sent them
+    book: dict[str, Any]  # the same four read from the local book
+
+
+class TickerCrossCheck:
+    """Matches bookTickers to applied depth events of one book by update id."""
+
+    def __init__(self, book: BookState, remember: int = 4096) -> None:
+        self.book = book
+        self.remember = remember
+        self.checks = 0
+        self.failures = 0
+        self.first_failure: TickerMismatch | None = None
+        self.last_failure: TickerMismatch | None = None
+        self._pending: dict[int, Mapping[str, Any]] = {}  # tickers ahead of the book
+        self._applied: OrderedDict[int, Top] = OrderedDict()  # recent applied events' tops
+
+    def reset(self) -> None:
+        """Forget everything (the book was rebuilt from a new snapshot)."""
+        self._pending.clear()
+        self._applied.clear()
+
+    def on_applied(self, u: int) -> bool | None:
+        """Call right after the event with final update id ``u`` was applied.
+        Returns the check's result when a waiting bookTicker named ``u``, else None."""
+        book = self.book
+        bids, asks = book.bids, book.asks
+        bk = bids.keys()[-1] if bids else None
+        ak = asks.keys()[0] if asks else None
+        top = (bk, bids[bk] if bk is not None else 0.0, ak, asks[ak] if ak is not None else 0.0)
+        applied = self._applied
+        applied[u] = top
+        if len(applied) > self.remember:
+            applied.popitem(last=False)
+        result = None
+        pending = self._pending
+        if pending:
+            ticker = pending.pop(u, None)
+            if ticker is not None:
+                result = self._check(u, ticker, top)
+            if len(pending) > 4 * self.remember:
+                self._pending = {k: v for k, v in pending.items() if k > u}
+        return result
+
+    def on_book_ticker(self, ticker: Mapping[str, Any]) -> bool | None:
+        """Feed one bookTicker event; returns the check's result if one was made."""
+        u = ticker.get("u")
+        if type(u) is not int:
+            return None
+        top = self._applied.get(u)
+        if top is not None:
+            return self._check(u, ticker, top)
+        if u > self.book.last_update_id:
+            self._pending[u] = ticker
+        return None
+
+    def _check(self, u: int, ticker: Mapping[str, Any], top: Top) -> bool:
+        self.checks += 1
+        book = self.book
+        try:
+            expected: Top = (book.key(ticker["b"]), float(ticker["B"]), book.key(ticker["a"]), float(ticker["A"]))
+        except (KeyError, TypeError, ValueError):
+            expected = (None, float("nan"), None, float("nan"))
+        if expected == top:
+            return True
+        self.failures += 1
+        mismatch = TickerMismatch(
+            u,
+            {k: ticker.get(k) for k in ("b", "B", "a", "A")},
+            {
+                "b": book.price(top[0]) if top[0] is not None else None,
+                "B": top[1],
+                "a": book.price(top[2]) if top[2] is not None else None,
+                "A": top[3],
+            },
+        )
+        if self.first_failure is None:
+            self.first_failure = mismatch
+        self.last_failure = mismatch
+        return False
