@@ -160,7 +160,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **cli: object) -> Se
     values = env_overrides(environ)
     values.update({k: v for k, v in cli.items() if v is not None})
     if "symbols" in values:
-        values["symbols"] = tuple(str(s).lower() for s in values["symbols"])  # type: ignore[union-attr]
+        raw_symbols: typing.Iterable[object] = values["symbols"]  # type: ignore[assignment]
+        values["symbols"] = tuple(str(s).lower() for s in raw_symbols)
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -1,0 +1,91 @@
+"""Wires ingestion, features, the frame publisher and the API server together.
+
+``main.py`` (the CLI) and the tests build the product through :class:`Stack`, so the
+tests exercise exactly what a user runs. The Dash server and the in-process
+simulated exchange are attached by main.py; the stack only needs their URLs.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Sequence
+
+from api.hub import FrameHub
+from api.publisher import FramePublisher
+from api.server import ApiServer, Services, SourceInfo, bind_socket
+from config import Settings, SymbolSpec
+from data_ingestion.runtime import IngestionRuntime
+from data_ingestion.tasks import TaskRegistry
+from features.engine import SymbolFeatures
+
+log = logging.getLogger("stack")
+
+
+class Stack:
+    """Ingestion + features + publisher + API, started and stopped as one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: SourceInfo,
+        api_socket: socket.socket | None = None,
+        replay_files: Sequence[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.replay_files = tuple(replay_files)
+        self.tasks = TaskRegistry()
+        self.features: dict[str, SymbolFeatures] = {}
+        self.runtime = IngestionRuntime(settings, self.tasks, self._make_features)
+        self.hub = FrameHub(settings.max_ws_clients, settings.max_ws_clients_per_ip, settings.ws_client_queue)
+        self._api_socket = api_socket
+        self.publisher: FramePublisher | None = None
+        self.services: Services | None = None
+        self.api: ApiServer | None = None
+
+    def _make_features(self, symbol: str, spec: SymbolSpec) -> SymbolFeatures:
+        features = SymbolFeatures(symbol, self.settings, spec)
+        self.features[symbol] = features
+        return features
+
+    @property
+    def api_url(self) -> str:
+        assert self.api is not None
+        host = self.settings.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.api.port}"
+
+    async def start(self) -> None:
+        s = self.settings
+        if self.source.kind == "replay":
+            await self.runtime.start_replay(self.replay_files, s.replay_speed)
+        else:
+            await self.runtime.start_live()
+        self.publisher = FramePublisher(
+            self.runtime.feeds, self.features, self.hub, s.buffer_seconds, s.push_interval_s,
+            replay=self.source.kind == "replay",
+        )
+        self.services = Services(s, self.runtime, self.publisher, self.hub, self.source)
+        sock = self._api_socket if self._api_socket is not None else bind_socket(s.host, s.api_port)
+        self.api = ApiServer(self.services, sock, log_level="warning")
+        await self.api.start()
+        self.tasks.spawn(self.publisher.run(), name="frame-publisher")
+
+    async def stop_api(self) -> None:
+        assert self.api is not None
+        await self.api.stop()
+
+    async def start_api_again(self) -> None:
+        assert self.api is not None and self.services is not None
+        port = self.api.port
+        self.api = ApiServer(self.services, bind_socket(self.settings.host, port), log_level="warning")
+        await self.api.start()
+
+    async def stop(self) -> None:
+        """API clients closed with a close frame, exchange sockets closed, tasks
+        cancelled and awaited, recorder flushed."""
+        if self.api is not None:
+            await self.api.stop()
+        await self.runtime.stop()
+        await self.tasks.cancel_all()

@@ -1,0 +1,79 @@
+"""``GET /metrics``: Prometheus text format, collected from live state on each scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from data_ingestion.monitor import LATENCY_BUCKETS_S
+
+if TYPE_CHECKING:
+    from api.server import Services
+
+
+class _Collector:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        runtime = self.services.runtime
+        hub = self.services.hub
+        counters: dict[str, tuple[str, Any]] = {
+            "liq_messages": ("websocket messages received", lambda f: f.monitor.messages),
+            "liq_depth_events": ("depth events processed", lambda f: f.monitor.depth_events),
+            "liq_gaps": ("pu gaps detected", lambda f: f.validator.counters.gaps),
+            "liq_resyncs": ("resyncs (in sync -> resyncing)", lambda f: f.validator.counters.resyncs),
+            "liq_reconnects": ("websocket reconnects", lambda f: f.monitor.reconnects),
+            "liq_snapshots_requested": ("REST snapshots requested", lambda f: f.validator.counters.snapshots_requested),
+            "liq_book_ticker_checks": ("bookTicker cross-checks made", lambda f: f.ticker_check.checks),
+            "liq_book_ticker_failures": ("bookTicker cross-checks failed", lambda f: f.ticker_check.failures),
+        }
+        for name, (doc, get) in counters.items():
+            fam = CounterMetricFamily(name, doc, labels=["symbol"])
+            for sym, feed in runtime.feeds.items():
+                fam.add_metric([sym], float(get(feed)))
+            yield fam
+        in_sync = GaugeMetricFamily("liq_in_sync", "1 when the book is in sync", labels=["symbol"])
+        lag = GaugeMetricFamily("liq_exchange_lag_ms", "mean receive time minus event time E", labels=["symbol"])
+        levels = GaugeMetricFamily("liq_book_levels", "levels held", labels=["symbol", "side"])
+        hist = HistogramMetricFamily(
+            "liq_processing_latency_seconds", "decode + sync + apply + features per depth message", labels=["symbol"]
+        )
+        for sym, feed in runtime.feeds.items():
+            in_sync.add_metric([sym], 1.0 if feed.sync_info()["state"] == "synced" else 0.0)
+            lags = list(feed.monitor.lag_ms)
+            if lags:
+                lag.add_metric([sym], sum(lags) / len(lags))
+            levels.add_metric([sym, "bid"], float(len(feed.book.bids)))
+            levels.add_metric([sym, "ask"], float(len(feed.book.asks)))
+            m = feed.monitor
+            cumulative = 0
+            buckets = []
+            for bound, count in zip((*LATENCY_BUCKETS_S, float("inf")), m.latency_buckets, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
+            hist.add_metric([sym], buckets, m.latency_sum_s)
+        yield in_sync
+        yield lag
+        yield levels
+        yield hist
+        clients = GaugeMetricFamily("liq_ws_clients", "websocket clients connected", labels=["symbol"])
+        by_symbol = hub.clients_by_symbol()
+        for sym in runtime.feeds:
+            clients.add_metric([sym], float(by_symbol.get(sym, 0)))
+        yield clients
+        st = hub.stats
+        yield CounterMetricFamily("liq_frames_dropped", "frames dropped for slow clients", value=st.frames_dropped)
+        yield CounterMetricFamily("liq_ws_clients_refused", "websocket clients refused", value=st.clients_refused)
+        yield GaugeMetricFamily("liq_process_rss_bytes", "resident set size",
+                                value=runtime.process.rss_mb() * 1024 * 1024)
+
+
+def prometheus_text(services: Services) -> tuple[bytes, str]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(services))  # type: ignore[arg-type]
+    return generate_latest(registry), CONTENT_TYPE_LATEST

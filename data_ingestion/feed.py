@@ -1,0 +1,225 @@
+"""One symbol's feed: its book, its sync machine, its snapshot loop, its checks.
+
+The connections hand decoded events to :class:`SymbolFeed`; it never does network
+I/O itself except through the REST client it is given for snapshots. A gap in this
+symbol resyncs this symbol only; the socket keeps being read meanwhile (the
+snapshot loop is its own task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Protocol
+
+from config import Settings, SymbolSpec
+from data_ingestion.backoff import Backoff
+from data_ingestion.monitor import FeedMonitor
+from data_ingestion.rest import RestClient, RestError
+from orderbook.book_state import BookState
+from orderbook.sequence_validator import EventOutcome, SequenceValidator, SnapshotOutcome, SyncState
+from orderbook.ticker_check import TickerCrossCheck
+
+log = logging.getLogger("feed")
+
+
+class FeatureSink(Protocol):
+    """What the feed tells the feature engine (features.engine implements it)."""
+
+    def on_depth_applied(self, book: BookState, ts_ns: int, event_time_ms: int | None = None) -> None: ...
+
+    def on_trade(self, ts_ns: int, price: float, qty: float, side: str) -> None: ...
+
+
+class RawSink(Protocol):
+    """Where raw messages go when recording."""
+
+    def write(self, symbol: str, ts_ns: int, raw: bytes | str) -> None: ...
+
+
+class SymbolFeed:
+    """Book + sync state machine + bookTicker cross-check + monitoring of one symbol."""
+
+    def __init__(
+        self,
+        symbol: str,
+        spec: SymbolSpec,
+        settings: Settings,
+        features: FeatureSink | None = None,
+        recorder: RawSink | None = None,
+    ) -> None:
+        self.symbol = symbol.lower()
+        self.spec = spec
+        self.settings = settings
+        self.book = BookState(self.symbol, spec.tick_size, spec.price_decimals)
+        self.validator = SequenceValidator(self.symbol, self.book)
+        self.ticker_check = TickerCrossCheck(self.book)
+        self.monitor = FeedMonitor(self.symbol, started_ns=time.monotonic_ns())
+        self.features = features
+        self.recorder = recorder
+        self.connected = False
+        self.last_event_ms: int | None = None  # exchange E of the last applied depth event
+        self.last_ts_ns: int = 0  # local receive time (epoch ns) of the last message
+        self.replay_finished = False  # a finished replay keeps its book; it is not stale
+        self._wake = asyncio.Event()
+        self._last_state = self.validator.state
+
+    # --- state for the API ----------------------------------------------------------
+    @property
+    def in_sync(self) -> bool:
+        return self.validator.in_sync
+
+    def display_state(self, mono_ns: int | None = None) -> str:
+        """awaiting_snapshot / synced / resyncing, or stale when the feed went quiet."""
+        state = self.validator.state
+        if state is SyncState.SYNCED and not self.replay_finished and self.is_stale(mono_ns):
+            return "stale"
+        return state.value
+
+    def is_stale(self, mono_ns: int | None = None) -> bool:
+        last = self.monitor.last_message_mono_ns
+        if not last:
+            return True
+        now = time.monotonic_ns() if mono_ns is None else mono_ns
+        return (now - last) / 1e9 > self.settings.stale_after_s
+
+    def sync_info(self, mono_ns: int | None = None) -> dict[str, Any]:
+        now = time.monotonic_ns() if mono_ns is None else mono_ns
+        last = self.monitor.last_message_mono_ns
+        return {
+            "state": self.display_state(now),
+            "reason": self.validator.reason,
+            "last_update_id": self.book.last_update_id or None,
+            "last_message_age_s": round((now - last) / 1e9, 3) if last else None,
+        }
+
+    def feed_info(self, mono_ns: int | None = None) -> dict[str, Any]:
+        now = time.monotonic_ns() if mono_ns is None else mono_ns
+        c = self.validator.counters
+        return {
+            **self.monitor.summary(now),
+            "gaps": c.gaps,
+            "resyncs": c.resyncs,
+            "syncs": c.syncs,
+            "events_applied": c.events_applied,
+            "dropped_before_sync": c.dropped_before_sync,
+            "dropped_stale": c.dropped_stale,
+            "snapshots_requested": c.snapshots_requested,
+            "snapshots_refused": c.snapshots_refused,
+            "book_ticker_checks": self.ticker_check.checks,
+            "book_ticker_failures": self.ticker_check.failures,
+            "bid_levels": len(self.book.bids),
+            "ask_levels": len(self.book.asks),
+        }
+
+    # --- events (hot path) ---------------------------------------------------------------
+    def on_depth(self, event: dict[str, Any], t0_ns: int, recv_ns: int) -> EventOutcome:
+        """One decoded depthUpdate; ``t0_ns`` (perf counter) is when its bytes arrived."""
+        outcome = self.validator.on_depth_event(event)
+        if outcome is EventOutcome.APPLIED:
+            if self.ticker_check.on_applied(event["u"]) is False:
+                self._on_ticker_mismatch()
+            elif self.features is not None:
+                self.features.on_depth_applied(self.book, recv_ns, event.get("E"))
+            self.last_event_ms = event.get("E")
+        elif outcome is EventOutcome.GAP:
+            log.warning("%s: %s; resyncing from a new snapshot", self.symbol, self.validator.reason)
+        elif outcome is EventOutcome.MALFORMED:
+            log.warning("%s: malformed depth event skipped (%s)", self.symbol, self.validator.reason)
+        if self.validator.state is not self._last_state:
+            self._state_changed()
+        if outcome is not EventOutcome.APPLIED and self.validator.needs_snapshot:
+            self._wake.set()
+        e_ms = event.get("E")
+        self.monitor.on_depth_processed(
+            time.perf_counter_ns() - t0_ns, recv_ns / 1e6, e_ms if type(e_ms) is int else None
+        )
+        return outcome
+
+    def on_book_ticker(self, ticker: dict[str, Any]) -> None:
+        self.monitor.book_tickers += 1
+        if self.validator.in_sync and self.ticker_check.on_book_ticker(ticker) is False:
+            self._on_ticker_mismatch()
+
+    def on_trade(self, trade: dict[str, Any], recv_ns: int) -> None:
+        """aggTrade (or trade): ``m`` true means the buyer was the maker, so the
+        seller was the aggressor."""
+        self.monitor.trades += 1
+        if self.features is None:
+            return
+        try:
+            price, qty = float(trade["p"]), float(trade["q"])
+            side = "sell" if trade["m"] else "buy"
+        except (KeyError, TypeError, ValueError):
+            self.monitor.malformed += 1
+            return
+        self.features.on_trade(recv_ns, price, qty, side)
+
+    def _on_ticker_mismatch(self) -> None:
+        m = self.ticker_check.last_failure
+        log.error("%s: bookTicker check failed at u=%s (exchange %s, book %s); resyncing",
+                  self.symbol, m.update_id if m else "?", m.book_ticker if m else "?", m.book if m else "?")
+        self.validator.invalidate("bookTicker cross-check failed")
+        self._state_changed()
+        self._wake.set()
+
+    def _state_changed(self) -> None:
+        state = self.validator.state
+        self._last_state = state
+        self.monitor.set_in_sync(state is SyncState.SYNCED, time.monotonic_ns())
+        if state is SyncState.SYNCED:
+            self.ticker_check.reset()
+            log.info("%s: %s", self.symbol, self.validator.reason)
+
+    # --- connection events -----------------------------------------------------------------
+    def on_connected(self) -> None:
+        self.connected = True
+        self._wake.set()
+
+    def on_disconnected(self, reason: str) -> None:
+        """Events may have been lost: the book can no longer be trusted."""
+        self.connected = False
+        self.validator.invalidate(f"connection lost ({reason})")
+        self._state_changed()
+
+    # --- snapshots ---------------------------------------------------------------------------
+    def on_snapshot_body(self, body: dict[str, Any]) -> SnapshotOutcome:
+        outcome = self.validator.on_snapshot(body)
+        if outcome is SnapshotOutcome.SYNCED:
+            self.ticker_check.reset()
+            self.ticker_check.on_applied(self.book.last_update_id)
+        elif outcome is not SnapshotOutcome.PENDING:
+            log.info("%s: snapshot %s: %s", self.symbol, outcome.value, self.validator.reason)
+        if self.validator.state is not self._last_state:
+            self._state_changed()
+        return outcome
+
+    async def run_snapshot_sync(self, rest: RestClient) -> None:
+        """Fetch snapshots whenever the sync machine needs one, within the weight budget."""
+        backoff = Backoff(0.5, self.settings.backoff_max_s, 2.0, self.settings.backoff_jitter)
+        min_buffered = self.settings.first_snapshot_min_buffered
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            v = self.validator
+            if not (self.connected and v.needs_snapshot and v.buffered >= min_buffered):
+                continue
+            v.note_snapshot_requested()
+            try:
+                body, raw = await rest.depth_snapshot(self.symbol, self.settings.snapshot_limit)
+            except RestError as exc:
+                self.monitor.snapshot_errors += 1
+                delay = exc.retry_after if exc.retry_after is not None else backoff.next_delay()
+                log.warning("%s: snapshot request failed (%s); retrying in %.1f s", self.symbol, exc, delay)
+                await asyncio.sleep(delay)
+                self._wake.set()
+                continue
+            if self.recorder is not None:
+                self.recorder.write(self.symbol, time.time_ns(), raw)
+            outcome = self.on_snapshot_body(body)
+            if outcome in (SnapshotOutcome.SYNCED, SnapshotOutcome.PENDING):
+                backoff.reset()
+            else:
+                await asyncio.sleep(backoff.next_delay())
+                self._wake.set()

@@ -1,0 +1,172 @@
+"""REST calls toward the exchange: depth snapshots, exchangeInfo, ping.
+
+Snapshot requests go through one :class:`WeightBudget` per process, so that a
+resync storm over many symbols cannot get the IP banned: it reads the
+``X-MBX-USED-WEIGHT-1M`` header, keeps under a share of the 2,400-a-minute budget,
+and honours ``Retry-After`` on 429 (rate limited) and 418 (banned).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+
+log = logging.getLogger("rest")
+
+# Request weight of GET /fapi/v1/depth by limit (Binance USDT-M docs).
+DEPTH_WEIGHT = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
+
+
+class RestError(Exception):
+    """A REST call failed; ``retry_after`` (seconds) when the exchange said when."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class WeightBudget:
+    """Local view of the IP's request weight for the current minute."""
+
+    def __init__(
+        self,
+        budget_1m: int = 2400,
+        safety: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.limit = int(budget_1m * safety)
+        self._clock = clock
+        self._minute = int(clock() // 60)
+        self.used = 0
+        self.blocked_until = 0.0  # from Retry-After
+        self.requests = 0
+        self.waits = 0
+        self.rate_limited = 0  # 429 / 418 answers seen
+
+    def _roll(self) -> None:
+        minute = int(self._clock() // 60)
+        if minute != self._minute:
+            self._minute = minute
+            self.used = 0
+
+    def delay_for(self, weight: int) -> float:
+        """Seconds to wait before spending ``weight``; 0 when it may go now."""
+        now = self._clock()
+        if now < self.blocked_until:
+            return self.blocked_until - now
+        self._roll()
+        if self.used + weight > self.limit:
+            return 60.0 - (now % 60.0) + 0.05
+        return 0.0
+
+    def spend(self, weight: int) -> None:
+        self._roll()
+        self.used += weight
+        self.requests += 1
+
+    def observe(self, headers: httpx.Headers, status: int) -> float | None:
+        """Read the exchange's view of the used weight and any Retry-After."""
+        header = headers.get("x-mbx-used-weight-1m")
+        if header is not None:
+            try:
+                self._roll()
+                self.used = max(self.used, int(header))
+            except ValueError:
+                pass
+        if status in (418, 429):
+            self.rate_limited += 1
+            try:
+                retry = float(headers.get("retry-after", "60"))
+            except ValueError:
+                retry = 60.0
+            retry = max(1.0, retry)
+            self.blocked_until = max(self.blocked_until, self._clock() + retry)
+            return retry
+        return None
+
+
+class RestClient:
+    """Thin async client of the exchange's REST API."""
+
+    def __init__(self, base_url: str, budget: WeightBudget, timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.budget = budget
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
+            headers={"User-Agent": "liquidity-dashboard/1"},
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _get(self, path: str, params: dict[str, Any], weight: int) -> Any:
+        while True:
+            delay = self.budget.delay_for(weight)
+            if delay <= 0:
+                break
+            self.budget.waits += 1
+            log.info("rest: waiting %.1f s for the request weight budget (%s)", delay, path)
+            await asyncio.sleep(delay)
+        self.budget.spend(weight)
+        try:
+            resp = await self._client.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise RestError(f"GET {path} failed: {type(exc).__name__}: {exc}") from None
+        retry = self.budget.observe(resp.headers, resp.status_code)
+        if resp.status_code != 200:
+            detail = resp.text[:200]
+            raise RestError(f"GET {path} -> HTTP {resp.status_code}: {detail}", resp.status_code, retry)
+        try:
+            return orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise RestError(f"GET {path}: body is not JSON", resp.status_code) from None
+
+    async def depth_snapshot(self, symbol: str, limit: int = 1000) -> tuple[dict[str, Any], bytes]:
+        """The decoded snapshot body and its raw bytes (for the recorder)."""
+        weight = DEPTH_WEIGHT.get(limit)
+        if weight is None:
+            raise ValueError(f"{symbol}: snapshot limit must be one of {sorted(DEPTH_WEIGHT)}")
+        body = await self._get("/fapi/v1/depth", {"symbol": symbol.upper(), "limit": limit}, weight)
+        if not isinstance(body, dict):
+            raise RestError(f"{symbol}: snapshot body is not an object")
+        return body, orjson.dumps(body)
+
+    async def exchange_info(self) -> dict[str, Any]:
+        body = await self._get("/fapi/v1/exchangeInfo", {}, 1)
+        if not isinstance(body, dict):
+            raise RestError("exchangeInfo body is not an object")
+        return body
+
+    async def ping(self) -> bool:
+        await self._get("/fapi/v1/ping", {}, 1)
+        return True
+
+
+def symbol_filters(info: dict[str, Any]) -> dict[str, tuple[float, float, int, int]]:
+    """symbol -> (tick size, step size, price decimals, qty decimals) from exchangeInfo."""
+    out: dict[str, tuple[float, float, int, int]] = {}
+    for sym in info.get("symbols", []):
+        try:
+            filters = {f["filterType"]: f for f in sym["filters"]}
+            tick_s = filters["PRICE_FILTER"]["tickSize"]
+            step_s = filters["LOT_SIZE"]["stepSize"]
+            out[sym["symbol"].lower()] = (float(tick_s), float(step_s), _decimals(tick_s), _decimals(step_s))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _decimals(step: str) -> int:
+    """Decimals a tick string needs: "0.10" -> 1, "0.00100000" -> 3, "1" -> 0."""
+    if "." not in step:
+        return 0
+    frac = step.split(".", 1)[1].rstrip("0")
+    return len(frac)

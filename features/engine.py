@@ -1,0 +1,213 @@
+"""Per-symbol feature engine: the pure glue between the ingestion runtime and the
+frames of docs/frames.md.
+
+The runtime calls :meth:`SymbolFeatures.on_depth_applied` after every applied depth
+event (cheap: top-N metrics and OFI), :meth:`SymbolFeatures.on_trade` on every trade
+and :meth:`SymbolFeatures.build_frame` once per push tick (depth bands, heatmap
+column, volume profile, and the detectors on a 1 Hz sample). No I/O, no clock: every
+time is an argument in integer ns.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from config import Settings, SymbolSpec
+from features.basic_metrics import TopMetrics, depth_bands, top_metrics
+from features.liquidity_detection import Alert, LiquidityDetector
+from features.ofi import OfiTracker
+from features.trade import Trade
+from orderbook.book_state import BookState
+from state.level_history import BinnedSizes, LevelHistory, RecentEvents, heatmap_column
+from state.rolling_buffer import frames_for
+
+SYNCED = "synced"
+_NS = 1_000_000_000
+# Trades held for the next frame when frames stop being built for a while: bounded.
+MAX_PENDING_TRADES = 50_000
+
+
+class SymbolFeatures:
+    """Everything computed for one symbol between two frames, and the frame itself."""
+
+    def __init__(self, symbol: str, settings: Settings, spec: SymbolSpec | None = None) -> None:
+        self.symbol = symbol.lower()
+        self.settings = settings
+        self.spec = spec if spec is not None else settings.spec(self.symbol)
+        self.ofi = OfiTracker(settings.top_n, settings.ofi_window_s)
+        self.detector = LiquidityDetector(self.symbol, settings)
+        self.levels = LevelHistory(
+            settings.buffer_seconds, frames_for(settings.buffer_seconds, settings.push_interval_s)
+        )
+        self.trade_history: RecentEvents[Trade] = RecentEvents(settings.buffer_seconds)
+        self.alert_history: RecentEvents[Alert] = RecentEvents(settings.buffer_seconds, max_items=10_000)
+        self.latest: TopMetrics | None = None  # top-N metrics after the last applied event
+        self.seq = 0
+        self._ts_event_ms: int | None = None
+        self._frame_trades: deque[Trade] = deque(maxlen=MAX_PENDING_TRADES)
+        self._sample_trades: deque[Trade] = deque(maxlen=MAX_PENDING_TRADES)
+        self._last_sample_slot: int | None = None
+        self._was_synced = False
+        self._snapshot_band: object | None = None  # identity of the book's last snapshot
+
+    # --- event path -------------------------------------------------------------------
+    def on_depth_applied(self, book: BookState, ts_ns: int, event_time_ms: int | None = None) -> None:
+        """After one applied depth event: top-N metrics and the OFI state (O(N)). A new
+        snapshot under the book (seen by its ``snapshot_band``) resets the flow first."""
+        band = book.snapshot_band
+        if band is not self._snapshot_band:
+            # A new REST snapshot was applied since the last event (a resync between two
+            # frames): the flow must not difference across it.
+            if self._snapshot_band is not None:
+                self.on_resync()
+            self._snapshot_band = band
+        n = self.settings.top_n
+        bids = book.top_bids(n)
+        asks = book.top_asks(n)
+        self.ofi.on_book(ts_ns, bids, asks)  # integer tick keys: exact price comparisons
+        price = book.price
+        self.latest = top_metrics([(price(k), q) for k, q in bids], [(price(k), q) for k, q in asks], n)
+        if event_time_ms is not None:
+            self._ts_event_ms = int(event_time_ms)
+
+    def on_trade(self, ts_ns: int, price: float, qty: float, side: str) -> None:
+        """One public trade; ``side`` is the aggressor, "buy" or "sell"."""
+        trade = Trade(ts_ns, float(price), float(qty), side)
+        self._frame_trades.append(trade)
+        self._sample_trades.append(trade)
+        self.trade_history.add(ts_ns, trade)
+
+    def on_resync(self) -> None:
+        """The book lost sync: the next state does not follow the last one, so the
+        flow (OFI) and the detectors start again from nothing."""
+        self.ofi.reset()
+        self.detector.reset()
+        self.latest = None
+        self._last_sample_slot = None
+        self._sample_trades.clear()
+
+    # --- frame path ---------------------------------------------------------------------
+    def build_frame(self, book: BookState, ts_ns: int, sync: dict[str, Any], feed: dict[str, Any]) -> dict[str, Any]:
+        """The frame of docs/frames.md at ``ts_ns``. ``sync`` and ``feed`` come from the
+        runtime and are copied in as they are. When ``sync["state"]`` is not "synced"
+        every metric is None, the level lists are empty and no detector runs."""
+        self.seq += 1
+        in_sync = sync.get("state") == SYNCED
+        if not in_sync and self._was_synced:
+            self.on_resync()
+        self._was_synced = in_sync
+        s = self.settings
+        trades = [t.to_dict() for t in self._frame_trades]
+        self._frame_trades.clear()
+        frame: dict[str, Any] = {
+            "type": "frame",
+            "symbol": self.symbol,
+            "timestamp": ts_ns / 1e9,
+            "ts_event_ms": self._ts_event_ms,
+            "seq": self.seq,
+            "sync": dict(sync),
+        }
+        if not in_sync:
+            frame.update(self._empty_metrics())
+            self.levels.expire(ts_ns)
+            profile = self.levels.profile()
+            frame["volume_profile"] = profile.to_dict() if profile is not None else None
+            frame["trades"] = trades
+            frame["feed"] = dict(feed)
+            return frame
+
+        n = s.top_n
+        m = top_metrics(*book.top(n), n)
+        self.latest = m
+        alerts = self._maybe_sample(book, ts_ns, m.spread)
+        bands = depth_bands(book, s.depth_bands_bps)
+        column = heatmap_column(book, self.spec.heatmap_bin_ticks, s.heatmap_bins)
+        if column is not None:
+            self.levels.add_column(ts_ns, column)
+        else:
+            self.levels.expire(ts_ns)
+        profile = self.levels.profile()
+        bid_levels, ask_levels = book.top(s.frame_levels)
+        frame.update(
+            {
+                "best_bid": m.best_bid,
+                "best_ask": m.best_ask,
+                "mid_price": m.mid_price,
+                "spread": m.spread,
+                "spread_bps": m.spread_bps,
+                "microprice": m.microprice,
+                "imbalance": m.imbalance,
+                "imbalance_l1": m.imbalance_l1,
+                "ofi": self.ofi.ofi(ts_ns),
+                "ofi_levels": self.ofi.ofi_levels(ts_ns),
+                "depth_delta": self.ofi.depth_delta(ts_ns),
+                "total_bid_volume": m.total_bid_volume,
+                "total_ask_volume": m.total_ask_volume,
+                "depth_weighted_price": {"bid": m.depth_weighted_bid, "ask": m.depth_weighted_ask},
+                "depth_weighted_mid": m.depth_weighted_mid,
+                "slope": {"bid": m.slope_bid, "ask": m.slope_ask},
+                "cumulative_depth": {"bid": m.cumulative_bid, "ask": m.cumulative_ask},
+                "depth_bands": bands if bands is not None else {"bid": None, "ask": None},
+                "bid_levels": [[p, q] for p, q in bid_levels],
+                "ask_levels": [[p, q] for p, q in ask_levels],
+                "walls": [w.to_dict() for w in self.detector.walls()],
+                "alerts": [a.to_dict() for a in alerts],
+                "heatmap": column.to_dict() if column is not None else None,
+                "volume_profile": profile.to_dict() if profile is not None else None,
+                "trades": trades,
+                "feed": dict(feed),
+            }
+        )
+        return frame
+
+    def _maybe_sample(self, book: BookState, ts_ns: int, spread: float | None) -> list[Alert]:
+        """Run the detectors at most once per wall-clock second (a 1 Hz sample whatever
+        the push interval, robust to jitter in the tick times)."""
+        slot = ts_ns // _NS
+        if slot == self._last_sample_slot:
+            return []
+        self._last_sample_slot = slot
+        bids, asks = book.top(self.settings.detector_levels)
+        alerts = self.detector.on_sample(ts_ns, bids, asks, spread, list(self._sample_trades))
+        self._sample_trades.clear()
+        for a in alerts:
+            self.alert_history.add(ts_ns, a)
+        self.alert_history.expire(ts_ns)
+        self.trade_history.expire(ts_ns)
+        return alerts
+
+    def _empty_metrics(self) -> dict[str, Any]:
+        return {
+            "best_bid": None,
+            "best_ask": None,
+            "mid_price": None,
+            "spread": None,
+            "spread_bps": None,
+            "microprice": None,
+            "imbalance": None,
+            "imbalance_l1": None,
+            "ofi": None,
+            "ofi_levels": None,
+            "depth_delta": None,
+            "total_bid_volume": None,
+            "total_ask_volume": None,
+            "depth_weighted_price": {"bid": None, "ask": None},
+            "depth_weighted_mid": None,
+            "slope": {"bid": None, "ask": None},
+            "cumulative_depth": {"bid": [], "ask": []},
+            "depth_bands": {"bid": None, "ask": None},
+            "bid_levels": [],
+            "ask_levels": [],
+            "walls": [],
+            "alerts": [],
+            "heatmap": None,
+        }
+
+    def recent_alerts(self, now_ns: int) -> list[dict[str, Any]]:
+        """The alert history of the last ``buffer_seconds``, oldest first."""
+        self.alert_history.expire(now_ns)
+        return [a.to_dict() for a in self.alert_history]
+
+    def profile(self) -> BinnedSizes | None:
+        return self.levels.profile()

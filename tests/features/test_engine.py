@@ -1,0 +1,147 @@
+"""SymbolFeatures on a book rebuilt from the real BTCUSDT recording."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from config import Settings
+from data_ingestion.recording import DEPTH, SNAPSHOT, TRADE, read_recording
+from features.engine import SymbolFeatures
+from orderbook.book_state import BookState
+
+RECORDING = Path("/work/shared/data/binance-usdm/btcusdt_20240808.gz")
+S = 1_000_000_000
+SYNCED = {"state": "synced", "reason": None, "last_update_id": 0, "last_message_age_s": 0.0}
+FEED = {"messages_per_s": 10.0, "depth_events_per_s": 5.0, "lag_ms": 1.0}
+
+FRAME_FIELDS = {
+    "type", "symbol", "timestamp", "ts_event_ms", "seq", "sync",
+    "best_bid", "best_ask", "mid_price", "spread", "spread_bps", "microprice",
+    "imbalance", "imbalance_l1", "ofi", "ofi_levels", "depth_delta",
+    "total_bid_volume", "total_ask_volume", "depth_weighted_price", "depth_weighted_mid",
+    "slope", "cumulative_depth", "depth_bands", "bid_levels", "ask_levels", "walls",
+    "alerts", "heatmap", "volume_profile", "trades", "feed",
+}  # fmt: skip
+
+
+def replay(seconds: float) -> tuple[BookState, SymbolFeatures, list[dict[str, Any]]]:
+    """Rebuild the book from the snapshot and the diffs that follow it, feeding the
+    engine and building a frame at each whole second of receive time."""
+    if not RECORDING.exists():
+        pytest.skip("recording not available")
+    book = BookState("btcusdt", 0.1)
+    eng = SymbolFeatures("btcusdt", Settings())
+    frames: list[dict[str, Any]] = []
+    synced = False
+    start_ns = next_frame_ns = 0
+    for msg in read_recording([RECORDING]):
+        if msg.kind == SNAPSHOT:
+            book.apply_snapshot(msg.data["lastUpdateId"], msg.data["bids"], msg.data["asks"])
+            synced = True
+        elif msg.kind == DEPTH and synced:
+            d = msg.data
+            if d["u"] < book.last_update_id:
+                continue  # older than the snapshot
+            book.apply_diff(d["b"], d["a"], d["u"])
+            eng.on_depth_applied(book, msg.ts_recv_ns, d["E"])
+            if not start_ns:
+                start_ns = msg.ts_recv_ns
+                next_frame_ns = (start_ns // S + 1) * S
+        elif msg.kind == TRADE and synced:
+            d = msg.data
+            eng.on_trade(msg.ts_recv_ns, float(d["p"]), float(d["q"]), "sell" if d["m"] else "buy")
+        if start_ns and msg.ts_recv_ns >= next_frame_ns:
+            frames.append(eng.build_frame(book, next_frame_ns, SYNCED, FEED))
+            next_frame_ns += S
+            if next_frame_ns - start_ns > seconds * S:
+                break
+    return book, eng, frames
+
+
+def walk_numbers(value: Any) -> list[float]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in walk_numbers(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in walk_numbers(v)]
+    return [value] if isinstance(value, float) else []
+
+
+def test_frames_from_a_real_recording_have_every_documented_field() -> None:
+    book, eng, frames = replay(seconds=8)
+    assert len(frames) >= 8
+    f = frames[-1]
+    assert set(f) == FRAME_FIELDS
+    assert [x["seq"] for x in frames] == list(range(1, len(frames) + 1))
+    assert f["symbol"] == "btcusdt" and f["type"] == "frame"
+    assert isinstance(f["ts_event_ms"], int) and f["timestamp"] == frames[0]["timestamp"] + len(frames) - 1
+    assert 60_000 < f["best_bid"] < f["best_ask"] < 63_000
+    assert f["mid_price"] == pytest.approx((f["best_bid"] + f["best_ask"]) / 2)
+    assert -1 <= f["imbalance"] <= 1 and -1 <= f["imbalance_l1"] <= 1
+    assert isinstance(f["ofi"], float) and len(f["ofi_levels"]) == 10
+    assert f["ofi_levels"][0] == f["ofi"]
+    assert isinstance(f["depth_delta"], float)
+    assert len(f["bid_levels"]) == 50 and len(f["ask_levels"]) == 50
+    assert f["bid_levels"][0] == [f["best_bid"], book.best_bid()[1]]  # type: ignore[index]
+    assert len(f["cumulative_depth"]["bid"]) == 10
+    assert f["cumulative_depth"]["bid"][-1] == pytest.approx(f["total_bid_volume"])
+    bands = f["depth_bands"]
+    assert list(bands["bid"]) == ["5", "10", "25", "50", "100"]
+    assert bands["bid"]["100"] >= bands["bid"]["5"] > 0
+    assert len(f["heatmap"]["sizes"]) == 120 and f["heatmap"]["bin_size"] == 5.0
+    assert f["volume_profile"]["bin_size"] == 5.0
+    assert sum(len(x["trades"]) for x in frames) > 0
+    assert {t["side"] for x in frames for t in x["trades"]} <= {"buy", "sell"}
+    assert f["feed"] == FEED and f["sync"] == SYNCED
+    assert all(math.isfinite(x) for x in walk_numbers(f))
+    # plain JSON: orjson encodes it and it reads back the same
+    assert orjson.loads(orjson.dumps(frames)) == frames
+
+
+def test_unsynced_frame_has_nulls_and_empty_levels() -> None:
+    book, eng, _ = replay(seconds=2)
+    sync = {"state": "resyncing", "reason": "pu gap", "last_update_id": 1, "last_message_age_s": 0.5}
+    f = eng.build_frame(book, 10**19, sync, FEED)
+    assert set(f) == FRAME_FIELDS
+    for key in ("best_bid", "best_ask", "mid_price", "spread", "spread_bps", "microprice", "imbalance",
+                "imbalance_l1", "ofi", "ofi_levels", "depth_delta", "total_bid_volume",
+                "total_ask_volume", "depth_weighted_mid", "heatmap"):  # fmt: skip
+        assert f[key] is None, key
+    assert f["bid_levels"] == [] and f["ask_levels"] == [] and f["walls"] == [] and f["alerts"] == []
+    assert f["depth_weighted_price"] == {"bid": None, "ask": None}
+    assert f["cumulative_depth"] == {"bid": [], "ask": []}
+    assert f["sync"] == sync and f["feed"] == FEED
+    orjson.dumps(f)
+    # flow state was reset: the OFI restarts from the next applied event
+    assert eng.ofi.ofi(10**19) is None
+
+
+def test_engine_raises_alerts_into_the_frame_and_history() -> None:
+    book = BookState("btcusdt", 0.1)
+    bids = [(f"{100 - i * 0.1:.1f}", "1") for i in range(20)]
+    asks = [(f"{100.1 + i * 0.1:.1f}", "9" if i < 4 else "1") for i in range(20)]  # 4 levels at 9x
+    book.apply_snapshot(1, bids, asks)
+    eng = SymbolFeatures("btcusdt", Settings())
+    eng.on_depth_applied(book, 0)
+    f = eng.build_frame(book, 5 * S, SYNCED, FEED)
+    assert [a["type"] for a in f["alerts"]] == ["LAYERING"]
+    assert eng.recent_alerts(6 * S)[0]["type"] == "LAYERING"
+    # a second frame in the same second does not sample again
+    assert eng.build_frame(book, 5 * S + S // 2, SYNCED, FEED)["alerts"] == []
+
+
+def test_a_new_snapshot_between_frames_resets_the_flow() -> None:
+    book = BookState("btcusdt", 0.1)
+    book.apply_snapshot(1, [("100.0", "1")], [("100.1", "1")])
+    eng = SymbolFeatures("btcusdt", Settings())
+    eng.on_depth_applied(book, 0)
+    book.apply_diff([("100.0", "3")], [], 2)
+    eng.on_depth_applied(book, S // 10)
+    assert eng.ofi.ofi(S // 10) == 2.0  # 3 - 1 at the same bid price
+    book.apply_snapshot(10, [("100.0", "50")], [("100.1", "1")])  # resync: not a flow of +47
+    eng.on_depth_applied(book, S // 5)
+    assert eng.ofi.ofi(S // 5) == 0.0
