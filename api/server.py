@@ -273,6 +273,13 @@ def health_body(services: Services) -> dict[str, Any]:
         "memory_mb": proc["rss_mb"],
         "memory": proc,
         "source": services.source.as_dict(),
+        "exchange": {
+            "rest_base_url": services.settings.rest_base_url,
+            "ws_public_url": services.settings.ws_public_url,
+            "ws_market_url": services.settings.ws_market_url,
+        }
+        if services.source.kind != "replay"
+        else None,
         "sync": per_symbol,
         "monitoring": monitoring,
         "exchange_connections": [
@@ -351,11 +358,22 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+# Kernel send buffer of every accepted connection (inherited from the listening
+# socket). Left to autotuning, Linux grows it to 4 MB: minutes of frames that a
+# client which stopped reading would still be handed, late, before the hub's bounded
+# queue ever noticed it was slow. Capped, a stalled client fills it in a few frames,
+# then its handler blocks and the hub keeps only its newest frames (and counts the
+# rest). 256 KiB is plenty for loopback and for ~10 MB/s at 25 ms round trip.
+CLIENT_SEND_BUFFER_BYTES = 256 * 1024
+
+
+def bind_socket(host: str, port: int, send_buffer: int = CLIENT_SEND_BUFFER_BYTES) -> socket.socket:
     """Bind before anything starts, so a port in use is a clear error up front."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer > 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     try:
         sock.bind((host, port))
     except OSError:

@@ -73,6 +73,7 @@ class StreamConnection:
         self.malformed = 0
         self.last_delays: list[float] = []
         self.connected = False
+        self.closing = False
         self._ws: ClientConnection | None = None
 
     async def run(self) -> None:
@@ -99,6 +100,8 @@ class StreamConnection:
                     for _sym, feed in self.feeds:
                         feed.monitor.reconnects += 1
                 self._ws = None
+            if self.closing:
+                return
             if delivered:
                 self.backoff.reset()
             delay = self.backoff.next_delay()
@@ -178,6 +181,8 @@ class StreamConnection:
         handler(data, t0, recv_ns)
 
     async def close(self) -> None:
+        """Close with a close frame and stop reconnecting (shutdown)."""
+        self.closing = True
         ws = self._ws
         if ws is not None:
             await ws.close(1000, "shutting down")

@@ -1,0 +1,171 @@
+"""``make soak``: the whole product for a long accelerated run, faults on.
+
+Starts ``python main.py --source sim`` (the simulated exchange in the process, the
+dashboard server on), connects ten websocket clients as dashboard tabs would, injects
+a random fault every few seconds through the simulated exchange's control API, and
+every 30 s samples the process RSS, resyncs and time in sync. Prints the series
+and a verdict on memory (flat after warm-up), then stops the process with SIGINT.
+
+    python -m bench.soak [--minutes 30] [--speed 3] [--fault-every 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import websockets
+
+REPO = Path(__file__).resolve().parent.parent
+
+FAULTS = [
+    ("drop", {"count": 1}), ("duplicate", {"count": 2}), ("reorder", {"count": 1}),
+    ("close", {"frame": True}), ("close", {"frame": False}), ("silence", {"seconds": 6.0}),
+    ("malformed", {"kind": "json", "count": 1}), ("snapshot_5xx", {"count": 1}),
+    ("snapshot_stale", {"count": 1}), ("snapshot_429", {"retry_after": 2, "count": 1}), ("rotate", {}),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _client(url: str, stop: asyncio.Event, counts: dict[str, int]) -> None:
+    while not stop.is_set():
+        try:
+            async with websockets.connect(url, max_size=None) as ws:
+                while not stop.is_set():
+                    try:
+                        await asyncio.wait_for(ws.recv(), 2.0)
+                        counts["messages"] += 1
+                    except TimeoutError:
+                        continue
+        except (OSError, websockets.ConnectionClosed):
+            await asyncio.sleep(1.0)
+
+
+async def soak(minutes: float, speed: float, fault_every: float, clients: int = 10) -> dict[str, Any]:
+    api_port, dash_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "main.py", "--source", "sim", "--sim-speed", str(speed), "--api-port", str(api_port),
+         "--dash-port", str(dash_port), "--log-level", "warning"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    ps = psutil.Process(proc.pid)
+    base = f"http://127.0.0.1:{api_port}"
+    samples: list[dict[str, Any]] = []
+    rng = random.Random(7)
+    stop = asyncio.Event()
+    counts = {"messages": 0}
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if (await http.get(f"{base}/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the dashboard did not become healthy")
+                await asyncio.sleep(0.5)
+            health = (await http.get(f"{base}/health")).json()
+            sim = health["exchange"]["rest_base_url"]
+            symbols = health["symbols"]
+            tasks = [asyncio.create_task(_client(f"ws://127.0.0.1:{api_port}/ws/{symbols[i % len(symbols)]}",
+                                                 stop, counts)) for i in range(clients)]
+            t0 = time.monotonic()
+            next_fault = t0 + fault_every
+            next_sample = t0
+            faults = 0
+            while time.monotonic() - t0 < minutes * 60:
+                now = time.monotonic()
+                if now >= next_fault:
+                    name, params = rng.choice(FAULTS)
+                    await http.post(f"{sim}/sim/faults",
+                                    json={"symbol": rng.choice(symbols), "fault": name, "params": params})
+                    faults += 1
+                    next_fault = now + fault_every
+                if now >= next_sample:
+                    h = (await http.get(f"{base}/health")).json()
+                    mon = h["monitoring"]
+                    sample = {
+                        "minute": round((now - t0) / 60, 2),
+                        "rss_mb": round(ps.memory_info().rss / 2**20, 1),
+                        "resyncs": sum(m["resyncs"] for m in mon.values()),
+                        "time_in_sync_pct": round(min(m["time_in_sync_pct"] for m in mon.values()), 2),
+                        "status": h["status"],
+                        "frames_received": counts["messages"],
+                        "faults": faults,
+                    }
+                    samples.append(sample)
+                    print(json.dumps(sample), flush=True)
+                    next_sample = now + 30
+                await asyncio.sleep(0.2)
+            stop.set()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await http.post(f"{sim}/sim/faults", json={"clear": True})
+    finally:
+        t_stop = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = -9
+        stop_s = time.monotonic() - t_stop
+        stderr = proc.stderr.read() if proc.stderr else ""
+    at5 = next((s["rss_mb"] for s in samples if s["minute"] >= 5), None)
+    last = samples[-1]["rss_mb"] if samples else None
+    return {
+        "minutes": minutes,
+        "speed": speed,
+        "samples": samples,
+        "rss_peak_mb": max(s["rss_mb"] for s in samples) if samples else None,
+        "rss_at_5_min_mb": at5,
+        "rss_end_mb": last,
+        "rss_growth_5_to_end_pct": round(100 * (last / at5 - 1), 2) if at5 and last else None,
+        "resyncs": samples[-1]["resyncs"] if samples else None,
+        "time_in_sync_pct": samples[-1]["time_in_sync_pct"] if samples else None,
+        "exit_code": code,
+        "stop_seconds": round(stop_s, 2),
+        "traceback_on_stderr": "Traceback" in stderr,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=30.0)
+    p.add_argument("--speed", type=float, default=3.0, help="simulated market speed factor")
+    p.add_argument("--fault-every", type=float, default=5.0, help="seconds between injected faults")
+    p.add_argument("--json", default=str(REPO / "bench" / "results" / "soak.json"))
+    args = p.parse_args(argv)
+    result = asyncio.run(soak(args.minutes, args.speed, args.fault_every))
+    summary = {k: v for k, v in result.items() if k != "samples"}
+    print(json.dumps(summary, indent=2))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    ok = result["exit_code"] == 0 and not result["traceback_on_stderr"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())

@@ -1,0 +1,327 @@
+"""Order book liquidity dashboard for Binance USDT-M futures: one process.
+
+Ingestion and the API run in one asyncio event loop (uvicorn), the Dash server in a
+sibling thread; with ``--source sim`` the simulated exchange runs in the same
+process on a free loopback port. This file only parses the command line and wires
+the parts together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from api.assembly import Stack
+from api.server import SourceInfo, bind_socket
+from config import ENV_PREFIX, Settings, load_settings
+
+log = logging.getLogger("main")
+
+SOURCES = ("auto", "binance", "sim", "replay")
+
+
+def _env(name: str) -> str:
+    return f"{ENV_PREFIX}{name}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python main.py",
+        description="Live L2 order book liquidity dashboard for Binance USDT-M futures. Every flag can also "
+        "be set by an environment variable (shown in brackets); flags win over variables.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    d = Settings()
+    p.add_argument("--source", choices=SOURCES, default=None,
+                   help=f"where the books come from: auto tries Binance, else the simulated market "
+                        f"[{_env('SOURCE')}, default {d.source}]")
+    p.add_argument("--symbols", default=None,
+                   help=f"comma-separated USDT-M symbols [{_env('SYMBOLS')}, default {','.join(d.symbols)}]")
+    p.add_argument("--replay", nargs="+", default=None, metavar="FILE",
+                   help=f"recordings to play with --source replay (several files of one symbol in order) "
+                        f"[{_env('REPLAY_FILES')}]")
+    p.add_argument("--speed", type=float, default=None,
+                   help=f"replay speed: 1 real time, 0 as fast as possible [{_env('REPLAY_SPEED')}, default 1]")
+    p.add_argument("--record", default=None, metavar="DIR",
+                   help=f"append every raw message to DIR/<symbol>_<YYYYMMDD>.gz [{_env('RECORD_DIR')}]")
+    p.add_argument("--host", default=None,
+                   help=f"address the API and dashboard listen on [{_env('HOST')}, default {d.host}]")
+    p.add_argument("--api-port", type=int, default=None, help=f"API port [{_env('API_PORT')}, default {d.api_port}]")
+    p.add_argument("--dash-port", type=int, default=None,
+                   help=f"dashboard port [{_env('DASH_PORT')}, default {d.dash_port}]")
+    p.add_argument("--no-dashboard", action="store_true", default=None,
+                   help=f"run the API only [{_env('DASHBOARD')}=0]")
+    p.add_argument("--cadence", type=float, default=None,
+                   help=f"seconds between frames, 0.1 to 10 [{_env('PUSH_INTERVAL_S')}, default {d.push_interval_s}]")
+    p.add_argument("--sim-url", default=None,
+                   help=f"REST base of a simulated exchange running elsewhere (its websockets on port + 1) "
+                        f"[{_env('SIM_URL')}]")
+    p.add_argument("--sim-speed", type=float, default=None,
+                   help=f"in-process simulated market speed [{_env('SIM_SPEED')}, default 1]")
+    p.add_argument("--seed", type=int, default=None, help=f"simulated market seed [{_env('SIM_SEED')}, default 1]")
+    p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"),
+                   help=f"[{_env('LOG_LEVEL')}, default {d.log_level}]")
+    p.add_argument("--log-file", default=None, help=f"also write the log to this file [{_env('LOG_FILE')}]")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    cli: dict[str, Any] = {
+        "source": args.source,
+        "symbols": tuple(s.strip() for s in args.symbols.split(",") if s.strip()) if args.symbols else None,
+        "replay_files": tuple(args.replay) if args.replay else None,
+        "replay_speed": args.speed,
+        "record_dir": args.record,
+        "host": args.host,
+        "api_port": args.api_port,
+        "dash_port": args.dash_port,
+        "dashboard": False if args.no_dashboard else None,
+        "push_interval_s": args.cadence,
+        "sim_url": args.sim_url,
+        "sim_speed": args.sim_speed,
+        "sim_seed": args.seed,
+        "log_level": args.log_level,
+        "log_file": args.log_file,
+    }
+    return load_settings(environ, **cli)
+
+
+class UsageError(Exception):
+    """A problem with the command line or the machine, said in one line."""
+
+
+def check_settings(s: Settings) -> None:
+    if s.source not in SOURCES:
+        raise UsageError(f"--source must be one of {', '.join(SOURCES)}, got {s.source!r}")
+    if not s.symbols and s.source != "replay":
+        raise UsageError("--symbols: give at least one symbol")
+    if not 0.1 <= s.push_interval_s <= 10:
+        raise UsageError(f"--cadence must be between 0.1 and 10 seconds, got {s.push_interval_s}")
+    if s.source == "replay":
+        if not s.replay_files:
+            raise UsageError("--source replay needs --replay FILE [FILE ...]")
+        for f in s.replay_files:
+            if not Path(f).is_file():
+                raise UsageError(f"--replay: no such file: {f}")
+    if s.replay_speed < 0:
+        raise UsageError("--speed must be >= 0")
+
+
+def setup_logging(s: Settings) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if s.log_file:
+        handlers.append(logging.FileHandler(s.log_file))
+    logging.basicConfig(
+        level=getattr(logging, s.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    for noisy in ("httpx", "websockets", "uvicorn.error", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def reserve_port(host: str, port: int, what: str, flag: str) -> socket.socket:
+    try:
+        return bind_socket(host, port)
+    except OSError as exc:
+        raise UsageError(f"{what} port {port} on {host} is not available ({exc.strerror}); choose another "
+                         f"with {flag}") from None
+
+
+async def probe_binance(s: Settings) -> tuple[bool, str]:
+    """Does Binance's REST ping answer within the probe timeout?"""
+    url = s.rest_base_url.rstrip("/") + "/fapi/v1/ping"
+    t0 = time.monotonic()
+    try:
+        async with httpx.AsyncClient(timeout=s.auto_probe_timeout_s) as client:
+            resp = await client.get(url)
+    except httpx.HTTPError as exc:
+        return False, f"Binance did not answer ({type(exc).__name__}) within {s.auto_probe_timeout_s:.0f} s"
+    if resp.status_code != 200:
+        return False, f"Binance answered HTTP {resp.status_code} to ping"
+    return True, f"Binance answered ping in {1000 * (time.monotonic() - t0):.0f} ms"
+
+
+def sim_urls_from(rest_url: str) -> dict[str, str]:
+    """A standalone simulated exchange serves websockets on its REST port + 1."""
+    parts = urlsplit(rest_url)
+    host = parts.hostname or "127.0.0.1"
+    port = (parts.port or 80) + 1
+    shown = f"[{host}]" if ":" in host else host
+    return {
+        "rest_base_url": rest_url.rstrip("/"),
+        "ws_public_url": f"ws://{shown}:{port}/public",
+        "ws_market_url": f"ws://{shown}:{port}/market",
+    }
+
+
+class App:
+    """The running process: the simulated exchange (if any), the stack, the dashboard."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sim: Any = None
+        self.stack: Stack | None = None
+        self.dashboard: Any = None
+
+    async def choose_source(self) -> SourceInfo:
+        s = self.settings
+        if s.source == "replay":
+            names = ", ".join(Path(f).name for f in s.replay_files)
+            why = f"chosen with --source replay at speed {s.replay_speed:g}"
+            return SourceInfo("replay", f"REPLAY of {names}", why)
+        if s.source == "binance":
+            return SourceInfo("binance", "LIVE Binance", "chosen with --source binance")
+        if s.source == "auto":
+            ok, why = await probe_binance(s)
+            log.info("source auto: %s", why)
+            if ok:
+                return SourceInfo("binance", "LIVE Binance", f"auto: {why}")
+            reason = f"auto: {why}; showing the SIMULATED market instead"
+            log.warning("%s", reason)
+            return await self.start_sim(reason)
+        return await self.start_sim("chosen with --source sim")
+
+    async def start_sim(self, reason: str) -> SourceInfo:
+        s = self.settings
+        if s.sim_url:
+            self.settings = s.replace(**sim_urls_from(s.sim_url))
+            return SourceInfo("sim", "SIMULATED market", f"{reason} (simulated exchange at {s.sim_url})")
+        from exchange_sim.exchange import SimExchange
+        from exchange_sim.settings import SimConfig
+
+        self.sim = SimExchange(SimConfig(symbols=s.symbols, seed=s.sim_seed, speed=s.sim_speed))
+        urls = await self.sim.start("127.0.0.1", 0, 0)
+        self.settings = s.replace(
+            rest_base_url=urls.rest_base_url, ws_public_url=urls.ws_public_url, ws_market_url=urls.ws_market_url
+        )
+        return SourceInfo("sim", "SIMULATED market", f"{reason} (in-process simulated exchange)")
+
+    async def start(self, api_sock: socket.socket, dash_sock: socket.socket | None) -> None:
+        source = await self.choose_source()
+        s = self.settings
+        self.stack = Stack(s, source, api_socket=api_sock, replay_files=s.replay_files)
+        await self.stack.start()
+        if dash_sock is not None:
+            from dashboard.app import create_app
+            from dashboard.server import DashboardServer
+
+            dash_sock.close()  # released just before the dashboard binds it
+            app = create_app(self.stack.api_url, list(self.stack.runtime.feeds), source.label)
+            self.dashboard = DashboardServer(app, s.host, s.dash_port)
+            self.dashboard.start()
+        shown = f"[{s.host}]" if ":" in s.host else s.host
+        log.info("source: %s (%s)", source.label, source.reason)
+        if self.dashboard is not None:
+            log.info("dashboard: http://%s:%d/", shown, s.dash_port)
+        log.info("API: %s  (docs %s/docs, health %s/health)", self.stack.api_url, self.stack.api_url,
+                 self.stack.api_url)
+        self.stack.tasks.spawn(self.minute_report(), name="minute-report")
+
+    async def minute_report(self) -> None:
+        """One log line a minute per symbol: state, rates, gaps, alerts."""
+        assert self.stack is not None
+        last_alerts: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(60.0)
+            for sym, feed in self.stack.runtime.feeds.items():
+                info = feed.feed_info()
+                features = self.stack.features.get(sym)
+                alerts = len(features.alert_history) if features is not None else 0
+                log.info("%s: %s, %.1f msgs/s, %.1f depth/s, gaps %d, resyncs %d, alerts in 180 s: %d (%+d)",
+                         sym, feed.display_state(), info["messages_per_s"], info["depth_events_per_s"],
+                         info["gaps"], info["resyncs"], alerts, alerts - last_alerts.get(sym, 0))
+                last_alerts[sym] = alerts
+
+    async def stop(self) -> None:
+        if self.dashboard is not None:
+            await asyncio.to_thread(self.dashboard.stop)
+        if self.stack is not None:
+            await self.stack.stop()
+        if self.sim is not None:
+            await self.sim.stop()
+
+
+async def run(settings: Settings) -> int:
+    s = settings
+    if not is_loopback(s.host):
+        log.warning("listening on %s: the API and dashboard are reachable from other machines", s.host)
+    api_sock = reserve_port(s.host, s.api_port, "API", "--api-port")
+    dash_sock = reserve_port(s.host, s.dash_port, "dashboard", "--dash-port") if s.dashboard else None
+    app = App(s)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(130)
+        log.info("%s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await app.start(api_sock, dash_sock)
+        await stop.wait()
+    finally:
+        try:
+            async with asyncio.timeout(4.5):
+                await app.stop()
+        except TimeoutError:
+            log.warning("shutdown took too long; exiting anyway")
+    log.info("stopped cleanly")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        check_settings(settings)
+    except (UsageError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings)
+    try:
+        return asyncio.run(run(settings))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # start-up problems said in one line (exchangeInfo, files)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        raise SystemExit(main())
