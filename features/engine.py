@@ -28,6 +28,10 @@ _NS = 1_000_000_000
 MAX_PENDING_TRADES = 50_000
 
 
+def _round(value: float | None, decimals: int) -> float | None:
+    return None if value is None else round(value, decimals)
+
+
 class SymbolFeatures:
     """Everything computed for one symbol between two frames, and the frame itself."""
 
@@ -133,8 +137,10 @@ class SymbolFeatures:
             {
                 "best_bid": m.best_bid,
                 "best_ask": m.best_ask,
-                "mid_price": m.mid_price,
-                "spread": m.spread,
+                # Prices are multiples of the tick: the float noise of a subtraction
+                # (0.10000000000582077) is removed by rounding to the tick's decimals.
+                "mid_price": _round(m.mid_price, self.spec.price_decimals + 1),
+                "spread": _round(m.spread, self.spec.price_decimals),
                 "spread_bps": m.spread_bps,
                 "microprice": m.microprice,
                 "imbalance": m.imbalance,
