@@ -25,6 +25,8 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
     benches: dict[str, tuple[str, Benchmark]] = {
         "bare_loop": ("reference: orjson decode + SortedDict writes, no sync rules", ingest.bench_bare_loop),
         "ingest": ("decode + sync + apply per depth message (BTCUSDT recording)", ingest.bench_ingest),
+        "pipeline": ("ingest + per-event features (top-N metrics, OFI)", ingest.bench_pipeline),
+        "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
     }
     return benches
 

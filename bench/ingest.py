@@ -123,3 +123,54 @@ def bench_bare_loop(repeat: int = 5) -> dict[str, float]:
                 "p99_us": percentile(samples, 0.99) / 1000,
             }
     return best
+
+
+def bench_pipeline(repeat: int = 5) -> dict[str, float]:
+    """decode + sync + apply + per-event features (top-N metrics and OFI), the work
+    each depth event costs in the running product."""
+    from config import Settings
+    from features.engine import SymbolFeatures
+
+    lines = load_lines()
+    settings = Settings()
+    runs = []
+    for _ in range(repeat):
+        features = SymbolFeatures("btcusdt", settings)
+        runs.append(run_pipeline(lines, features.on_depth_applied))
+    return max(runs, key=lambda r: r["msgs_per_s"])
+
+
+def bench_frame(repeat: int = 200) -> dict[str, float]:
+    """One frame (whole-book work: depth bands, heatmap column, detectors, encoding)
+    on the BTCUSDT book after the whole recording (about 4,800 levels a side)."""
+    from config import Settings
+    from features.engine import SymbolFeatures
+
+    lines = load_lines()
+    book = BookState("btcusdt", 0.1)
+    validator = SequenceValidator("btcusdt", book)
+    features = SymbolFeatures("btcusdt", Settings())
+    for is_depth, raw in lines:
+        msg = orjson.loads(raw)
+        if is_depth:
+            if validator.on_depth_event(msg["data"]) is EventOutcome.APPLIED:
+                features.on_depth_applied(book, msg["data"]["E"] * 1_000_000, msg["data"]["E"])
+        else:
+            validator.on_snapshot(msg)
+    samples = []
+    ts = 1_723_161_600_000_000_000
+    sizes = []
+    for i in range(repeat):
+        t0 = time.perf_counter_ns()
+        frame = features.build_frame(book, ts + i * 1_000_000_000, {"state": "synced"}, {})
+        encoded = orjson.dumps(frame)
+        samples.append(time.perf_counter_ns() - t0)
+        sizes.append(len(encoded))
+    samples.sort()
+    return {
+        "frames": float(repeat),
+        "p50_ms": percentile(samples, 0.5) / 1e6,
+        "p99_ms": percentile(samples, 0.99) / 1e6,
+        "frame_kb": statistics.fmean(sizes) / 1024,
+        "levels_per_side": float(sum(book.depth()) / 2),
+    }

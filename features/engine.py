@@ -46,7 +46,7 @@ class SymbolFeatures:
         )
         self.trade_history: RecentEvents[Trade] = RecentEvents(settings.buffer_seconds)
         self.alert_history: RecentEvents[Alert] = RecentEvents(settings.buffer_seconds, max_items=10_000)
-        self.latest: TopMetrics | None = None  # top-N metrics after the last applied event
+        self.latest: TopMetrics | None = None  # top-N metrics of the last frame
         self.seq = 0
         self._ts_event_ms: int | None = None
         self._frame_trades: deque[Trade] = deque(maxlen=MAX_PENDING_TRADES)
@@ -57,8 +57,12 @@ class SymbolFeatures:
 
     # --- event path -------------------------------------------------------------------
     def on_depth_applied(self, book: BookState, ts_ns: int, event_time_ms: int | None = None) -> None:
-        """After one applied depth event: top-N metrics and the OFI state (O(N)). A new
-        snapshot under the book (seen by its ``snapshot_band``) resets the flow first."""
+        """After one applied depth event: the OFI state (O(N)). A new snapshot under the
+        book (seen by its ``snapshot_band``) resets the flow first.
+
+        The book metrics are a pure function of the current book, so they are computed
+        when read (every frame) from the same state: identical values, without paying
+        for them on events nobody reads. OFI is path-dependent, so it sees every state."""
         band = book.snapshot_band
         if band is not self._snapshot_band:
             # A new REST snapshot was applied since the last event (a resync between two
@@ -70,8 +74,6 @@ class SymbolFeatures:
         bids = book.top_bids(n)
         asks = book.top_asks(n)
         self.ofi.on_book(ts_ns, bids, asks)  # integer tick keys: exact price comparisons
-        price = book.price
-        self.latest = top_metrics([(price(k), q) for k, q in bids], [(price(k), q) for k, q in asks], n)
         if event_time_ms is not None:
             self._ts_event_ms = int(event_time_ms)
 

@@ -74,23 +74,14 @@ class OfiTracker:
 
     Feed :meth:`on_book` with the top ``levels`` of each side after every applied
     depth event; read the sums with a query time. An event belongs to the window
-    when ``ts_ns > now_ns - window``. Per event the cost is O(levels): a deque of
-    (ts, e-vector) and running sums. A running float sum that adds and later
-    subtracts drifts, so the sums are recomputed from the deque after as many
-    evictions as the deque holds (amortised O(levels) per event) and reset to an
-    exact zero whenever the window empties.
+    when ``ts_ns > now_ns - window``. The hot path only appends the state to a
+    deque (and drops states that left the window); the e_n are computed when the
+    sums are read, once per frame, from the same consecutive states, so the values
+    are those of a per-event computation without its per-event cost and without
+    the drift of a running float sum.
     """
 
-    __slots__ = (
-        "levels",
-        "window_ns",
-        "_prev_bids",
-        "_prev_asks",
-        "_events",
-        "_sums",
-        "_evicted",
-        "_imbalances",
-    )
+    __slots__ = ("levels", "window_ns", "_states")
 
     def __init__(self, levels: int = 10, window_s: float = 1.0) -> None:
         if levels < 1:
@@ -99,83 +90,61 @@ class OfiTracker:
             raise ValueError(f"OFI window must be positive, got {window_s!r}")
         self.levels = levels
         self.window_ns = round(window_s * 1e9)
-        self._prev_bids: list[Level] | None = None
-        self._prev_asks: list[Level] | None = None
-        self._events: deque[tuple[int, list[float]]] = deque()
-        self._sums = [0.0] * levels
-        self._evicted = 0
-        # (ts, total_bid_volume - total_ask_volume) of each state; the first entry is
-        # the base: the last state at or before the window start.
-        self._imbalances: deque[tuple[int, float]] = deque()
+        # (ts, top bids, top asks) of each state, oldest first. The first entry is the
+        # base: the last state at or before the window start (the predecessor of the
+        # first event in the window, and the reference of depth_delta).
+        self._states: deque[tuple[int, Sequence[Level], Sequence[Level]]] = deque()
 
     def reset(self) -> None:
         """Forget every state (after a resync the next state has no predecessor)."""
-        self._prev_bids = None
-        self._prev_asks = None
-        self._events.clear()
-        self._sums = [0.0] * self.levels
-        self._evicted = 0
-        self._imbalances.clear()
+        self._states.clear()
 
     @property
     def has_state(self) -> bool:
-        return self._prev_bids is not None
+        return bool(self._states)
 
     def on_book(self, ts_ns: int, bids: Sequence[Level], asks: Sequence[Level]) -> None:
         """Record the book state after one applied depth event (top levels, best first)."""
-        n = self.levels
-        bids = list(bids[:n])
-        asks = list(asks[:n])
-        if self._prev_bids is not None and self._prev_asks is not None:
-            e = multi_level_ofi(self._prev_bids, self._prev_asks, bids, asks, n)
-            self._events.append((ts_ns, e))
-            sums = self._sums
-            for m in range(n):
-                sums[m] += e[m]
-        self._prev_bids = bids
-        self._prev_asks = asks
-        d = sum(q for _, q in bids) - sum(q for _, q in asks)
-        self._imbalances.append((ts_ns, d))
-        self._evict(ts_ns)
+        states = self._states
+        states.append((ts_ns, bids, asks))
+        start = ts_ns - self.window_ns
+        while len(states) >= 2 and states[1][0] <= start:
+            states.popleft()
 
     def _evict(self, now_ns: int) -> None:
         start = now_ns - self.window_ns
-        events = self._events
-        sums = self._sums
+        states = self._states
+        while len(states) >= 2 and states[1][0] <= start:
+            states.popleft()
+
+    def _sums(self, now_ns: int) -> list[float]:
+        self._evict(now_ns)
+        start = now_ns - self.window_ns
         n = self.levels
-        while events and events[0][0] <= start:
-            _, e = events.popleft()
+        sums = [0.0] * n
+        states = self._states
+        for i in range(1, len(states)):
+            ts, bids, asks = states[i]
+            if ts <= start:
+                continue
+            _, prev_bids, prev_asks = states[i - 1]
+            e = multi_level_ofi(prev_bids, prev_asks, bids, asks, n)
             for m in range(n):
-                sums[m] -= e[m]
-            self._evicted += 1
-        if not events:
-            self._sums = [0.0] * n
-            self._evicted = 0
-        elif self._evicted > len(events):
-            fresh = [0.0] * n
-            for _, e in events:
-                for m in range(n):
-                    fresh[m] += e[m]
-            self._sums = fresh
-            self._evicted = 0
-        imb = self._imbalances
-        while len(imb) >= 2 and imb[1][0] <= start:
-            imb.popleft()
+                sums[m] += e[m]
+        return sums
 
     def ofi(self, now_ns: int) -> float | None:
         """Sum of level-1 e_n over the window ending at ``now_ns``, base asset; None
         before the first state."""
         if not self.has_state:
             return None
-        self._evict(now_ns)
-        return self._sums[0]
+        return self._sums(now_ns)[0]
 
     def ofi_levels(self, now_ns: int) -> list[float] | None:
         """Multi-level OFI: the windowed sum of e_n at each level 1..N."""
         if not self.has_state:
             return None
-        self._evict(now_ns)
-        return list(self._sums)
+        return self._sums(now_ns)
 
     def depth_delta(self, now_ns: int) -> float | None:
         """Change over the window of (total_bid_volume - total_ask_volume) of the top
@@ -185,7 +154,12 @@ class OfiTracker:
         if not self.has_state:
             return None
         self._evict(now_ns)
-        imb = self._imbalances
-        if not imb or imb[0][0] > now_ns - self.window_ns:
+        states = self._states
+        base_ts, base_bids, base_asks = states[0]
+        if base_ts > now_ns - self.window_ns:
             return None
-        return imb[-1][1] - imb[0][1]
+        _, bids, asks = states[-1]
+        n = self.levels
+        latest = sum(q for _, q in bids[:n]) - sum(q for _, q in asks[:n])
+        base = sum(q for _, q in base_bids[:n]) - sum(q for _, q in base_asks[:n])
+        return latest - base

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
 
 from sortedcontainers import SortedDict
 
@@ -177,13 +176,21 @@ class BookState:
 
     def top_bids(self, n: int) -> list[tuple[int, float]]:
         """Best ``n`` bids as (tick key, qty), best first."""
+        if n <= 0:
+            return []
+        keys = self.bids.keys()[-n:]  # a slice of the sorted key list: no reversed() walk
+        keys.reverse()
         bids = self.bids
-        return [(k, bids[k]) for k in islice(reversed(bids.keys()), n)]
+        get = dict.__getitem__  # SortedDict is a dict: plain lookup, no wrapper
+        return [(k, get(bids, k)) for k in keys]
 
     def top_asks(self, n: int) -> list[tuple[int, float]]:
         """Best ``n`` asks as (tick key, qty), best first."""
+        if n <= 0:
+            return []
         asks = self.asks
-        return [(k, asks[k]) for k in islice(asks.keys(), n)]
+        get = dict.__getitem__
+        return [(k, get(asks, k)) for k in asks.keys()[:n]]
 
     def top(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """Best ``n`` levels a side as (price, qty), best first."""
