@@ -193,6 +193,13 @@ class SimExchange:
         loop = asyncio.get_running_loop()
         step_ms = next(iter(self.symbols.values())).market.params.step_ms
         step_wall = step_ms / 1000.0 / self.cfg.speed
+        if self.cfg.start_ms is None:
+            # The warm-up took wall time: catch simulated time up with the wall clock so
+            # that event times E look like a live exchange's (lag near zero, not ~1 s).
+            market = next(iter(self.symbols.values())).market
+            behind_steps = (int(time.time() * 1000) - market.now_ms) // step_ms
+            for _ in range(max(0, min(int(behind_steps), 200))):
+                self.step_all()
         next_at = loop.time()
         while True:
             if self.paused:
