@@ -45,6 +45,9 @@ bench: $(DSTAMP) chromium
 soak: $(STAMP)
 	$(VPY) -m bench.soak $(ARGS)
 
+screenshot: $(DSTAMP) chromium
+	$(VPY) -m dashboard.screenshot docs/dashboard.png
+
 audit: $(STAMP)
 	$(VPY) -m data_ingestion.audit ../shared/data/binance-usdm/btcusdt_20240808.gz
 	$(VPY) -m data_ingestion.audit ../shared/data/binance-usdm/ethusdt_20240808.gz

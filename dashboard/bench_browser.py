@@ -1,0 +1,102 @@
+"""Browser benchmark: what drawing a frame costs the page's main thread, and whether
+the JS heap stays flat. Headless Debian Chromium, all panels on, simulated market.
+
+    python -m dashboard.bench_browser [--minutes 1] [--cadence 1.0] [--fast-minutes 0.5]
+
+``measure()`` drives one page at one push cadence: the frame handler is timed with
+performance.now() inside the page (JSON parse + every panel), long tasks come from a
+PerformanceObserver, the heap from performance.memory (--enable-precise-memory-info).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import time
+from typing import Any
+
+from dashboard.harness import launch_chromium, running_dashboard
+
+WARMUP_S = 8.0
+DEBUG_JS = "() => window.dash_clientside.liq.debug()"
+
+
+def _heap_mb(page: Any) -> float:
+    # a garbage collection first (exposed by --js-flags=--expose-gc) so the figure is live data
+    return float(page.evaluate("() => { if (window.gc) window.gc(); return performance.memory.usedJSHeapSize; }")) / 1e6
+
+
+def _summary(stats: dict[str, Any], seconds: float) -> dict[str, Any]:
+    recent = sorted(stats["recent"]) or [0.0]
+    panels = {
+        name: {"mean_ms": round(p["ms"] / max(p["calls"], 1), 2), "max_ms": round(p["maxMs"], 1), "calls": p["calls"]}
+        for name, p in stats["panels"].items()
+    }
+    return {
+        "frames": stats["frames"],
+        "frame_ms_mean": round(statistics.fmean(recent), 2),
+        "frame_ms_p50": round(recent[len(recent) // 2], 2),
+        "frame_ms_p95": round(recent[min(len(recent) - 1, int(len(recent) * 0.95))], 2),
+        "frame_ms_max": round(stats["maxMs"], 1),
+        "long_tasks": stats["longTasks"],
+        "long_task_ms_per_s": round(stats["longTaskMs"] / seconds, 1),
+        "surface_redraw_ms_mean": round(stats["surfaceMs"] / max(stats["surfaceDraws"], 1), 1),
+        # everything the page's JS did, spread over the frames: handler + heatmap + surface tasks
+        "main_thread_ms_per_frame": round(
+            (stats["totalMs"] + sum(p["ms"] for n, p in stats["panels"].items() if n in ("heatmap", "surface")))
+            / max(stats["frames"], 1),
+            2,
+        ),
+        "panels": panels,
+    }
+
+
+def measure(minutes: float = 1.0, cadence_s: float = 1.0, heap_every_min: float = 1.0) -> dict[str, Any]:
+    """Run the dashboard for ``minutes`` at a push cadence of ``cadence_s``; frame
+    cost and JS heap figures (heap sampled every ``heap_every_min`` minutes)."""
+    from playwright.sync_api import sync_playwright
+
+    with running_dashboard(push_interval_s=cadence_s) as rd, sync_playwright() as pw:
+        browser = launch_chromium(pw, ["--enable-precise-memory-info", "--js-flags=--expose-gc"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(rd.url)
+            page.wait_for_function("() => window.dash_clientside?.liq?.debug().seq != null", timeout=30_000)
+            page.wait_for_timeout(WARMUP_S * 1000)  # benchmark warm-up, not a race guard
+            page.evaluate("() => window.dash_clientside.liq.resetStats()")
+            heap = [{"minute": 0.0, "mb": round(_heap_mb(page), 2)}]
+            started = time.monotonic()
+            end = started + minutes * 60
+            next_heap = started + heap_every_min * 60
+            while (now := time.monotonic()) < end:
+                page.wait_for_timeout(min(1.0, end - now) * 1000)
+                if time.monotonic() >= next_heap - 0.5:
+                    heap.append({"minute": round((time.monotonic() - started) / 60, 2), "mb": round(_heap_mb(page), 2)})
+                    next_heap += heap_every_min * 60
+            seconds = time.monotonic() - started
+            debug = page.evaluate(DEBUG_JS)
+        finally:
+            browser.close()
+    out = {"cadence_s": cadence_s, "minutes": minutes, **_summary(debug["stats"], seconds), "heap_mb": heap}
+    out["heap_growth_mb"] = round(heap[-1]["mb"] - heap[0]["mb"], 2)
+    out["window"] = {k: debug[k] for k in ("columns", "series", "trades", "alerts")}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=1.0, help="run at 1 frame a second for this long")
+    parser.add_argument("--cadence", type=float, default=1.0)
+    parser.add_argument("--fast-minutes", type=float, default=0.5, help="then at 100 ms cadence for this long")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    results = [measure(args.minutes, args.cadence)]
+    if args.fast_minutes > 0:
+        results.append(measure(args.fast_minutes, 0.1, heap_every_min=max(args.fast_minutes / 2, 0.25)))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

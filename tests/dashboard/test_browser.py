@@ -1,0 +1,218 @@
+"""The dashboard in headless Chromium against the real stack (simulated exchange,
+ingestion, API) on loopback. One stack, one browser and one page per module.
+
+Order matters only at the ends: the console check runs first (before any socket is
+killed on purpose) and the reconnect test last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from dashboard.harness import CHROMIUM, RunningDashboard, launch_chromium, running_dashboard  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"no Chromium at {CHROMIUM} (make chromium)", allow_module_level=True)
+
+PUSH_S = 0.5
+LIQ = "window.dash_clientside.liq"
+LADDER_JS = """() => Array.from(document.querySelectorAll('#ladder .lrow')).map(r => ({
+    side: r.dataset.side, price: r.dataset.price === '' ? null : Number(r.dataset.price),
+    qty: Number(r.dataset.qty), wall: r.dataset.wall === '1', cls: r.className}))"""
+
+
+@pytest.fixture(scope="module")
+def dash_env() -> Iterator[RunningDashboard]:
+    with running_dashboard(push_interval_s=PUSH_S) as rd:
+        yield rd
+
+
+@pytest.fixture(scope="module")
+def page_and_errors(dash_env: RunningDashboard) -> Iterator[tuple[Page, list[str]]]:
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        page.goto(dash_env.url)
+        page.wait_for_function(f"() => {LIQ}?.debug().seq != null", timeout=20_000)
+        yield page, errors
+        browser.close()
+
+
+@pytest.fixture
+def page(page_and_errors: tuple[Page, list[str]]) -> Page:
+    return page_and_errors[0]
+
+
+def api_get(env: RunningDashboard, path: str) -> Any:
+    with urllib.request.urlopen(env.api_url + path, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def ladder(page: Page) -> list[dict[str, Any]]:
+    return list(page.evaluate(LADDER_JS))
+
+
+def debug(page: Page) -> dict[str, Any]:
+    return dict(page.evaluate(f"() => {LIQ}.debug()"))
+
+
+def test_page_loads_without_console_errors_and_every_panel_renders(
+    page_and_errors: tuple[Page, list[str]],
+) -> None:
+    page, errors = page_and_errors
+    # the 3D surface is drawn right after the history and then every 5 s
+    page.wait_for_function(
+        """() => ['heatmap', 'depth', 'surface'].every(id => {
+                   const d = document.getElementById(id); return d && d.data && d.data.length; })""",
+        timeout=15_000,
+    )
+    heat_types = page.evaluate("() => document.getElementById('heatmap').data.map(t => t.name + ':' + t.type)")
+    assert {"resting size:heatmap", "volume profile:bar", "best bid:scattergl", "best ask:scattergl",
+            "buys:scattergl", "sells:scattergl"} <= set(heat_types)
+    assert page.evaluate("() => document.getElementById('surface').data[0].type") == "surface"
+    rows = ladder(page)
+    assert [r["side"] for r in rows].count("bid") == 10 and [r["side"] for r in rows].count("ask") == 10
+    assert all(r["price"] is not None for r in rows)
+    for ident in ("m-mid", "m-spread", "m-micro", "m-imb", "m-ofi", "m-bidvol", "m-askvol"):
+        assert page.inner_text(f"#{ident}") not in ("", "\u2013"), ident
+    assert page.inner_text("#feed [data-field=messages_per_s]") not in ("", "\u2013")
+    assert "BTCUSDT" in page.inner_text("#sync-chips") and "ETHUSDT" in page.inner_text("#sync-chips")
+    assert page.get_attribute("#liq-root", "data-conn") == "live"
+    page.wait_for_function("() => /updated [0-9.]+ s ago/.test(document.getElementById('update-age').textContent)")
+    assert errors == [], errors
+
+
+def test_main_panels_fit_a_1400x900_window(page: Page) -> None:
+    for ident in ("banner", "metrics", "panel-ladder", "panel-heatmap", "panel-depth", "panel-alerts"):
+        box = page.locator(f"#{ident}").bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900 + 1, (ident, box)
+
+
+def test_banner_says_simulated(page: Page) -> None:
+    page.wait_for_function("() => document.getElementById('banner').classList.contains('banner-sim')")
+    assert "SIMULATED" in page.inner_text("#src-badge")
+    assert "src-sim" in (page.get_attribute("#src-badge", "class") or "")
+
+
+def test_ladder_matches_the_book_endpoint_then_moves(dash_env: RunningDashboard, page: Page) -> None:
+    sim = dash_env.stack.sim
+    dash_env.loop.call(sim.pause)  # a frozen market: the next frame and /book show one update id
+    try:
+        book = api_get(dash_env, "/book/btcusdt?depth=10")
+        page.wait_for_function(
+            f"() => document.getElementById('ladder').dataset.lastUpdateId === '{book['last_update_id']}'",
+            timeout=5_000,
+        )
+        rows = ladder(page)
+        book = api_get(dash_env, "/book/btcusdt?depth=10")
+        assert str(book["last_update_id"]) == page.get_attribute("#ladder", "data-last-update-id")
+    finally:
+        dash_env.loop.call(sim.resume)
+    bids = [[r["price"], r["qty"]] for r in rows if r["side"] == "bid"]
+    asks = sorted(([r["price"], r["qty"]] for r in rows if r["side"] == "ask"), key=lambda lv: lv[0])
+    assert bids == book["bids"]
+    assert asks == book["asks"]
+
+    before = (debug(page)["seq"], [r["qty"] for r in rows], page.inner_text("#m-mid"))
+    page.wait_for_function(
+        f"""([seq, qtys]) => {{
+              const rows = Array.from(document.querySelectorAll('#ladder .lrow'));
+              return {LIQ}.debug().seq > seq + 2 && rows.some((r, i) => Number(r.dataset.qty) !== qtys[i]);
+           }}""",
+        arg=[before[0], before[1]],
+        timeout=15_000,
+    )
+
+
+def test_symbol_switch_changes_data_without_reload(page: Page) -> None:
+    page.evaluate("() => { window.__sameDocument = true; }")
+    assert ladder(page)[0]["price"] > 50_000
+    page.click("label:has-text('ETHUSDT')")
+    page.wait_for_function(
+        """() => { const l = document.getElementById('ladder');
+                   const bestBid = Number(document.querySelector('#ladder .lrow.bid').dataset.price);
+                   return l.dataset.symbol === 'ethusdt' && bestBid < 10000; }""",
+        timeout=10_000,
+    )
+    prices = [r["price"] for r in ladder(page)]
+    assert all(1_000 < p < 10_000 for p in prices), prices
+    assert page.evaluate("() => window.__sameDocument === true"), "the page was reloaded"
+    heat_y = page.evaluate("() => document.getElementById('heatmap').data[0].y")
+    assert heat_y and max(heat_y) < 10_000
+    page.click("label:has-text('BTCUSDT')")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#ladder .lrow.bid').dataset.price) > 50000", timeout=10_000
+    )
+    assert page.evaluate("() => window.__sameDocument === true")
+
+
+def test_injected_wall_is_highlighted_on_the_ladder_and_alerted(dash_env: RunningDashboard, page: Page) -> None:
+    sim = dash_env.stack.sim
+    episode = dash_env.loop.run(
+        sim.inject_wall("btcusdt", side="bid", distance_ticks=2, multiple=25.0, duration_s=25.0)
+    )
+    price = float(episode.prices[0])
+    started = time.monotonic()
+    page.wait_for_function(
+        """(price) => Array.from(document.querySelectorAll('#ladder .lrow.wall')).some(
+               r => r.dataset.side === 'bid' && Math.abs(Number(r.dataset.price) - price) < 1e-6)""",
+        arg=price,
+        timeout=20_000,
+    )
+    page.wait_for_function(
+        """(price) => Array.from(document.querySelectorAll('#alerts .alert[data-type=WALL]')).some(
+               a => a.dataset.side === 'bid' && Math.abs(Number(a.dataset.price) - price) < 1e-6)""",
+        arg=price,
+        timeout=10_000,
+    )
+    assert time.monotonic() - started < 20
+    colour = page.evaluate(
+        "(p) => getComputedStyle(Array.from(document.querySelectorAll('#ladder .lrow.wall'))"
+        ".find(r => Number(r.dataset.price) === p).querySelector('.lbar')).backgroundColor",
+        price,
+    )
+    assert colour == "rgb(255, 152, 0)", colour  # orange
+
+
+def test_impact_calculator_shows_vwap_and_errors(page: Page) -> None:
+    page.fill("#impact-size", "2.5")
+    page.click("#impact-run")
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
+    text = page.inner_text("#impact-result")
+    assert "VWAP" in text and "levels consumed" in text
+    page.wait_for_function(
+        "() => { const d = document.getElementById('impact-curve'); return d.data && d.data[0].x.length >= 5; }"
+    )
+    page.fill("#impact-size", "-1")
+    page.click("#impact-run")
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'error'", timeout=10_000)
+    assert "positive" in page.inner_text("#impact-result")
+
+
+def test_page_reconnects_by_itself_after_the_api_restarts(dash_env: RunningDashboard, page: Page) -> None:
+    stack = dash_env.stack.stack
+    dash_env.loop.run(stack.stop_api())
+    try:
+        page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'reconnecting'",
+                               timeout=10_000)
+        assert "reconnecting" in page.inner_text("#conn-status")
+    finally:
+        dash_env.loop.run(stack.start_api_again())
+    page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'live'", timeout=15_000)
+    seq = debug(page)["seq"]
+    page.wait_for_function(f"() => {LIQ}.debug().seq > {seq}", timeout=10_000)
