@@ -37,12 +37,15 @@ class Subscriber:
         return ok
 
     async def next_message(self) -> str | None:
-        """The oldest queued message; None once the subscriber is closed."""
+        """The oldest queued message; None once the subscriber is closed (what is
+        still queued then is not sent: the client left, or the server is stopping)."""
         while not self.queue:
             if self.closed:
                 return None
             self.ready.clear()
             await self.ready.wait()
+        if self.closed:
+            return None
         return self.queue.popleft()
 
 

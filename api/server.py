@@ -25,10 +25,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from api.hub import FrameHub, LimitExceeded
+from api.hub import FrameHub, LimitExceeded, Subscriber
 from api.metrics import prometheus_text
 from api.publisher import FramePublisher
 from config import Settings
+from data_ingestion.feed import SymbolFeed
 from data_ingestion.runtime import IngestionRuntime
 from features.market_impact import BookUnavailable, ImpactError, ImpactSimulator
 
@@ -106,7 +107,7 @@ def create_app(services: Services) -> FastAPI:
         log.exception("api: unexpected error: %r", exc)
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
-    def feed_of(symbol: str):  # type: ignore[no-untyped-def]
+    def feed_of(symbol: str) -> SymbolFeed:
         feed = runtime.feeds.get(symbol.lower())
         if feed is None:
             known = ", ".join(sorted(runtime.feeds))
@@ -154,9 +155,7 @@ def create_app(services: Services) -> FastAPI:
         depth: Annotated[int | None, Query(ge=1, le=100_000, description="levels a side; all when omitted")] = None,
     ) -> dict[str, Any]:
         feed = feed_of(symbol)
-        info = feed.sync_info()
-        if not feed.in_sync:
-            raise ApiError(503, f"{feed.symbol}: book not in sync ({info['state']}: {info['reason']})")
+        info = require_in_sync(feed)
         n = depth if depth is not None else max(len(feed.book.bids), len(feed.book.asks))
         bids, asks = feed.book.top(n)
         band = feed.book.snapshot_band
@@ -195,10 +194,9 @@ def create_app(services: Services) -> FastAPI:
             raise ApiError(422, "give exactly one of size=X or sizes=X,Y,...")
         impact = services.impact
         assert impact is not None
-        try:
-            if size is not None:
-                result = impact.walk(feed.book, side_l, parse_size(size, s.impact_max_size), in_sync=feed.in_sync)
-                return {**result.to_dict(), "last_update_id": feed.book.last_update_id}
+        if size is not None:
+            value = parse_size(size, s.impact_max_size)
+        else:
             assert sizes is not None
             parts = [p for p in sizes.split(",") if p.strip()]
             if not parts:
@@ -206,6 +204,11 @@ def create_app(services: Services) -> FastAPI:
             if len(parts) > MAX_CURVE_POINTS:
                 raise ApiError(422, f"sizes: at most {MAX_CURVE_POINTS} sizes")
             values = [parse_size(p, s.impact_max_size) for p in parts]
+        require_in_sync(feed)  # bad input first (422), then the book's state (503)
+        try:
+            if size is not None:
+                result = impact.walk(feed.book, side_l, value, in_sync=feed.in_sync)
+                return {**result.to_dict(), "last_update_id": feed.book.last_update_id}
             points = impact.curve(feed.book, side_l, values, in_sync=feed.in_sync)
             return {
                 "symbol": feed.symbol,
@@ -228,6 +231,21 @@ def create_app(services: Services) -> FastAPI:
         await serve_subscriber(services, websocket, symbol)
 
     return app
+
+
+def require_in_sync(feed: SymbolFeed) -> dict[str, Any]:
+    """The feed's sync info when its book can be served; else ApiError 503 with the
+    reason. A book gone stale (no message for ``stale_after_s``) is not served either:
+    /health already counts it as out of sync, and events may be missing from it."""
+    info = feed.sync_info()
+    state = info["state"]
+    if state == "synced":
+        return info
+    if state == "stale":
+        why = f"no message from the exchange for {info['last_message_age_s']} s"
+    else:
+        why = info["reason"] or "waiting for a snapshot"
+    raise ApiError(503, f"{feed.symbol}: book not in sync ({state}: {why})")
 
 
 def parse_size(raw: str, max_size: float) -> float:
@@ -313,27 +331,24 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
         await websocket.close(code=1013, reason=str(exc)[:120])
         return
     hub.active_handlers += 1
+    reader: asyncio.Future[None] | None = None
     try:
         history = services.publisher.buffers[sym].history_message().decode()
         await websocket.send_text(history)
-        reader = asyncio.ensure_future(_drain_client(websocket))
-        try:
-            while True:
-                getter = asyncio.ensure_future(sub.next_message())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if reader in done:
-                    getter.cancel()
-                    break
-                message = getter.result()
-                if message is None:
-                    break
-                await websocket.send_text(message)
-                sub.sent += 1
-        finally:
-            reader.cancel()
+        # The reader notices the client leaving and closes the subscription, which
+        # wakes this loop: one task step per frame sent, no task made per frame.
+        reader = asyncio.ensure_future(_drain_client(websocket, hub, sub))
+        while True:
+            message = await sub.next_message()
+            if message is None:
+                break
+            await websocket.send_text(message)
+            sub.sent += 1
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
+        if reader is not None:
+            reader.cancel()
         hub.unsubscribe(sub)
         if hub.closing and websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
@@ -341,13 +356,16 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
         hub.active_handlers -= 1
 
 
-async def _drain_client(websocket: WebSocket) -> None:
-    """Read (and ignore) what the client sends, to notice when it goes away."""
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while True:
-            msg = await websocket.receive()
-            if msg.get("type") == "websocket.disconnect":
-                return
+async def _drain_client(websocket: WebSocket, hub: FrameHub, sub: Subscriber) -> None:
+    """Read (and ignore) what the client sends; when it goes away, end its subscription."""
+    try:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            while True:
+                msg = await websocket.receive()
+                if msg.get("type") == "websocket.disconnect":
+                    return
+    finally:
+        hub.unsubscribe(sub)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -397,6 +415,7 @@ class ApiServer:
             log_level=log_level,
             access_log=False,
             ws_max_size=64 * 1024,
+            ws_per_message_deflate=False,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
             timeout_graceful_shutdown=3,
@@ -416,16 +435,37 @@ class ApiServer:
                 self._task.result()  # raises what stopped it
             await asyncio.sleep(0.01)
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 1.0) -> None:
         hub = self.services.hub
         hub.closing = True
         for sub in hub.subscribers():
             hub.unsubscribe(sub)  # wakes each sender, which closes with 1001
-        deadline = time.monotonic() + 2.0
-        while hub.active_handlers > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await self._wait_handlers(grace_s)
+        if hub.active_handlers > 0 or self._stalled_connections():
+            # A client that stopped reading cannot be handed a close frame: its
+            # handler waits for the socket to drain, and uvicorn's own shutdown would
+            # wait for it too (and then leave the socket open). Abort those; their
+            # handlers then end at once.
+            for transport in self._stalled_connections():
+                transport.abort()
+            await self._wait_handlers(0.5)
         self.server.should_exit = True
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         hub.closing = False
+
+    async def _wait_handlers(self, seconds: float) -> None:
+        hub = self.services.hub
+        deadline = time.monotonic() + seconds
+        while hub.active_handlers > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    def _stalled_connections(self) -> list[asyncio.WriteTransport]:
+        """Transports of this server still holding bytes the client has not taken."""
+        out = []
+        for conn in list(self.server.server_state.connections):
+            transport = getattr(conn, "transport", None)
+            if transport is not None and transport.get_write_buffer_size() > 0:
+                out.append(transport)
+        return out

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import ingest
+from bench import fanout, ingest
 
 Benchmark = Callable[[], dict[str, Any]]
 
@@ -27,6 +27,7 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
         "ingest": ("decode + sync + apply per depth message (BTCUSDT recording)", ingest.bench_ingest),
         "pipeline": ("ingest + per-event features (top-N metrics, OFI)", ingest.bench_pipeline),
         "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
+        "fanout": ("200 websocket clients on two symbols at 1 s for 60 s", fanout.bench_fanout),
     }
     return benches
 
