@@ -179,6 +179,16 @@ def sim_urls_from(rest_url: str) -> dict[str, str]:
     }
 
 
+def expected_depth_rate(suffix: str) -> float:
+    """Depth events a second of a diff-depth stream: @depth@100ms 10, @depth 4, @depth@500ms 2."""
+    if suffix.endswith("ms"):
+        try:
+            return 1000.0 / float(suffix.rsplit("@", 1)[1][:-2])
+        except (ValueError, ZeroDivisionError):
+            return 10.0
+    return 4.0
+
+
 class App:
     """The running process: the simulated exchange (if any), the stack, the dashboard."""
 
@@ -243,13 +253,20 @@ class App:
         self.stack.tasks.spawn(self.minute_report(), name="minute-report")
 
     async def minute_report(self) -> None:
-        """One log line a minute per symbol: state, rates, gaps, alerts."""
+        """One log line a minute per symbol: state, rates, gaps, alerts; a warning when
+        the depth rate is far from the stream's (about 10/s at 100 ms) or memory grew."""
         assert self.stack is not None
         last_alerts: dict[str, int] = {}
+        expected = expected_depth_rate(self.settings.depth_stream_suffix)
         while True:
             await asyncio.sleep(60.0)
+            self.stack.runtime.process.summary()  # logs a warning past +50 % of the baseline RSS
             for sym, feed in self.stack.runtime.feeds.items():
                 info = feed.feed_info()
+                rate = info["depth_events_per_s"]
+                if self.stack.source.kind != "replay" and not expected / 2 <= rate <= expected * 2:
+                    log.warning("%s: %.1f depth events/s, expected about %.0f/s on %s", sym, rate, expected,
+                                self.settings.depth_stream_suffix)
                 features = self.stack.features.get(sym)
                 alerts = len(features.alert_history) if features is not None else 0
                 log.info("%s: %s, %.1f msgs/s, %.1f depth/s, gaps %d, resyncs %d, alerts in 180 s: %d (%+d)",

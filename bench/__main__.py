@@ -20,6 +20,31 @@ from bench import fanout, ingest
 Benchmark = Callable[[], dict[str, Any]]
 
 
+def _browser_1s() -> dict[str, Any]:
+    from dashboard.bench_browser import measure
+
+    return _flat(measure(1.0, 1.0, heap_every_min=0.5))
+
+
+def _browser_fast() -> dict[str, Any]:
+    from dashboard.bench_browser import measure
+
+    return _flat(measure(1.0, 0.1, heap_every_min=0.5))
+
+
+def _flat(result: dict[str, Any]) -> dict[str, Any]:
+    """Scalars only, for the table (the heap series stays in the JSON as a string)."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items() if isinstance(v, int | float)})
+        elif isinstance(value, list):
+            out[key] = " ".join(f"{p['minute']}:{p['mb']}" for p in value if isinstance(p, dict))
+        else:
+            out[key] = value
+    return out
+
+
 def registry() -> dict[str, tuple[str, Benchmark]]:
     """name -> (what it measures, function)."""
     benches: dict[str, tuple[str, Benchmark]] = {
@@ -28,6 +53,8 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
         "pipeline": ("ingest + per-event features (top-N metrics, OFI)", ingest.bench_pipeline),
         "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
         "fanout": ("200 websocket clients on two symbols at 1 s for 60 s", fanout.bench_fanout),
+        "browser": ("dashboard in headless Chromium, 1 frame/s for 1 min: main-thread cost, JS heap", _browser_1s),
+        "browser_fast": ("the same at 10 frames/s for 1 min", _browser_fast),
     }
     return benches
 

@@ -89,7 +89,26 @@ def test_new_user_runs_the_simulated_market(procs: list[Proc]) -> None:
     sim = httpx.get(f"{p.base}/simulate/btcusdt", params={"side": "buy", "size": "1"}, timeout=5)
     assert sim.status_code == 200 and sim.json()["quantity_filled"] == 1.0
     page = httpx.get(f"http://127.0.0.1:{p.dash_port}/", timeout=5)
-    assert page.status_code == 200 and "dash" in page.text.lower()
+    assert page.status_code == 200
+    # The dashboard renders in headless Chromium: ladder rows with live prices, no console errors.
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.harness import launch_chromium
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.goto(f"http://127.0.0.1:{p.dash_port}/")
+            tab.wait_for_function(
+                "document.querySelectorAll('#ladder [data-side=\"bid\"]').length === 10", timeout=20_000
+            )
+            assert "SIMULATED" in tab.inner_text("body")
+            assert errors == []
+        finally:
+            browser.close()
     code, took, err = p.interrupt()
     assert code == 0, err[-2000:]
     assert took < 5.0
