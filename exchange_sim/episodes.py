@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,14 @@ from exchange_sim.settings import SimConfig
 log = logging.getLogger(__name__)
 
 KINDS = ("wall", "layering", "withdrawal")
+
+# The detectors compare sizes with the median of the top-20 levels of both sides over
+# the 1 Hz samples of the last 30 s. One sample's median swings about 2x around it, so
+# episodes are sized against the larger of the two, never against a lucky dip.
+MEDIAN_WINDOW_MS = 30_000
+MEDIAN_SAMPLE_MS = 1_000
+# A wall the background flow eats below this share of its size is over ("eaten").
+WALL_EATEN_SHARE = 0.4
 
 
 @dataclass(slots=True)
@@ -83,10 +92,11 @@ class WallRun(_Run):
         multiple: float,
         duration_ms: int,
         end_mode: str,
+        median: int | None = None,
     ) -> None:
         super().__init__(market, rng, label)
         self.is_bid = is_bid
-        median = market.median_top_size(20)
+        median = max(median or 0, market.median_top_size(20))
         best = market.best_bid[0] if is_bid else market.best_ask[0]
         self.tick = best - distance_ticks if is_bid else best + distance_ticks
         self.lots = max(1, round(multiple * median))
@@ -111,6 +121,13 @@ class WallRun(_Run):
         remaining = self._remaining()
         if remaining == 0:
             self.label.details["end_reason"] = "eaten"
+            return True
+        if not self.eating and remaining < WALL_EATEN_SHARE * self.lots:
+            # The background flow ate most of the wall before its planned end: it is no
+            # longer the wall the label describes. The owner cancels the rest.
+            self.market.op_remove(self.is_bid, self.tick, remaining)
+            self.label.details["end_reason"] = "eaten"
+            self.label.details["eaten_by"] = "flow"
             return True
         if not self.eating and now_ms >= self.end_at:
             if self.end_mode == "pulled":
@@ -143,11 +160,12 @@ class LayeringRun(_Run):
         levels: int,
         multiple: float,
         duration_ms: int,
+        median: int | None = None,
     ) -> None:
         super().__init__(market, rng, label)
         self.is_bid = is_bid
         self.levels = levels
-        median = market.median_top_size(20)
+        median = max(median or 0, market.median_top_size(20))
         self.lots = max(1, round(multiple * median))
         self.offset = rng.randint(1, 3)
         self.end_at = label.start_ms + duration_ms
@@ -277,6 +295,23 @@ class EpisodeScheduler:
         }
         now = market.now_ms
         self.next_due = {k: now + int(rng.uniform(*cfg.first_episode_after_s) * 1000) for k in KINDS}
+        self._samples: deque[tuple[int, list[int]]] = deque()  # 1 Hz top-20 sizes, last 30 s
+        self._next_sample = now
+
+    def _sample(self, now: int) -> None:
+        if now < self._next_sample:
+            return
+        self._next_sample = now - now % MEDIAN_SAMPLE_MS + MEDIAN_SAMPLE_MS
+        m = self.market
+        self._samples.append((now, [q for _, q in m.top_levels(True, 20)] + [q for _, q in m.top_levels(False, 20)]))
+        while self._samples and self._samples[0][0] <= now - MEDIAN_WINDOW_MS:
+            self._samples.popleft()
+
+    def typical_size(self) -> int:
+        """Median top-20 level size (lots) over the 1 Hz samples of the last 30 s: the
+        detectors' rolling median, as the scheduler sees it (at least one sample)."""
+        sizes = sorted(q for _, qs in self._samples for q in qs)
+        return max(1, sizes[len(sizes) // 2]) if sizes else self.market.median_top_size(20)
 
     def _new_label(self, kind: str, side: str) -> Episode:
         label = Episode(len(self.labels) + 1, self.market.symbol, kind, side, [], self.market.now_ms)
@@ -297,6 +332,7 @@ class EpisodeScheduler:
     def on_step(self) -> None:
         """Drive the running episode or start a due one (call once per engine batch)."""
         now = self.market.now_ms
+        self._sample(now)
         if self.active is not None:
             run = self.active
             done = run.step(now)
@@ -324,7 +360,7 @@ class EpisodeScheduler:
             label = self._new_label("layering", "bid" if is_bid else "ask")
             self.active = LayeringRun(
                 self.market, rng, label, is_bid, rng.randint(5, 7), rng.uniform(12.0, 18.0),
-                int(rng.uniform(6.0, 10.0) * 1000),
+                int(rng.uniform(6.0, 10.0) * 1000), median=self.typical_size(),
             )
         elif kind == "withdrawal":
             label = self._new_label("withdrawal", "both")
@@ -346,7 +382,8 @@ class EpisodeScheduler:
             self._finish(self.active)
         label = self._new_label("wall", "bid" if is_bid else "ask")
         self.active = WallRun(
-            self.market, self.rng, label, is_bid, distance_ticks, multiple, int(duration_s * 1000), end_mode
+            self.market, self.rng, label, is_bid, distance_ticks, multiple, int(duration_s * 1000), end_mode,
+            median=self.typical_size(),
         )
         log.info("%s: wall episode %d started at %s", self.market.symbol, label.id, label.prices)
         return label

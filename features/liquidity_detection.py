@@ -33,6 +33,13 @@ EXHAUSTION = "EXHAUSTION"
 # the previous sample account for at least this share of the quantity that went.
 FILLED_SHARE = 0.5
 
+# Spreads and depths are differences and sums of floats parsed from decimal strings:
+# a 2-tick spread can come out as 0.19999999999708962 against a 1-tick spread of
+# 0.09999999999126885, i.e. "more than 2x" by float noise alone. The strict
+# comparisons of metrics.md ("spread > 2 x mean", "depth < 50 % of mean") are made
+# with this relative margin so that exactly 2x / exactly 50 % never pass.
+_REL_EPS = 1e-9
+
 _NS = 1_000_000_000
 
 
@@ -341,7 +348,9 @@ class LiquidityDetector:
         # is compared with them.
         mean_spread = sum(s for _, s in spreads) / len(spreads) if spreads else None
         spread_wide = (
-            spread is not None and mean_spread is not None and spread > self.s.exhaustion_spread_multiple * mean_spread
+            spread is not None
+            and mean_spread is not None
+            and spread > self.s.exhaustion_spread_multiple * mean_spread * (1.0 + _REL_EPS)
         )
         alerts: list[Alert] = []
         for side, levels in ((BID, bids), (ASK, asks)):
@@ -354,7 +363,7 @@ class LiquidityDetector:
                 spread_wide
                 and depth is not None
                 and mean_depth is not None
-                and depth < self.s.exhaustion_depth_ratio * mean_depth
+                and depth < self.s.exhaustion_depth_ratio * mean_depth * (1.0 - _REL_EPS)
             )
             if condition and self._exhaustion_armed[side]:
                 self._exhaustion_armed[side] = False

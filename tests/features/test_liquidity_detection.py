@@ -192,6 +192,25 @@ def test_exhaustion_needs_both_conditions() -> None:
     assert exhaustion_sample(det, 11, 0.5, 5.0) == []  # depth 5 = exactly 50%: not less
 
 
+@pytest.mark.parametrize(
+    ("bid", "one_tick_ask", "two_tick_ask"),
+    [(96900.1, 96900.2, 96900.3), (3500.01, 3500.02, 3500.03)],
+)
+def test_exhaustion_exactly_twice_the_spread_from_real_prices_does_not_fire(
+    bid: float, one_tick_ask: float, two_tick_ask: float
+) -> None:
+    # Price subtraction: a 1-tick spread of 0.09999999999126885 and a 2-tick spread of
+    # 0.19999999999708962, which is > 2 x the former by float noise alone. Exactly 2x
+    # is not "more than 2x" (metrics.md), whatever the last bits say.
+    one, two = one_tick_ask - bid, two_tick_ask - bid
+    assert two > 2 * one  # the trap
+    det = LiquidityDetector("btcusdt", SETTINGS)
+    for t in range(11):
+        exhaustion_sample(det, t, 1.0, one)
+    assert exhaustion_sample(det, 11, 0.4, two) == []
+    assert exhaustion_sample(det, 12, 0.4, 3 * one)[0].type == EXHAUSTION  # 3 ticks: more than 2x
+
+
 def test_alert_dict_has_the_documented_shape() -> None:
     det = LiquidityDetector("BTCUSDT", SETTINGS)
     [a] = det.on_sample(3 * S, bids(), asks({0: 9.0, 1: 9.0, 2: 9.0, 3: 9.0}), 1.0)
