@@ -32,6 +32,18 @@ def _browser_fast() -> dict[str, Any]:
     return _flat(measure(1.0, 0.1, heap_every_min=0.5))
 
 
+def _detectors() -> dict[str, Any]:
+    from bench.detector_score import score
+
+    res = score(minutes=30.0)
+    out: dict[str, Any] = {}
+    for kind, k in res["kinds"].items():
+        for fig in ("labels", "alerts", "recall", "precision", "precision_truth", "agreement"):
+            if fig in k:
+                out[f"{kind}.{fig}"] = k[fig]
+    return out
+
+
 def _flat(result: dict[str, Any]) -> dict[str, Any]:
     """Scalars only, for the table (the heap series stays in the JSON as a string)."""
     out: dict[str, Any] = {}
@@ -53,6 +65,7 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
         "pipeline": ("ingest + per-event features (top-N metrics, OFI)", ingest.bench_pipeline),
         "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
         "fanout": ("200 websocket clients on two symbols at 1 s for 60 s", fanout.bench_fanout),
+        "detectors": ("detector recall/precision vs labelled episodes, 30 simulated minutes", _detectors),
         "browser": ("dashboard in headless Chromium, 1 frame/s for 1 min: main-thread cost, JS heap", _browser_1s),
         "browser_fast": ("the same at 10 frames/s for 1 min", _browser_fast),
     }
