@@ -10,16 +10,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
-
-@dataclass(frozen=True, slots=True)
-class BufferedFrame:
-    frame: dict[str, Any]
-    encoded: bytes | None  # orjson bytes of ``frame`` when the caller encoded it
 
 
 def frames_for(buffer_seconds: float, push_interval_s: float) -> int:
@@ -35,13 +28,17 @@ def frames_for(buffer_seconds: float, push_interval_s: float) -> int:
 
 
 class FrameBuffer:
-    """Ring buffer of the frames of one symbol, oldest first."""
+    """Ring buffer of the frames of one symbol, oldest first, kept encoded.
+
+    Only the JSON bytes are kept (about 8 KB a frame, where the same frame as Python
+    dicts and floats weighs several times that): the history message is their join,
+    and reading a frame back decodes it."""
 
     __slots__ = ("symbol", "_items")
 
     def __init__(self, symbol: str, buffer_seconds: float = 180.0, push_interval_s: float = 1.0) -> None:
         self.symbol = symbol.lower()
-        self._items: deque[BufferedFrame] = deque(maxlen=frames_for(buffer_seconds, push_interval_s))
+        self._items: deque[bytes] = deque(maxlen=frames_for(buffer_seconds, push_interval_s))
 
     @property
     def maxlen(self) -> int:
@@ -51,26 +48,26 @@ class FrameBuffer:
         return len(self._items)
 
     def append(self, frame: dict[str, Any], encoded: bytes | None = None) -> None:
-        """Keep ``frame`` (and its encoded bytes, if given); the oldest drops out when full."""
-        self._items.append(BufferedFrame(frame, encoded))
+        """Keep ``frame`` (as ``encoded`` when the caller already has its orjson bytes);
+        the oldest drops out when full."""
+        self._items.append(encoded if encoded is not None else orjson.dumps(frame))
 
     def clear(self) -> None:
         self._items.clear()
 
     def latest(self) -> dict[str, Any] | None:
-        return self._items[-1].frame if self._items else None
+        return orjson.loads(self._items[-1]) if self._items else None
 
     def frames(self) -> list[dict[str, Any]]:
-        """The buffered frames, oldest first."""
-        return [item.frame for item in self._items]
+        """The buffered frames, oldest first (decoded)."""
+        return [orjson.loads(item) for item in self._items]
 
     def encoded_frames(self) -> list[bytes]:
-        """Encoded bytes of every buffered frame, oldest first (frames stored without
-        bytes are encoded now with orjson)."""
-        return [item.encoded if item.encoded is not None else orjson.dumps(item.frame) for item in self._items]
+        """Encoded bytes of every buffered frame, oldest first."""
+        return list(self._items)
 
     def history_message(self) -> bytes:
         """``{"type": "history", "symbol": .., "frames": [..]}`` as bytes, built by
         joining the stored encodings."""
         head = orjson.dumps({"type": "history", "symbol": self.symbol})[:-1]  # drop the closing }
-        return head + b',"frames":[' + b",".join(self.encoded_frames()) + b"]}"
+        return head + b',"frames":[' + b",".join(self._items) + b"]}"
