@@ -28,14 +28,16 @@ class TickerMismatch:
 class TickerCrossCheck:
     """Matches bookTickers to applied depth events of one book by update id."""
 
-    def __init__(self, book: BookState, remember: int = 4096) -> None:
+    def __init__(self, book: BookState, remember: int = 1024) -> None:
         self.book = book
         self.remember = remember
         self.checks = 0
         self.failures = 0
         self.first_failure: TickerMismatch | None = None
         self.last_failure: TickerMismatch | None = None
-        self._pending: dict[int, Mapping[str, Any]] = {}  # tickers ahead of the book
+        # bookTickers ahead of the book, by u in arrival order (u grows): only their
+        # four fields are kept, and every one at or below an applied u is dropped.
+        self._pending: OrderedDict[int, tuple[Any, Any, Any, Any]] = OrderedDict()
         self._applied: OrderedDict[int, Top] = OrderedDict()  # recent applied events' tops
 
     def reset(self) -> None:
@@ -61,8 +63,11 @@ class TickerCrossCheck:
             ticker = pending.pop(u, None)
             if ticker is not None:
                 result = self._check(u, ticker, top)
-            if len(pending) > 4 * self.remember:
-                self._pending = {k: v for k, v in pending.items() if k > u}
+            # Tickers at or below u can no longer name a future event.
+            while pending and next(iter(pending)) <= u:
+                pending.popitem(last=False)
+            while len(pending) > 4 * self.remember:  # a stream of tickers and no depth
+                pending.popitem(last=False)
         return result
 
     def on_book_ticker(self, ticker: Mapping[str, Any]) -> bool | None:
@@ -70,26 +75,28 @@ class TickerCrossCheck:
         u = ticker.get("u")
         if type(u) is not int:
             return None
+        fields = (ticker.get("b"), ticker.get("B"), ticker.get("a"), ticker.get("A"))
         top = self._applied.get(u)
         if top is not None:
-            return self._check(u, ticker, top)
+            return self._check(u, fields, top)
         if u > self.book.last_update_id:
-            self._pending[u] = ticker
+            self._pending[u] = fields
         return None
 
-    def _check(self, u: int, ticker: Mapping[str, Any], top: Top) -> bool:
+    def _check(self, u: int, fields: tuple[Any, Any, Any, Any], top: Top) -> bool:
         self.checks += 1
         book = self.book
+        b, bq, a, aq = fields
         try:
-            expected: Top = (book.key(ticker["b"]), float(ticker["B"]), book.key(ticker["a"]), float(ticker["A"]))
-        except (KeyError, TypeError, ValueError):
+            expected: Top = (book.key(b), float(bq), book.key(a), float(aq))
+        except (TypeError, ValueError):
             expected = (None, float("nan"), None, float("nan"))
         if expected == top:
             return True
         self.failures += 1
         mismatch = TickerMismatch(
             u,
-            {k: ticker.get(k) for k in ("b", "B", "a", "A")},
+            {"b": b, "B": bq, "a": a, "A": aq},
             {
                 "b": book.price(top[0]) if top[0] is not None else None,
                 "B": top[1],
