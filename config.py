@@ -33,8 +33,8 @@ class SymbolSpec:
 # Real filters of the default symbols (GET /fapi/v1/exchangeInfo). Unknown symbols
 # get theirs from exchangeInfo at start-up.
 DEFAULT_SYMBOL_SPECS: dict[str, SymbolSpec] = {
-    "btcusdt": SymbolSpec(0.1, 0.001, 1, 3, 50),
-    "ethusdt": SymbolSpec(0.01, 0.001, 2, 3, 20),
+    "btcusdt": SymbolSpec(0.1, 0.001, 1, 3, 20),  # 2 USDT bins: 120 bins span +/- 120 USDT
+    "ethusdt": SymbolSpec(0.01, 0.001, 2, 3, 10),  # 0.1 USDT bins: +/- 6 USDT
 }
 
 

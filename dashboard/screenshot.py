@@ -21,7 +21,8 @@ log = logging.getLogger("dashboard.screenshot")
 def capture(out: Path, wait_s: float = 40.0, symbol: str = "btcusdt", width: int = 1400, height: int = 900) -> Path:
     from playwright.sync_api import sync_playwright
 
-    with running_dashboard(push_interval_s=1.0) as rd, sync_playwright() as pw:
+    stack = running_dashboard(push_interval_s=1.0, source_reason="chosen with --source sim")
+    with stack as rd, sync_playwright() as pw:
         browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})

@@ -64,6 +64,7 @@ class StackHandle:
 async def running_stack(
     symbols: tuple[str, ...] = ("btcusdt", "ethusdt"),
     sim_config: dict[str, Any] | None = None,
+    source_reason: str = "chosen by the test",
     **overrides: Any,
 ) -> AsyncIterator[StackHandle]:
     cfg = SimConfig(symbols=symbols, **{"warmup_s": 20.0, **(sim_config or {})})
@@ -81,7 +82,7 @@ async def running_stack(
         dashboard=False,
         **overrides,
     )
-    stack = Stack(settings, SourceInfo("sim", "SIMULATED market", "chosen by the test"))
+    stack = Stack(settings, SourceInfo("sim", "SIMULATED market", source_reason))
     try:
         await stack.start()
         yield StackHandle(sim, stack, settings)

@@ -18,6 +18,8 @@
     maxTrades: 4000,
     maxHeatRows: 360,        // price bins drawn on the heatmap
     heavyEveryMs: 900,       // heatmap + profile: at most about once a second
+    depthEveryMs: 200,       // depth curve: at most 5 redraws a second (the newest frame is always drawn)
+    maxGapCols: 4,           // heatmap: a hole longer than this many grid steps is left empty
     surfaceEveryMs: 5000,    // 3D surface: at most every 5 s, never two at once
     surfaceCols: 45,
     surfaceRows: 60,
@@ -60,6 +62,13 @@
     textCache: new Map(),
     surfaceBusy: false,
     heatPending: false,
+    depthTimer: null,
+    lastDepth: 0,
+    inHandler: false,
+    surfaceVisible: true,
+    surfaceStale: false,
+    surfaceObserver: null,
+    layouts: {},
     lastHeavy: 0,
     lastSurface: 0,
     stats: null,
@@ -77,7 +86,7 @@
   function freshStats() {
     return {
       frames: 0, totalMs: 0, maxMs: 0, recent: [], longTasks: 0, longTaskMs: 0, panels: {},
-      surfaceDraws: 0, surfaceMs: 0, historyMs: 0,
+      surfaceDraws: 0, surfaceMs: 0, historyMs: 0, deferredMs: 0, surfaceSkipped: 0,
     };
   }
 
@@ -267,8 +276,13 @@
       return;
     }
     if (msg.type !== 'frame') return;
-    ingest(msg);
-    renderAll(false);
+    S.inHandler = true;
+    try {
+      ingest(msg);
+      renderAll(false);
+    } finally {
+      S.inHandler = false;
+    }
     record(performance.now() - t0);
   }
 
@@ -283,6 +297,9 @@
 
   /* ---------------------------------------------------------------- render: dispatch */
 
+  /* Every panel draw goes through here. Work done outside the frame handler (heatmap,
+   * surface, throttled depth redraws) is also summed in stats.deferredMs, so
+   * handler + deferred is all the drawing work the page did. */
   function timed(name, fn) {
     const t0 = performance.now();
     fn();
@@ -292,13 +309,14 @@
     entry.calls += 1;
     entry.ms += ms;
     entry.maxMs = Math.max(entry.maxMs, ms);
+    if (!S.inHandler) S.stats.deferredMs += ms;
   }
 
   function renderAll(force) {
     if (!D.last) return;
     timed('metrics', renderMetrics);
     timed('ladder', renderLadder);
-    timed('depth', renderDepth);
+    scheduleDepth(force);
     timed('feed', renderFeed);
     timed('sync', renderSync);
     if (D.alertsDirty) timed('alerts', renderAlerts);
@@ -307,18 +325,62 @@
 
   /* Heavy panels run in their own tasks after the frame handler, one per task, so
    * no single task carries the heatmap and the 3D surface together. */
+  /* The depth curve is drawn in the handler, but at most every depthEveryMs; a frame
+   * that arrives sooner is drawn by a trailing timer, so the newest book is always shown. */
+  function scheduleDepth(force) {
+    const now = performance.now();
+    if (force || now - S.lastDepth >= CFG.depthEveryMs) {
+      clearTimeout(S.depthTimer);
+      S.depthTimer = null;
+      S.lastDepth = now;
+      timed('depth', renderDepth);
+    } else if (!S.depthTimer) {
+      S.depthTimer = setTimeout(function () {
+        S.depthTimer = null;
+        S.lastDepth = performance.now();
+        if (D.last) timed('depth', renderDepth);
+      }, CFG.depthEveryMs - (now - S.lastDepth));
+    }
+  }
+
+  function pageHidden() { return document.visibilityState === 'hidden'; }
+
+  /* The 3D surface is drawn with the history and then every surfaceEveryMs while it is on
+   * screen; off screen (below the fold) or in a hidden tab it is only marked stale and
+   * redrawn the moment it scrolls into view. */
+  function watchSurface() {
+    const div = byId('surface');
+    if (!div || S.surfaceObserver || typeof IntersectionObserver === 'undefined') return;
+    S.surfaceObserver = new IntersectionObserver(function (entries) {
+      for (const e of entries) S.surfaceVisible = e.isIntersecting;
+      if (S.surfaceVisible && S.surfaceStale && D.last) scheduleSurface(true);
+    });
+    S.surfaceObserver.observe(div);
+  }
+
+  function scheduleSurface(force) {
+    if (!S.surfaceObserver) watchSurface();
+    const now = performance.now();
+    if (S.surfaceBusy || (!force && now - S.lastSurface < CFG.surfaceEveryMs)) return;
+    S.lastSurface = now;
+    if (!force && (!S.surfaceVisible || pageHidden())) {
+      S.surfaceStale = true;
+      S.stats.surfaceSkipped += 1;
+      return;
+    }
+    S.surfaceStale = false;
+    S.surfaceBusy = true;
+    setTimeout(function () { timed('surface', renderSurface); }, 0);
+  }
+
   function scheduleHeavy(force) {
     const now = performance.now();
-    if (!S.heatPending && (force || now - S.lastHeavy >= CFG.heavyEveryMs)) {
+    if (!S.heatPending && (force || (now - S.lastHeavy >= CFG.heavyEveryMs && !pageHidden()))) {
       S.lastHeavy = now;
       S.heatPending = true;
       setTimeout(function () { S.heatPending = false; timed('heatmap', renderHeatmap); }, 0);
     }
-    if (!S.surfaceBusy && (force || now - S.lastSurface >= CFG.surfaceEveryMs)) {
-      S.lastSurface = now;
-      S.surfaceBusy = true;
-      setTimeout(function () { timed('surface', renderSurface); }, 0);
-    }
+    scheduleSurface(force);
   }
 
   /* ---------------------------------------------------------------- banner */
@@ -489,6 +551,21 @@
 
   /* ---------------------------------------------------------------- heatmap + trades + profile */
 
+  /* The heatmap is drawn on a regular time grid (one step = the usual spacing of the
+   * columns, a multiple of columnS). Each grid slot shows the newest column at or before
+   * it (the book as it stood then), holes longer than maxGapCols steps stay empty. With
+   * evenly spaced x and y Plotly paints one pixel per cell and scales the image
+   * (its "fast" heatmap path), instead of one fillRect per cell on a canvas the size of
+   * the plot. */
+  function gridStep(cols) {
+    const diffs = [];
+    for (let i = Math.max(1, cols.length - 21); i < cols.length; i += 1) diffs.push(cols[i].t - cols[i - 1].t);
+    if (!diffs.length) return CFG.columnS;
+    diffs.sort(function (a, b) { return a - b; });
+    const median = diffs[diffs.length >> 1];
+    return Math.max(1, Math.round(median / CFG.columnS)) * CFG.columnS;
+  }
+
   function heatGrid() {
     const cols = D.columns;
     const last = cols[cols.length - 1];
@@ -500,20 +577,32 @@
       hi = lo + CFG.maxHeatRows;
     }
     const rows = hi - lo;
+    const step = gridStep(cols);
+    const n = Math.min(Math.floor((last.t - cols[0].t) / step + 1e-9) + 1, Math.ceil(CFG.windowS / step));
+    const x = new Array(n);
+    const pick = new Array(n);
+    let j = 0;
+    for (let k = 0; k < n; k += 1) {
+      const ts = last.t - (n - 1 - k) * step;
+      x[k] = ts * 1000;
+      while (j + 1 < cols.length && cols[j + 1].t <= ts + step / 2) j += 1;
+      const c = cols[j];
+      pick[k] = c.t <= ts + step / 2 && ts - c.t <= CFG.maxGapCols * step ? c : null;
+    }
     const y = new Array(rows);
     const z = new Array(rows);
     for (let r = 0; r < rows; r += 1) {
       y[r] = (lo + r + 0.5) * last.binSize;
-      z[r] = new Array(cols.length).fill(null);
-    }
-    for (let c = 0; c < cols.length; c += 1) {
-      const col = cols[c];
-      for (let i = 0; i < col.sizes.length; i += 1) {
-        const r = col.bin0 + i - lo;
-        if (r >= 0 && r < rows) z[r][c] = col.sizes[i];
+      const row = new Array(n);
+      const bin = lo + r;
+      for (let k = 0; k < n; k += 1) {
+        const c = pick[k];
+        const v = c ? c.sizes[bin - c.bin0] : undefined;
+        row[k] = v === undefined ? null : v;
       }
+      z[r] = row;
     }
-    return { x: cols.map(function (c) { return c.t * 1000; }), y: y, z: z, lo: lo, hi: hi, binSize: last.binSize };
+    return { x: x, y: y, z: z, lo: lo, hi: hi, binSize: last.binSize };
   }
 
   function colourTop(z) {
@@ -579,12 +668,14 @@
       tradeTrace('sell', maxQty),
       profileTrace(g),
     ];
-    const layout = baseLayout({
-      margin: { l: 64, r: 8, t: 6, b: 28 },
-      xaxis: axis({ type: 'date', domain: [0, 0.85] }),
-      xaxis2: axis({ domain: [0.865, 1], anchor: 'y', showticklabels: false, title: { text: '' } }),
-      yaxis: axis({ tickformat: ',.' + D.decimals + 'f' }),
-      bargap: 0,
+    const layout = keptLayout('heatmap', function () {
+      return baseLayout({
+        margin: { l: 64, r: 8, t: 6, b: 28 },
+        xaxis: axis({ type: 'date', domain: [0, 0.85] }),
+        xaxis2: axis({ domain: [0.865, 1], anchor: 'y', showticklabels: false, title: { text: '' } }),
+        yaxis: axis({ tickformat: ',.' + D.decimals + 'f' }),
+        bargap: 0,
+      });
     });
     Plotly.react(div, data, layout, PLOT_CONFIG);
   }
@@ -610,10 +701,12 @@
       { type: 'scatter', mode: 'lines', name: 'asks', x: a.x, y: a.y, fill: 'tozeroy',
         line: { color: COLOR.ask, shape: 'hv', width: 1.5 }, fillcolor: 'rgba(239,83,80,0.25)' },
     ];
-    const layout = baseLayout({
-      margin: { l: 48, r: 8, t: 6, b: 28 },
-      xaxis: axis({ tickformat: ',.' + D.decimals + 'f', nticks: 5 }),
-      yaxis: axis({ title: { text: 'cumulative size', font: { size: 10 } } }),
+    const layout = keptLayout('depth', function () {
+      return baseLayout({
+        margin: { l: 48, r: 22, t: 6, b: 28 },   // room for the last x tick label (overflow 'allow')
+        xaxis: axis({ tickformat: ',.' + D.decimals + 'f', nticks: 5 }),
+        yaxis: axis({ title: { text: 'cumulative size', font: { size: 10 } } }),
+      });
     });
     Plotly.react(div, data, layout, PLOT_CONFIG);
   }
@@ -645,12 +738,14 @@
     const g = surfaceGrid();
     const data = [{ type: 'surface', x: g.x, y: g.y, z: g.z, colorscale: HEAT_SCALE, showscale: false,
       hovertemplate: '%{x} s, %{y}: %{z:.3f}<extra></extra>' }];
-    const layout = baseLayout({
-      margin: { l: 0, r: 0, t: 0, b: 0 },
-      scene: {
-        xaxis: sceneAxis('seconds ago'), yaxis: sceneAxis('price'), zaxis: sceneAxis('size'),
-        camera: { eye: { x: -1.6, y: -1.4, z: 0.9 } }, aspectmode: 'manual', aspectratio: { x: 1.6, y: 1, z: 0.6 },
-      },
+    const layout = keptLayout('surface', function () {
+      return baseLayout({
+        margin: { l: 0, r: 0, t: 0, b: 0 },
+        scene: {
+          xaxis: sceneAxis('seconds ago'), yaxis: sceneAxis('price'), zaxis: sceneAxis('size'),
+          camera: { eye: { x: -1.6, y: -1.4, z: 0.9 } }, aspectmode: 'manual', aspectratio: { x: 1.6, y: 1, z: 0.6 },
+        },
+      });
     });
     S.surfaceBusy = true;
     Promise.resolve(Plotly.react(div, data, layout, PLOT_CONFIG))
@@ -664,16 +759,33 @@
 
   /* ---------------------------------------------------------------- plot styling */
 
+  /* ticklabeloverflow 'allow': Plotly's default ('hide past div') measures every tick
+   * label against every other with getBoundingClientRect on each redraw (forced layouts,
+   * about 5 ms a figure); the margins already leave room for the labels. */
   function axis(extra) {
     return Object.assign({
       gridcolor: COLOR.grid, zerolinecolor: COLOR.grid, linecolor: COLOR.grid, color: COLOR.muted,
-      tickfont: { size: 10 },
+      tickfont: { size: 10 }, ticklabeloverflow: 'allow',
     }, extra);
   }
 
   function sceneAxis(title) {
     return { title: { text: title }, gridcolor: '#30363d', backgroundcolor: COLOR.panel, color: COLOR.muted,
       showbackground: true };
+  }
+
+  /* One layout object per panel, rebuilt only when the symbol or the price decimals
+   * change; each redraw bumps datarevision, so Plotly diffs data only. */
+  function keptLayout(name, build) {
+    const key = S.symbol + '|' + D.decimals;
+    let kept = S.layouts[name];
+    if (!kept || kept.key !== key) {
+      kept = { key: key, layout: build() };
+      kept.layout.datarevision = 0;
+      S.layouts[name] = kept;
+    }
+    kept.layout.datarevision += 1;
+    return kept.layout;
   }
 
   function baseLayout(extra) {
@@ -836,6 +948,7 @@
 
   function clearPanels() {
     S.ladder = null;
+    S.layouts = {};
     S.textCache.clear();
     for (const id of ['heatmap', 'depth', 'surface']) {
       const div = byId(id);
@@ -876,6 +989,10 @@
     S.apiBase = apiBase(config.api_url);
     S.stats = freshStats();
     observeLongTasks();
+    watchSurface();
+    document.addEventListener('visibilitychange', function () {
+      if (!pageHidden() && D.last) scheduleHeavy(true);
+    });
     S.timers.push(setInterval(tickClock, 500));
     S.timers.push(setInterval(refreshHealth, CFG.healthEveryMs));
     renderSource();

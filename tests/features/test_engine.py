@@ -92,8 +92,9 @@ def test_frames_from_a_real_recording_have_every_documented_field() -> None:
     bands = f["depth_bands"]
     assert list(bands["bid"]) == ["5", "10", "25", "50", "100"]
     assert bands["bid"]["100"] >= bands["bid"]["5"] > 0
-    assert len(f["heatmap"]["sizes"]) == 120 and f["heatmap"]["bin_size"] == 5.0
-    assert f["volume_profile"]["bin_size"] == 5.0
+    # BTCUSDT bins are 20 ticks of 0.1: 2.0 USDT.
+    assert len(f["heatmap"]["sizes"]) == 120 and f["heatmap"]["bin_size"] == 2.0
+    assert f["volume_profile"]["bin_size"] == 2.0
     assert sum(len(x["trades"]) for x in frames) > 0
     assert {t["side"] for x in frames for t in x["trades"]} <= {"buy", "sell"}
     assert f["feed"] == FEED and f["sync"] == SYNCED
