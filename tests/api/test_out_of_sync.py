@@ -106,12 +106,13 @@ async def test_recovery_after_the_faults_are_cleared(h: StackHandle) -> None:
 
 async def test_a_stale_book_is_not_served(h: StackHandle) -> None:
     """No message for longer than stale_after_s: /health says stale, and /book and
-    /simulate refuse it like any book not in sync (the market is paused and the
-    feed's last-message time pushed back, so the watchdog has not fired yet)."""
+    /simulate refuse it like any book not in sync. The feed's staleness threshold is
+    lowered to a nanosecond (the connection's watchdog keeps its own), so every
+    read sees a message older than it, whatever is still in flight."""
     feed = h.feed(SYM)
-    h.sim.pause()
+    settings = feed.settings
+    feed.settings = settings.replace(stale_after_s=1e-9)
     try:
-        feed.monitor.last_message_mono_ns -= int((h.settings.stale_after_s + 1) * 1e9)
         assert feed.in_sync  # the sync machine itself still says synced
         async with httpx.AsyncClient(base_url=h.api_url) as http:
             body = (await http.get("/health")).json()
@@ -121,5 +122,5 @@ async def test_a_stale_book_is_not_served(h: StackHandle) -> None:
                 assert r.status_code == 503, (path, r.text)
                 assert "stale" in r.json()["detail"] and "no message" in r.json()["detail"]
     finally:
-        h.sim.resume()
+        feed.settings = settings
     await h.wait_for(lambda: feed.sync_info()["state"] == "synced", 10, "fresh again")
