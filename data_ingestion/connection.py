@@ -71,7 +71,6 @@ class StreamConnection:
         self.disconnects = 0
         self.stale_closes = 0
         self.malformed = 0
-        self.last_delays: list[float] = []
         self.connected = False
         self.closing = False
         self._ws: ClientConnection | None = None
@@ -105,7 +104,6 @@ class StreamConnection:
             if delivered:
                 self.backoff.reset()
             delay = self.backoff.next_delay()
-            self.last_delays = (self.last_delays + [delay])[-20:]
             log.info("%s: reconnecting in %.2f s (%s)", self.name, delay, reason)
             await asyncio.sleep(delay)
 

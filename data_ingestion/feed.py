@@ -59,7 +59,6 @@ class SymbolFeed:
         self.features = features
         self.recorder = recorder
         self.connected = False
-        self.last_event_ms: int | None = None  # exchange E of the last applied depth event
         self.last_ts_ns: int = 0  # local receive time (epoch ns) of the last message
         self.replay_finished = False  # a finished replay keeps its book; it is not stale
         self._wake = asyncio.Event()
@@ -117,12 +116,14 @@ class SymbolFeed:
     def on_depth(self, event: dict[str, Any], t0_ns: int, recv_ns: int) -> EventOutcome:
         """One decoded depthUpdate; ``t0_ns`` (perf counter) is when its bytes arrived."""
         outcome = self.validator.on_depth_event(event)
+        e_ms = event.get("E")
+        if type(e_ms) is not int:
+            e_ms = None
         if outcome is EventOutcome.APPLIED:
             if self.ticker_check.on_applied(event["u"]) is False:
                 self._on_ticker_mismatch()
             elif self.features is not None:
-                self.features.on_depth_applied(self.book, recv_ns, event.get("E"))
-            self.last_event_ms = event.get("E")
+                self.features.on_depth_applied(self.book, recv_ns, e_ms)
         elif outcome is EventOutcome.GAP:
             log.warning("%s: %s; resyncing from a new snapshot", self.symbol, self.validator.reason)
         elif outcome is EventOutcome.MALFORMED:
@@ -131,10 +132,7 @@ class SymbolFeed:
             self._state_changed()
         if outcome is not EventOutcome.APPLIED and self.validator.needs_snapshot:
             self._wake.set()
-        e_ms = event.get("E")
-        self.monitor.on_depth_processed(
-            time.perf_counter_ns() - t0_ns, recv_ns / 1e6, e_ms if type(e_ms) is int else None
-        )
+        self.monitor.on_depth_processed(time.perf_counter_ns() - t0_ns, recv_ns / 1e6, e_ms)
         return outcome
 
     def on_book_ticker(self, ticker: dict[str, Any]) -> None:
@@ -186,13 +184,12 @@ class SymbolFeed:
     # --- snapshots ---------------------------------------------------------------------------
     def on_snapshot_body(self, body: dict[str, Any]) -> SnapshotOutcome:
         outcome = self.validator.on_snapshot(body)
-        if outcome is SnapshotOutcome.SYNCED:
-            self.ticker_check.reset()
-            self.ticker_check.on_applied(self.book.last_update_id)
-        elif outcome is not SnapshotOutcome.PENDING:
+        if outcome not in (SnapshotOutcome.SYNCED, SnapshotOutcome.PENDING):
             log.info("%s: snapshot %s: %s", self.symbol, outcome.value, self.validator.reason)
         if self.validator.state is not self._last_state:
-            self._state_changed()
+            self._state_changed()  # on sync this resets the bookTicker check
+        if outcome is SnapshotOutcome.SYNCED:
+            self.ticker_check.on_applied(self.book.last_update_id)
         return outcome
 
     async def run_snapshot_sync(self, rest: RestClient) -> None:

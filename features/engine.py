@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any
 
 from config import Settings, SymbolSpec
-from features.basic_metrics import TopMetrics, depth_bands, top_metrics
+from features.basic_metrics import depth_bands, top_metrics
 from features.liquidity_detection import Alert, LiquidityDetector
 from features.ofi import OfiTracker
 from features.trade import Trade
@@ -46,7 +46,6 @@ class SymbolFeatures:
         )
         self.trade_history: RecentEvents[Trade] = RecentEvents(settings.buffer_seconds)
         self.alert_history: RecentEvents[Alert] = RecentEvents(settings.buffer_seconds, max_items=10_000)
-        self.latest: TopMetrics | None = None  # top-N metrics of the last frame
         self.seq = 0
         self._ts_event_ms: int | None = None
         self._frame_trades: deque[Trade] = deque(maxlen=MAX_PENDING_TRADES)
@@ -89,7 +88,6 @@ class SymbolFeatures:
         flow (OFI) and the detectors start again from nothing."""
         self.ofi.reset()
         self.detector.reset()
-        self.latest = None
         self._last_sample_slot = None
         self._sample_trades.clear()
 
@@ -125,7 +123,6 @@ class SymbolFeatures:
 
         n = s.top_n
         m = top_metrics(*book.top(n), n)
-        self.latest = m
         alerts = self._maybe_sample(book, ts_ns, m.spread)
         bands = depth_bands(book, s.depth_bands_bps)
         column = heatmap_column(book, self.spec.heatmap_bin_ticks, s.heatmap_bins)

@@ -101,10 +101,6 @@ class SequenceValidator:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    @property
-    def first_buffered_update_id(self) -> int | None:
-        return int(self._buffer[0]["U"]) if self._buffer else None
-
     def note_snapshot_requested(self) -> None:
         """The runtime asked the exchange for a snapshot (counted here)."""
         self.counters.snapshots_requested += 1

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from api.assembly import Stack
@@ -90,9 +90,6 @@ async def running_stack(
         await stack.stop()
         await sim.stop()
 
-
-def with_settings(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, **changes)
 
 
 def book_mismatches(feed: Any, sim: SimExchange) -> list[str]:
