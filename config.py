@@ -61,7 +61,20 @@ class Settings:
     backoff_max_s: float = 30.0
     backoff_factor: float = 2.0
     backoff_jitter: float = 0.2  # +/- share of the delay
-    stale_after_s: float = 5.0  # watchdog: no message for this long -> reconnect
+    # Liveness: after ``stale_after_s`` with no frame on a connection, ping it; only a
+    # pong missing for ``pong_timeout_s`` (or a closed socket) makes it stale and
+    # reconnects it. A symbol that is merely silent on a live connection is "quiet".
+    stale_after_s: float = 5.0
+    pong_timeout_s: float = 10.0
+    ws_ping_interval_s: float = 20.0  # keepalive ping of the websocket library
+    ws_ping_timeout_s: float = 60.0  # its pong timeout (a spurious one costs a full resync)
+    stream_silence_warn_s: float = 30.0  # log once per stream that has sent nothing this long
+    max_streams_per_connection: int = 1024  # Binance's figure
+    ws_url_max_chars: int = 2000  # streams beyond this URL length are added by SUBSCRIBE
+    # bookTicker cross-check: resync after this many consecutive mismatches (the
+    # depth stream leaves out RPI orders; whether bookTicker does is not documented).
+    ticker_mismatches_to_resync: int = 2
+    ticker_check_count_only: bool = False  # count and log mismatches, never resync
     ws_max_message_bytes: int = 8 * 1024 * 1024
     http_timeout_s: float = 10.0
     rest_weight_budget_1m: int = 2400

@@ -28,6 +28,7 @@ import httpx
 from api.assembly import Stack
 from api.server import SourceInfo, bind_socket
 from config import ENV_PREFIX, Settings, load_settings
+from data_ingestion.rest import RestrictedLocation
 
 log = logging.getLogger("main")
 
@@ -161,6 +162,8 @@ async def probe_binance(s: Settings) -> tuple[bool, str]:
             resp = await client.get(url)
     except httpx.HTTPError as exc:
         return False, f"Binance did not answer ({type(exc).__name__}) within {s.auto_probe_timeout_s:.0f} s"
+    if resp.status_code == 451:
+        return False, "Binance refuses this location (HTTP 451)"
     if resp.status_code != 200:
         return False, f"Binance answered HTTP {resp.status_code} to ping"
     return True, f"Binance answered ping in {1000 * (time.monotonic() - t0):.0f} ms"
@@ -329,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings)
     try:
         return asyncio.run(run(settings))
-    except UsageError as exc:
+    except (UsageError, RestrictedLocation) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # start-up problems said in one line (exchangeInfo, files)

@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from data_ingestion.monitor import LATENCY_BUCKETS_S
+from orderbook.sequence_validator import TRUSTED_STATES
 
 if TYPE_CHECKING:
     from api.server import Services
@@ -44,7 +45,7 @@ class _Collector:
             "liq_processing_latency_seconds", "decode + sync + apply + features per depth message", labels=["symbol"]
         )
         for sym, feed in runtime.feeds.items():
-            in_sync.add_metric([sym], 1.0 if feed.sync_info()["state"] == "synced" else 0.0)
+            in_sync.add_metric([sym], 1.0 if feed.sync_info()["state"] in TRUSTED_STATES else 0.0)
             lags = list(feed.monitor.lag_ms)
             if lags:
                 lag.add_metric([sym], sum(lags) / len(lags))

@@ -32,6 +32,7 @@ from config import Settings
 from data_ingestion.feed import SymbolFeed
 from data_ingestion.runtime import IngestionRuntime
 from features.market_impact import BookUnavailable, ImpactError, ImpactSimulator
+from orderbook.sequence_validator import TRUSTED_STATES
 
 log = logging.getLogger("api")
 
@@ -235,14 +236,15 @@ def create_app(services: Services) -> FastAPI:
 
 def require_in_sync(feed: SymbolFeed) -> dict[str, Any]:
     """The feed's sync info when its book can be served; else ApiError 503 with the
-    reason. A book gone stale (no message for ``stale_after_s``) is not served either:
-    /health already counts it as out of sync, and events may be missing from it."""
+    reason. A quiet book (in sync, its connection alive, nothing changed lately) is
+    served; a stale one (its connection silent past the liveness ping's deadline) is
+    not: /health counts it as out of sync, and events may be missing from it."""
     info = feed.sync_info()
     state = info["state"]
-    if state == "synced":
+    if state in TRUSTED_STATES:
         return info
     if state == "stale":
-        why = f"no message from the exchange for {info['last_message_age_s']} s"
+        why = f"no message from the exchange for {info['last_message_age_s']} s and no answer to a ping"
     else:
         why = info["reason"] or "waiting for a snapshot"
     raise ApiError(503, f"{feed.symbol}: book not in sync ({state}: {why})")
@@ -271,7 +273,7 @@ def health_body(services: Services) -> dict[str, Any]:
     good = 0
     for sym, feed in runtime.feeds.items():
         info = feed.sync_info(mono)
-        ok = info["state"] == "synced"
+        ok = info["state"] in TRUSTED_STATES
         good += ok
         per_symbol[sym] = {**info, "in_sync": ok}
         monitoring[sym] = feed.feed_info(mono)
@@ -302,7 +304,8 @@ def health_body(services: Services) -> dict[str, Any]:
         "monitoring": monitoring,
         "exchange_connections": [
             {"name": c.name, "connected": c.connected, "connects": c.connects, "stale_closes": c.stale_closes,
-             "malformed_messages": c.malformed}
+             "malformed_messages": c.malformed, "pings_sent": c.pings_sent, "pongs_received": c.pongs_received,
+             "subscribe_errors": c.subscribe_errors, "refused": c.refused}
             for c in runtime.connections
         ],
     }

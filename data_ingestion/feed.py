@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any, Protocol
 
 from config import Settings, SymbolSpec
 from data_ingestion.backoff import Backoff
 from data_ingestion.monitor import FeedMonitor
-from data_ingestion.rest import RestClient, RestError
+from data_ingestion.rest import RestClient, RestError, RestrictedLocation
 from orderbook.book_state import BookState
-from orderbook.sequence_validator import EventOutcome, SequenceValidator, SnapshotOutcome, SyncState
+from orderbook.sequence_validator import DisplayState, EventOutcome, SequenceValidator, SnapshotOutcome, SyncState
 from orderbook.ticker_check import TickerCrossCheck
 
 log = logging.getLogger("feed")
@@ -29,7 +30,13 @@ class FeatureSink(Protocol):
 
     def on_depth_applied(self, book: BookState, ts_ns: int, event_time_ms: int | None = None) -> None: ...
 
-    def on_trade(self, ts_ns: int, price: float, qty: float, side: str) -> None: ...
+    def on_trade(self, ts_ns: int, price: float, qty: float, side: str, nq: float | None = None) -> None: ...
+
+
+class Link(Protocol):
+    """The connection carrying a symbol's depth stream, as far as liveness goes."""
+
+    last_heard_mono_ns: int  # when it last received any frame (data, pong), monotonic
 
 
 class RawSink(Protocol):
@@ -61,6 +68,11 @@ class SymbolFeed:
         self.connected = False
         self.last_ts_ns: int = 0  # local receive time (epoch ns) of the last message
         self.replay_finished = False  # a finished replay keeps its book; it is not stale
+        self.link: Link | None = None  # set by the connection carrying the depth stream
+        # (u, raw) of the last applied depth messages: the log of a bookTicker mismatch
+        # shows the raw event it was checked against.
+        self._recent_depth_raw: deque[tuple[int, bytes | str]] = deque(maxlen=64)
+        self.last_ticker_mismatch: dict[str, Any] | None = None
         self._wake = asyncio.Event()
         self._last_state = self.validator.state
 
@@ -69,25 +81,34 @@ class SymbolFeed:
     def in_sync(self) -> bool:
         return self.validator.in_sync
 
-    def display_state(self, mono_ns: int | None = None) -> str:
-        """awaiting_snapshot / synced / resyncing, or stale when the feed went quiet."""
+    def display_state(self, mono_ns: int | None = None) -> DisplayState:
+        """The sync machine's state, refined by liveness: a synced book that has been
+        silent for ``stale_after_s`` is ``quiet`` while its connection is alive (it
+        answers the liveness ping or carries other streams), ``stale`` once the
+        connection itself has been silent past the ping's deadline."""
         state = self.validator.state
-        if state is SyncState.SYNCED and not self.replay_finished and self.is_stale(mono_ns):
-            return "stale"
-        return state.value
-
-    def is_stale(self, mono_ns: int | None = None) -> bool:
+        if state is not SyncState.SYNCED:
+            return DisplayState(state.value)
         last = self.monitor.last_message_mono_ns
-        if not last:
-            return True
         now = time.monotonic_ns() if mono_ns is None else mono_ns
-        return (now - last) / 1e9 > self.settings.stale_after_s
+        s = self.settings
+        if last and now - last <= s.stale_after_s * 1e9:
+            return DisplayState.SYNCED
+        if self.replay_finished:
+            return DisplayState.SYNCED
+        link = self.link
+        if link is None:  # a replay: no connection to lose
+            return DisplayState.QUIET if last else DisplayState.STALE
+        heard = link.last_heard_mono_ns
+        if heard and now - heard <= (s.stale_after_s + s.pong_timeout_s) * 1e9:
+            return DisplayState.QUIET
+        return DisplayState.STALE
 
     def sync_info(self, mono_ns: int | None = None) -> dict[str, Any]:
         now = time.monotonic_ns() if mono_ns is None else mono_ns
         last = self.monitor.last_message_mono_ns
         return {
-            "state": self.display_state(now),
+            "state": self.display_state(now).value,
             "reason": self.validator.reason,
             "last_update_id": self.book.last_update_id or None,
             "last_message_age_s": round((now - last) / 1e9, 3) if last else None,
@@ -108,19 +129,24 @@ class SymbolFeed:
             "snapshots_refused": c.snapshots_refused,
             "book_ticker_checks": self.ticker_check.checks,
             "book_ticker_failures": self.ticker_check.failures,
+            "book_ticker_last_mismatch": self.last_ticker_mismatch,
             "bid_levels": len(self.book.bids),
             "ask_levels": len(self.book.asks),
         }
 
     # --- events (hot path) ---------------------------------------------------------------
-    def on_depth(self, event: dict[str, Any], t0_ns: int, recv_ns: int) -> EventOutcome:
-        """One decoded depthUpdate; ``t0_ns`` (perf counter) is when its bytes arrived."""
+    def on_depth(self, event: dict[str, Any], t0_ns: int, recv_ns: int, raw: bytes | str | None = None) -> EventOutcome:
+        """One decoded depthUpdate; ``t0_ns`` (perf counter) is when its bytes arrived,
+        ``raw`` the message as received (kept briefly for the log of a mismatch)."""
         outcome = self.validator.on_depth_event(event)
         e_ms = event.get("E")
         if type(e_ms) is not int:
             e_ms = None
         if outcome is EventOutcome.APPLIED:
-            if self.ticker_check.on_applied(event["u"]) is False:
+            u = event["u"]
+            if raw is not None:
+                self._recent_depth_raw.append((u, raw))
+            if self.ticker_check.on_applied(u) is False:
                 self._on_ticker_mismatch()
             elif self.features is not None:
                 self.features.on_depth_applied(self.book, recv_ns, e_ms)
@@ -135,9 +161,9 @@ class SymbolFeed:
         self.monitor.on_depth_processed(time.perf_counter_ns() - t0_ns, recv_ns / 1e6, e_ms)
         return outcome
 
-    def on_book_ticker(self, ticker: dict[str, Any]) -> None:
+    def on_book_ticker(self, ticker: dict[str, Any], raw: bytes | str | None = None) -> None:
         self.monitor.book_tickers += 1
-        if self.validator.in_sync and self.ticker_check.on_book_ticker(ticker) is False:
+        if self.validator.in_sync and self.ticker_check.on_book_ticker(ticker, raw) is False:
             self._on_ticker_mismatch()
 
     def on_trade(self, trade: dict[str, Any], recv_ns: int) -> None:
@@ -149,16 +175,40 @@ class SymbolFeed:
         try:
             price, qty = float(trade["p"]), float(trade["q"])
             side = "sell" if trade["m"] else "buy"
+            raw_nq = trade.get("nq")
+            nq = float(raw_nq) if raw_nq is not None else None
         except (KeyError, TypeError, ValueError):
             self.monitor.malformed += 1
             return
-        self.features.on_trade(recv_ns, price, qty, side)
+        self.features.on_trade(recv_ns, price, qty, side, nq)
 
     def _on_ticker_mismatch(self) -> None:
-        m = self.ticker_check.last_failure
-        log.error("%s: bookTicker check failed at u=%s (exchange %s, book %s); resyncing",
-                  self.symbol, m.update_id if m else "?", m.book_ticker if m else "?", m.book if m else "?")
-        self.validator.invalidate("bookTicker cross-check failed")
+        """Log both raw messages; resync only after ``ticker_mismatches_to_resync``
+        consecutive mismatches (one can come from orders the depth stream leaves out)."""
+        check = self.ticker_check
+        m = check.last_failure
+        assert m is not None
+        depth_raw = next((r for u, r in reversed(self._recent_depth_raw) if u == m.update_id), None)
+        s = self.settings
+        limit = s.ticker_mismatches_to_resync
+        resync = not s.ticker_check_count_only and limit > 0 and check.consecutive_failures >= limit
+        log.error(
+            "%s: bookTicker check failed at u=%d (%d in a row; exchange %s, book %s); %s\n"
+            "  bookTicker: %s\n  depth event: %s",
+            self.symbol, m.update_id, check.consecutive_failures, m.book_ticker, m.book,
+            "resyncing" if resync else "book kept (count only)" if s.ticker_check_count_only or limit <= 0
+            else f"book kept until {limit} in a row",
+            _text(m.raw), _text(depth_raw),
+        )
+        self.last_ticker_mismatch = {
+            **m.as_dict(),
+            "consecutive": check.consecutive_failures,
+            "resynced": resync,
+            "at_ms": time.time_ns() // 1_000_000,
+        }
+        if not resync:
+            return
+        self.validator.invalidate(f"bookTicker cross-check failed {check.consecutive_failures} times in a row")
         self._state_changed()
         self._wake.set()
 
@@ -205,6 +255,12 @@ class SymbolFeed:
             v.note_snapshot_requested()
             try:
                 body, raw = await rest.depth_snapshot(self.symbol, self.settings.snapshot_limit)
+            except RestrictedLocation as exc:
+                self.monitor.snapshot_errors += 1
+                self.validator.invalidate(str(exc))
+                self._state_changed()
+                log.error("%s: %s; no more snapshot requests", self.symbol, exc)
+                return
             except RestError as exc:
                 self.monitor.snapshot_errors += 1
                 delay = exc.retry_after if exc.retry_after is not None else backoff.next_delay()
@@ -220,3 +276,9 @@ class SymbolFeed:
             else:
                 await asyncio.sleep(backoff.next_delay())
                 self._wake.set()
+
+
+def _text(raw: bytes | str | None) -> str:
+    if raw is None:
+        return "(no longer held)"
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -30,6 +30,10 @@ class RestError(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class RestrictedLocation(RestError):
+    """HTTP 451: Binance serves no one from this location. Retrying cannot help."""
 
 
 class WeightBudget:
@@ -121,6 +125,8 @@ class RestClient:
         except httpx.HTTPError as exc:
             raise RestError(f"GET {path} failed: {type(exc).__name__}: {exc}") from None
         retry = self.budget.observe(resp.headers, resp.status_code)
+        if resp.status_code == 451:
+            raise RestrictedLocation(restricted_message(resp.content), 451)
         if resp.status_code != 200:
             detail = resp.text[:200]
             raise RestError(f"GET {path} -> HTTP {resp.status_code}: {detail}", resp.status_code, retry)
@@ -150,18 +156,43 @@ class RestClient:
         return True
 
 
-def symbol_filters(info: dict[str, Any]) -> dict[str, tuple[float, float, int, int]]:
-    """symbol -> (tick size, step size, price decimals, qty decimals) from exchangeInfo."""
-    out: dict[str, tuple[float, float, int, int]] = {}
+class SymbolFilters(NamedTuple):
+    """One symbol's exchangeInfo entry, as far as the book needs it."""
+
+    tick_size: float
+    step_size: float
+    price_decimals: int
+    qty_decimals: int
+    status: str  # TRADING, SETTLING, PENDING_TRADING, ...
+
+
+def symbol_filters(info: dict[str, Any]) -> dict[str, SymbolFilters]:
+    """symbol -> its PRICE_FILTER.tickSize, LOT_SIZE.stepSize (and the decimals
+    those strings carry) and its status, from an exchangeInfo body."""
+    out: dict[str, SymbolFilters] = {}
     for sym in info.get("symbols", []):
         try:
             filters = {f["filterType"]: f for f in sym["filters"]}
             tick_s = filters["PRICE_FILTER"]["tickSize"]
             step_s = filters["LOT_SIZE"]["stepSize"]
-            out[sym["symbol"].lower()] = (float(tick_s), float(step_s), _decimals(tick_s), _decimals(step_s))
-        except (KeyError, TypeError, ValueError):
+            out[sym["symbol"].lower()] = SymbolFilters(
+                float(tick_s), float(step_s), _decimals(tick_s), _decimals(step_s), str(sym.get("status", "?"))
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
     return out
+
+
+def restricted_message(body: bytes) -> str:
+    """The one line to show for an HTTP 451 body (``{"code":0,"msg":"Service
+    unavailable from a restricted location ..."}``)."""
+    try:
+        msg = orjson.loads(body).get("msg")
+    except (orjson.JSONDecodeError, AttributeError):
+        msg = None
+    detail = msg if isinstance(msg, str) and msg else body[:200].decode("utf-8", "replace").strip()
+    return f"Binance refuses this location (HTTP 451): {detail}" if detail else \
+        "Binance refuses this location (HTTP 451)"
 
 
 def _decimals(step: str) -> int:

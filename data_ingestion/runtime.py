@@ -1,7 +1,7 @@
 """The ingestion runtime: feeds, connections and snapshot loops for all symbols.
 
 Per symbol: the depth stream (and bookTicker) on the public route, aggTrade on the
-market route; symbols share connections (at most 200 streams each, as Binance
+market route; symbols share connections (at most 1,024 streams each, as Binance
 allows). Each symbol's snapshot loop is its own task, so the sockets keep being
 read while snapshots download. For ``replay`` the same feeds are fed from files.
 """
@@ -20,12 +20,17 @@ from data_ingestion.monitor import ProcessMonitor
 from data_ingestion.recorder import Recorder
 from data_ingestion.recording import ReadStats
 from data_ingestion.replay import ReplayProgress, play, symbol_of_file
-from data_ingestion.rest import RestClient, RestError, WeightBudget, symbol_filters
+from data_ingestion.rest import (
+    RestClient,
+    RestError,
+    RestrictedLocation,
+    SymbolFilters,
+    WeightBudget,
+    symbol_filters,
+)
 from data_ingestion.tasks import TaskRegistry
 
 log = logging.getLogger("ingestion")
-
-MAX_STREAMS_PER_CONNECTION = 200
 
 FeaturesFactory = Callable[[str, SymbolSpec], FeatureSink | None]
 
@@ -59,19 +64,35 @@ class IngestionRuntime:
         return feed
 
     async def _resolve_specs(self, rest: RestClient) -> None:
-        """Tick and lot sizes from exchangeInfo for symbols without a configured spec."""
-        missing = [s for s in self.settings.symbols if s not in self.specs]
-        if not missing:
+        """Tick and lot sizes of every symbol from exchangeInfo (weight 1, once at
+        start): Binance changes tick sizes by announcement, so the configured specs
+        are only a fallback. A symbol not in TRADING status is refused."""
+        symbols = self.settings.symbols
+        info: dict[str, Any] | None = None
+        for attempt in range(3):
+            try:
+                info = await rest.exchange_info()
+                break
+            except RestrictedLocation:
+                raise
+            except RestError as exc:
+                log.warning("exchangeInfo failed (%s)%s", exc, "; retrying" if attempt < 2 else "")
+                if attempt < 2:
+                    await asyncio.sleep(1.0 + attempt)
+        if info is None:
+            missing = [s for s in symbols if s not in self.specs]
+            if missing:
+                raise RuntimeError(f"cannot get exchangeInfo for {', '.join(missing)} (no configured tick size)")
+            log.warning("exchangeInfo unreachable: using the configured tick and lot sizes of %s", ", ".join(symbols))
             return
-        try:
-            filters = symbol_filters(await rest.exchange_info())
-        except RestError as exc:
-            raise RuntimeError(f"cannot get exchangeInfo for {', '.join(missing)}: {exc}") from None
-        for sym in missing:
-            if sym not in filters:
+        filters = symbol_filters(info)
+        for sym in symbols:
+            f = filters.get(sym)
+            if f is None:
                 raise RuntimeError(f"{sym}: not a symbol of this exchange (exchangeInfo)")
-            tick, step, pdec, qdec = filters[sym]
-            self.specs[sym] = SymbolSpec(tick, step, pdec, qdec, heatmap_bin_ticks=10)
+            if f.status != "TRADING":
+                raise RuntimeError(f"{sym}: status {f.status} on the exchange, not TRADING; it cannot be watched")
+            self.specs[sym] = spec_from_filters(sym, f, self.specs.get(sym))
 
     async def start_live(self) -> None:
         """Live Binance or the simulated exchange: the same code, other URLs."""
@@ -89,9 +110,10 @@ class IngestionRuntime:
             self.tasks.spawn(feed.run_snapshot_sync(self.rest), name=f"snapshot-sync:{sym}")
         for route, url, streams in (("public", s.ws_public_url, public), ("market", s.ws_market_url, market)):
             items = list(streams.items())
-            for i in range(0, len(items), MAX_STREAMS_PER_CONNECTION):
-                chunk = dict(items[i : i + MAX_STREAMS_PER_CONNECTION])
-                conn = StreamConnection(f"{route}#{i // MAX_STREAMS_PER_CONNECTION}", url, chunk, s, self.recorder)
+            per_conn = s.max_streams_per_connection
+            for i in range(0, len(items), per_conn):
+                chunk = dict(items[i : i + per_conn])
+                conn = StreamConnection(f"{route}#{i // per_conn}", url, chunk, s, self.recorder)
                 self.connections.append(conn)
                 self.tasks.spawn(conn.run(), name=f"ws:{conn.name}")
         if self.recorder is not None:
@@ -145,3 +167,17 @@ class IngestionRuntime:
         if self.recorder is not None:
             self.recorder.flush()
             self.recorder.close()
+
+
+def spec_from_filters(symbol: str, f: SymbolFilters, configured: SymbolSpec | None) -> SymbolSpec:
+    """The exchange's filters as a spec; a warning where they differ from the
+    configured ones. The heatmap bin keeps its width in price when the tick moved."""
+    if configured is None:
+        return SymbolSpec(f.tick_size, f.step_size, f.price_decimals, f.qty_decimals, heatmap_bin_ticks=10)
+    if (configured.tick_size, configured.lot_size) == (f.tick_size, f.step_size):
+        return SymbolSpec(f.tick_size, f.step_size, f.price_decimals, f.qty_decimals, configured.heatmap_bin_ticks)
+    log.warning("%s: exchangeInfo says tick %g, step %g; configured tick %g, step %g: using the exchange's",
+                symbol, f.tick_size, f.step_size, configured.tick_size, configured.lot_size)
+    bin_width = configured.heatmap_bin_ticks * configured.tick_size
+    bin_ticks = max(1, round(bin_width / f.tick_size))
+    return SymbolSpec(f.tick_size, f.step_size, f.price_decimals, f.qty_decimals, bin_ticks)

@@ -68,6 +68,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="seconds after start before the first episode of each kind (default 20-60)")
     p.add_argument("--warmup", type=float, default=d.warmup_s,
                    help="simulated seconds run before serving (default 60)")
+    p.add_argument("--restricted-location", action="store_true",
+                   help="answer every REST request and websocket handshake with HTTP 451, as Binance does "
+                        "from a restricted location")
     p.add_argument("--allow-remote", action="store_true", help="allow listening on a non-loopback address")
     p.add_argument("--log-level", default="info", help="logging level (default info)")
     return p.parse_args(argv)
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ping_interval_s=args.ping_interval, pong_timeout_s=args.pong_timeout, lifetime_s=args.lifetime,
         episodes=not args.no_episodes, wall_every_s=args.wall_every, layering_every_s=args.layering_every,
         withdrawal_every_s=args.withdrawal_every, first_episode_after_s=args.first_episode_after,
-        warmup_s=args.warmup,
+        warmup_s=args.warmup, restricted_location=args.restricted_location,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(cfg, args.host, args.port, args.ws_port))

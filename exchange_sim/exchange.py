@@ -116,7 +116,9 @@ class SimExchange:
         self.symbols: dict[str, SymbolState] = {s.lower(): SymbolState(s.lower(), self.cfg, start_ms)
                                                 for s in self.cfg.symbols}
         self.hub = StreamHub()
-        self.ws_server = WebsocketServer(self.cfg, self.hub, self.symbols)
+        # Settable at run time too: every REST call and handshake then answers 451.
+        self.restricted_location = self.cfg.restricted_location
+        self.ws_server = WebsocketServer(self.cfg, self.hub, self.symbols, lambda: self.restricted_location)
         self.paused = False
         self._resume = asyncio.Event()
         self._clock_task: asyncio.Task[None] | None = None
@@ -250,7 +252,12 @@ class SimExchange:
         market = state.market
         key = StreamKey(state.symbol, "bookTicker")
         if out.tickers and self.hub.has(key):
+            f = state.faults
             for top in out.tickers:
+                if f.ticker_mismatch:
+                    f.ticker_mismatch -= 1
+                    uid, bt, bq, at, aq = top
+                    top = (uid, bt, bq + 1, at, aq)
                 self.hub.publish(key, dumps(book_ticker_event(market, top, out.time_ms)))
         key = StreamKey(state.symbol, "aggTrade")
         if out.trades and self.hub.has(key):
@@ -318,7 +325,7 @@ class SimExchange:
         state = self.state(symbol)
         p = validate(name, params)
         f = state.faults
-        if name in ("drop", "duplicate", "reorder"):
+        if name in ("drop", "duplicate", "reorder", "ticker_mismatch"):
             setattr(f, name, getattr(f, name) + p["count"])
         elif name == "malformed":
             f.malformed.extend([p["kind"]] * p["count"])

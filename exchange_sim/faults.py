@@ -21,6 +21,9 @@ FAULT_PARAMS: dict[str, dict[str, tuple[type, Any, float | None, float | None]]]
     "drop": {"count": (int, 1, 1, 10_000)},
     "duplicate": {"count": (int, 1, 1, 10_000)},
     "reorder": {"count": (int, 1, 1, 10_000)},
+    # The next K bookTickers carry a best bid quantity one lot too large, as if the
+    # ticker saw orders the depth stream leaves out (RPI).
+    "ticker_mismatch": {"count": (int, 1, 1, 100_000)},
     "malformed": {"kind": (str, "json", None, None), "count": (int, 1, 1, 1000)},
     "close": {"frame": (bool, True, None, None), "code": (int, 1000, 1000, 4999)},
     "silence": {"seconds": (float, 10.0, 0.0, 3600.0)},
@@ -74,6 +77,7 @@ class SymbolFaults:
     drop: int = 0
     duplicate: int = 0
     reorder: int = 0
+    ticker_mismatch: int = 0
     malformed: list[str] = field(default_factory=list)  # kinds still to send
     snapshot: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> params
     held: dict[str, str] = field(default_factory=dict)  # reorder: stream name -> held message
@@ -81,7 +85,7 @@ class SymbolFaults:
     def active(self) -> dict[str, Any]:
         """What is switched on, for GET /sim/faults."""
         out: dict[str, Any] = {}
-        for name in ("drop", "duplicate", "reorder"):
+        for name in ("drop", "duplicate", "reorder", "ticker_mismatch"):
             if getattr(self, name):
                 out[name] = {"count": getattr(self, name)}
         if self.malformed:

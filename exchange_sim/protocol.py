@@ -135,6 +135,7 @@ def agg_trade_event(market: SymbolMarket, trade: Trade) -> dict[str, Any]:
         "a": trade.agg_id,
         "p": market.price_str(trade.tick),
         "q": market.qty_str(trade.lots),
+        "nq": market.qty_str(trade.lots),  # no RPI orders here: all of it
         "f": trade.first_id,
         "l": trade.last_id,
         "T": trade.time_ms,

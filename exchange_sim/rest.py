@@ -7,6 +7,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 
 DEPTH_WEIGHTS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+# Binance's answer from a restricted location (HTTP 451), as its users report it.
+RESTRICTED_MSG = ("Service unavailable from a restricted location according to 'b. Eligibility' in "
+                  "https://www.binance.com/en/terms. Please contact customer service if you believe you "
+                  "received this message in error.")
 
 
 class WeightTracker:
@@ -97,7 +102,8 @@ def build_app(sim: SimExchange) -> Starlette:
             spec = state.market.spec
             base = name.upper().removesuffix("USDT")
             symbols.append({
-                "symbol": name.upper(), "pair": name.upper(), "contractType": "PERPETUAL", "status": "TRADING",
+                "symbol": name.upper(), "pair": name.upper(), "contractType": "PERPETUAL",
+                "status": sim.cfg.symbol_status.get(name, "TRADING"),
                 "baseAsset": base, "quoteAsset": "USDT", "marginAsset": "USDT",
                 "pricePrecision": spec.price_decimals, "quantityPrecision": spec.qty_decimals,
                 "filters": [
@@ -246,11 +252,21 @@ def build_app(sim: SimExchange) -> Starlette:
             return error(400, str(exc))
         return _json(200, label.to_json())
 
+    def binance(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        """An exchange endpoint: from a restricted location Binance answers 451."""
+
+        async def guarded(request: Request) -> Response:
+            if sim.restricted_location:
+                return _json(451, {"code": 0, "msg": RESTRICTED_MSG})
+            return await handler(request)
+
+        return guarded
+
     routes = [
-        Route("/fapi/v1/ping", ping),
-        Route("/fapi/v1/time", server_time),
-        Route("/fapi/v1/exchangeInfo", exchange_info),
-        Route("/fapi/v1/depth", depth),
+        Route("/fapi/v1/ping", binance(ping)),
+        Route("/fapi/v1/time", binance(server_time)),
+        Route("/fapi/v1/exchangeInfo", binance(exchange_info)),
+        Route("/fapi/v1/depth", binance(depth)),
         Route("/sim/book", sim_book),
         Route("/sim/episodes", sim_episodes),
         Route("/sim/faults", sim_faults, methods=["GET", "POST"]),

@@ -27,7 +27,7 @@ class SimConfig:
     ping_interval_s: float = 180.0
     pong_timeout_s: float = 600.0
     lifetime_s: float = 86_400.0
-    max_streams: int = 200
+    max_streams: int = 1024  # per connection, as Binance allows
     max_client_msgs_per_s: int = 10
     send_queue: int = 20_000  # messages queued per connection before it is dropped as too slow
     episodes: bool = True
@@ -36,6 +36,11 @@ class SimConfig:
     withdrawal_every_s: tuple[float, float] = (60.0, 120.0)
     first_episode_after_s: tuple[float, float] = (20.0, 60.0)
     episode_gap_s: float = 10.0  # quiet time between two episodes of one symbol
+    # Answer every REST request and websocket handshake with HTTP 451, as Binance
+    # does from a restricted location.
+    restricted_location: bool = False
+    # exchangeInfo status per symbol (TRADING when absent): SETTLING, BREAK, ...
+    symbol_status: Mapping[str, str] = field(default_factory=dict)
     mid_prices: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MID_PRICES))
     symbol_specs: Mapping[str, SymbolSpec] = field(default_factory=lambda: dict(DEFAULT_SYMBOL_SPECS))
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -62,18 +62,24 @@ def parse_path(path: str, max_streams: int, known_symbols: Iterable[str]) -> tup
 
 
 def check_streams(route: str, names: list[str], max_streams: int, known_symbols: Iterable[str]) -> None:
-    """Refuse unknown streams, streams of another route, and too many streams."""
+    """Refuse too many streams. Like Binance, an unknown stream, an unknown symbol
+    or a stream of another route is accepted and simply never sends anything (see
+    :func:`servable`)."""
     if len(names) > max_streams:
         raise RouteError(400, f"too many streams: {len(names)} > {max_streams}")
+
+
+def servable(route: str, names: Iterable[str], known_symbols: Iterable[str]) -> list[str]:
+    """The streams of ``names`` this route really serves; the others stay silent."""
     symbols = set(known_symbols)
+    out = []
     for name in names:
         key = parse_stream(name)
-        if key is None:
-            raise RouteError(400, f"invalid stream name {name!r}")
-        if key.kind not in ROUTE_KINDS[route]:
-            raise RouteError(400, f"stream {name!r} is not served on the {route} route")
-        if key.symbol not in symbols:
-            raise RouteError(400, f"invalid symbol in stream {name!r}")
+        if key is None or key.kind not in ROUTE_KINDS[route] or key.symbol not in symbols:
+            log.info("stream %r is not served on the %s route: accepted, silent", name, route)
+            continue
+        out.append(name)
+    return out
 
 
 class Connection:
@@ -84,6 +90,7 @@ class Connection:
         self.route = route
         self.combined = combined
         self.streams: dict[str, StreamKey] = {}
+        self.silent_streams: set[str] = set()  # accepted but never served (unknown, other route)
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.silent_until = 0.0  # loop time; nothing is sent before it
         self.closing = False
@@ -196,10 +203,13 @@ class StreamHub:
 class WebsocketServer:
     """The websockets-library server with Binance's connection rules."""
 
-    def __init__(self, cfg: SimConfig, hub: StreamHub, symbols: Iterable[str]) -> None:
+    def __init__(
+        self, cfg: SimConfig, hub: StreamHub, symbols: Iterable[str], restricted: Callable[[], bool] = lambda: False
+    ) -> None:
         self.cfg = cfg
         self.hub = hub
         self.symbols = tuple(symbols)
+        self.restricted = restricted  # answer handshakes with 451 (restricted location)
         self.server: Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -226,6 +236,8 @@ class WebsocketServer:
         self.server = None
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.restricted():
+            return connection.respond(451, "Service unavailable from a restricted location\n")
         try:
             parse_path(request.path, self.cfg.max_streams, self.symbols)
         except RouteError as exc:
@@ -238,7 +250,8 @@ class WebsocketServer:
                                             self.symbols)
         conn = Connection(ws, route, combined, self.cfg.send_queue)
         self.hub.connections.add(conn)
-        self.hub.subscribe(conn, names)
+        conn.silent_streams.update(set(names) - set(servable(route, names, self.symbols)))
+        self.hub.subscribe(conn, servable(route, names, self.symbols))
         loop = asyncio.get_running_loop()
         tasks = [
             loop.create_task(self._writer(conn), name="ws-writer"),
@@ -284,7 +297,8 @@ class WebsocketServer:
             conn.enqueue(orjson.dumps({"error": {"code": code, "msg": msg}, "id": req_id}).decode())
 
         if method == "LIST_SUBSCRIPTIONS":
-            conn.enqueue(orjson.dumps({"result": list(conn.streams), "id": req_id}).decode())
+            listed = [*conn.streams, *sorted(conn.silent_streams)]
+            conn.enqueue(orjson.dumps({"result": listed, "id": req_id}).decode())
             return
         if method not in ("SUBSCRIBE", "UNSUBSCRIBE"):
             error(2, f"Invalid request: unknown method {method!r}")
@@ -293,14 +307,18 @@ class WebsocketServer:
             error(1, "Invalid value type: params must be a list of stream names")
             return
         if method == "SUBSCRIBE":
-            new = [p for p in params if p not in conn.streams]
+            new = [p for p in params if p not in conn.streams and p not in conn.silent_streams]
+            held = len(conn.streams) + len(conn.silent_streams)
             try:
-                check_streams(conn.route, new, self.cfg.max_streams - len(conn.streams), self.symbols)
+                check_streams(conn.route, new, self.cfg.max_streams - held, self.symbols)
             except RouteError as exc:
                 error(2, f"Invalid request: {exc}")
                 return
-            self.hub.subscribe(conn, new)
+            served = servable(conn.route, new, self.symbols)
+            conn.silent_streams.update(set(new) - set(served))
+            self.hub.subscribe(conn, served)
         else:
+            conn.silent_streams.difference_update(params)
             self.hub.unsubscribe(conn, params)
         conn.enqueue(orjson.dumps({"result": None, "id": req_id}).decode())
 

@@ -19,10 +19,10 @@ from features.liquidity_detection import Alert, LiquidityDetector
 from features.ofi import OfiTracker
 from features.trade import Trade
 from orderbook.book_state import BookState
+from orderbook.sequence_validator import TRUSTED_STATES
 from state.level_history import BinnedSizes, LevelHistory, RecentEvents, heatmap_column
 from state.rolling_buffer import frames_for
 
-SYNCED = "synced"
 _NS = 1_000_000_000
 # Trades held for the next frame when frames stop being built for a while: bounded.
 MAX_PENDING_TRADES = 50_000
@@ -76,9 +76,10 @@ class SymbolFeatures:
         if event_time_ms is not None:
             self._ts_event_ms = int(event_time_ms)
 
-    def on_trade(self, ts_ns: int, price: float, qty: float, side: str) -> None:
-        """One public trade; ``side`` is the aggressor, "buy" or "sell"."""
-        trade = Trade(ts_ns, float(price), float(qty), side)
+    def on_trade(self, ts_ns: int, price: float, qty: float, side: str, nq: float | None = None) -> None:
+        """One public trade; ``side`` is the aggressor, "buy" or "sell"; ``nq`` the
+        quantity without RPI fills when the exchange sent it (carried, not used)."""
+        trade = Trade(ts_ns, float(price), float(qty), side, nq)
         self._frame_trades.append(trade)
         self._sample_trades.append(trade)
         self.trade_history.add(ts_ns, trade)
@@ -94,10 +95,11 @@ class SymbolFeatures:
     # --- frame path ---------------------------------------------------------------------
     def build_frame(self, book: BookState, ts_ns: int, sync: dict[str, Any], feed: dict[str, Any]) -> dict[str, Any]:
         """The frame of docs/frames.md at ``ts_ns``. ``sync`` and ``feed`` come from the
-        runtime and are copied in as they are. When ``sync["state"]`` is not "synced"
-        every metric is None, the level lists are empty and no detector runs."""
+        runtime and are copied in as they are. When ``sync["state"]`` is not a trusted
+        one ("synced", or "quiet": in sync on a live connection) every metric is None,
+        the level lists are empty and no detector runs."""
         self.seq += 1
-        in_sync = sync.get("state") == SYNCED
+        in_sync = sync.get("state") in TRUSTED_STATES
         if not in_sync and self._was_synced:
             self.on_resync()
         self._was_synced = in_sync

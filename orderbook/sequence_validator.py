@@ -33,6 +33,29 @@ class SyncState(enum.StrEnum):
     RESYNCING = "resyncing"  # was synced, lost continuity
 
 
+class DisplayState(enum.StrEnum):
+    """What a book is, as shown to users: the sync machine's state refined by the
+    liveness of its connection."""
+
+    AWAITING_SNAPSHOT = "awaiting_snapshot"
+    SYNCED = "synced"
+    RESYNCING = "resyncing"
+    # In sync, its connection alive (answering pings or carrying other streams), but
+    # this symbol has sent nothing for a while: depth streams push only on change.
+    QUIET = "quiet"
+    # In sync by the rules, but its connection has gone silent past the liveness
+    # probe's deadline: events may be missing, so it is not served.
+    STALE = "stale"
+
+    @property
+    def trusted(self) -> bool:
+        """Can the book be served and its metrics computed?"""
+        return self is DisplayState.SYNCED or self is DisplayState.QUIET
+
+
+TRUSTED_STATES = frozenset({DisplayState.SYNCED.value, DisplayState.QUIET.value})
+
+
 class EventOutcome(enum.Enum):
     APPLIED = "applied"
     BUFFERED = "buffered"  # waiting for a snapshot

@@ -23,6 +23,10 @@ class TickerMismatch:
     update_id: int
     book_ticker: dict[str, Any]  # b, B, a, A as the exchange sent them
     book: dict[str, Any]  # the same four read from the local book
+    raw: bytes | str | None = None  # the bookTicker message as received, when known
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"update_id": self.update_id, "book_ticker": self.book_ticker, "book": self.book}
 
 
 class TickerCrossCheck:
@@ -33,17 +37,19 @@ class TickerCrossCheck:
         self.remember = remember
         self.checks = 0
         self.failures = 0
+        self.consecutive_failures = 0  # mismatches since the last matching check
         self.first_failure: TickerMismatch | None = None
         self.last_failure: TickerMismatch | None = None
         # bookTickers ahead of the book, by u in arrival order (u grows): only their
         # four fields are kept, and every one at or below an applied u is dropped.
-        self._pending: OrderedDict[int, tuple[Any, Any, Any, Any]] = OrderedDict()
+        self._pending: OrderedDict[int, tuple[tuple[Any, Any, Any, Any], bytes | str | None]] = OrderedDict()
         self._applied: OrderedDict[int, Top] = OrderedDict()  # recent applied events' tops
 
     def reset(self) -> None:
         """Forget everything (the book was rebuilt from a new snapshot)."""
         self._pending.clear()
         self._applied.clear()
+        self.consecutive_failures = 0
 
     def on_applied(self, u: int) -> bool | None:
         """Call right after the event with final update id ``u`` was applied.
@@ -60,9 +66,9 @@ class TickerCrossCheck:
         result = None
         pending = self._pending
         if pending:
-            ticker = pending.pop(u, None)
-            if ticker is not None:
-                result = self._check(u, ticker, top)
+            waiting = pending.pop(u, None)
+            if waiting is not None:
+                result = self._check(u, waiting[0], top, waiting[1])
             # Tickers at or below u can no longer name a future event.
             while pending and next(iter(pending)) <= u:
                 pending.popitem(last=False)
@@ -70,20 +76,21 @@ class TickerCrossCheck:
                 pending.popitem(last=False)
         return result
 
-    def on_book_ticker(self, ticker: Mapping[str, Any]) -> bool | None:
-        """Feed one bookTicker event; returns the check's result if one was made."""
+    def on_book_ticker(self, ticker: Mapping[str, Any], raw: bytes | str | None = None) -> bool | None:
+        """Feed one bookTicker event (``raw``: its bytes, kept for the log of a
+        mismatch); returns the check's result if one was made."""
         u = ticker.get("u")
         if type(u) is not int:
             return None
         fields = (ticker.get("b"), ticker.get("B"), ticker.get("a"), ticker.get("A"))
         top = self._applied.get(u)
         if top is not None:
-            return self._check(u, fields, top)
+            return self._check(u, fields, top, raw)
         if u > self.book.last_update_id:
-            self._pending[u] = fields
+            self._pending[u] = (fields, raw)
         return None
 
-    def _check(self, u: int, fields: tuple[Any, Any, Any, Any], top: Top) -> bool:
+    def _check(self, u: int, fields: tuple[Any, Any, Any, Any], top: Top, raw: bytes | str | None) -> bool:
         self.checks += 1
         book = self.book
         b, bq, a, aq = fields
@@ -92,8 +99,10 @@ class TickerCrossCheck:
         except (TypeError, ValueError):
             expected = (None, float("nan"), None, float("nan"))
         if expected == top:
+            self.consecutive_failures = 0
             return True
         self.failures += 1
+        self.consecutive_failures += 1
         mismatch = TickerMismatch(
             u,
             {"b": b, "B": bq, "a": a, "A": aq},
@@ -103,6 +112,7 @@ class TickerCrossCheck:
                 "a": book.price(top[2]) if top[2] is not None else None,
                 "A": top[3],
             },
+            raw,
         )
         if self.first_failure is None:
             self.first_failure = mismatch

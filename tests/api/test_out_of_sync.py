@@ -105,13 +105,13 @@ async def test_recovery_after_the_faults_are_cleared(h: StackHandle) -> None:
 
 
 async def test_a_stale_book_is_not_served(h: StackHandle) -> None:
-    """No message for longer than stale_after_s: /health says stale, and /book and
-    /simulate refuse it like any book not in sync. The feed's staleness threshold is
-    lowered to a nanosecond (the connection's watchdog keeps its own), so every
-    read sees a message older than it, whatever is still in flight."""
+    """Its connection silent past the liveness ping's deadline: /health says stale,
+    and /book and /simulate refuse it like any book not in sync. The feed's
+    thresholds are lowered to a nanosecond (the connection keeps its own), so every
+    read sees a message older than them, whatever is still in flight."""
     feed = h.feed(SYM)
     settings = feed.settings
-    feed.settings = settings.replace(stale_after_s=1e-9)
+    feed.settings = settings.replace(stale_after_s=1e-9, pong_timeout_s=1e-9)
     try:
         assert feed.in_sync  # the sync machine itself still says synced
         async with httpx.AsyncClient(base_url=h.api_url) as http:
@@ -124,3 +124,21 @@ async def test_a_stale_book_is_not_served(h: StackHandle) -> None:
     finally:
         feed.settings = settings
     await h.wait_for(lambda: feed.sync_info()["state"] == "synced", 10, "fresh again")
+
+
+async def test_a_quiet_book_on_a_live_connection_is_served(h: StackHandle) -> None:
+    """Silent for longer than stale_after_s while its connection is heard from: the
+    book is quiet, still trusted: served, healthy, full frames."""
+    feed = h.feed(SYM)
+    settings = feed.settings
+    feed.settings = settings.replace(stale_after_s=1e-9)  # the connection's pong deadline stays 10 s
+    try:
+        async with httpx.AsyncClient(base_url=h.api_url) as http:
+            body = (await http.get("/health")).json()
+            assert body["sync"][SYM]["state"] == "quiet" and body["sync"][SYM]["in_sync"] is True
+            assert body["status"] == "healthy"
+            assert body["sync"][SYM]["last_message_age_s"] is not None
+            assert (await http.get(f"/book/{SYM}?depth=3")).json()["state"] == "quiet"
+            assert (await http.get(f"/simulate/{SYM}?side=buy&size=1")).status_code == 200
+    finally:
+        feed.settings = settings

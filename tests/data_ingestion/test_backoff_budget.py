@@ -68,11 +68,11 @@ def test_weight_budget_reads_the_exchange_header_and_retry_after() -> None:
 
 def test_symbol_filters_from_exchange_info() -> None:
     info = {"symbols": [
-        {"symbol": "BTCUSDT", "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.10"},
+        {"symbol": "BTCUSDT", "status": "TRADING", "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.10"},
                                           {"filterType": "LOT_SIZE", "stepSize": "0.001"}]},
         {"symbol": "BROKEN", "filters": []},
     ]}
-    assert symbol_filters(info) == {"btcusdt": (0.1, 0.001, 1, 3)}
+    assert symbol_filters(info) == {"btcusdt": (0.1, 0.001, 1, 3, "TRADING")}
 
 
 async def test_snapshot_requests_under_a_429_storm_stay_within_the_budget() -> None:

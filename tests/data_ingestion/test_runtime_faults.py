@@ -25,6 +25,7 @@ async def h():
         symbols=(SYM, OTHER),
         push_interval_s=0.5,
         stale_after_s=1.5,
+        pong_timeout_s=1.0,  # a 4 s silence outlasts the liveness ping's deadline
         backoff_initial_s=0.1,
         backoff_max_s=2.0,
     ) as handle:

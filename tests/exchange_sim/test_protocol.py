@@ -77,19 +77,62 @@ async def test_weight_budget_gives_429_with_retry_after() -> None:
         await sim.stop()
 
 
-@pytest.mark.parametrize("path,status", [
-    ("/public/ws/btcusdt@aggTrade", 400),
-    ("/ws/btcusdt@aggTrade", 400),
-    ("/market/ws/btcusdt@depth@100ms", 400),
-    ("/public/ws/nopeusdt@depth", 400),
-    ("/public/ws/btcusdt@depth@42ms", 400),
-    ("/private/ws/btcusdt@depth", 404),
-])
-async def test_routing_refuses_wrong_class_and_unknown_paths(urls: SimUrls, path: str, status: int) -> None:
+async def test_unknown_websocket_paths_are_refused(urls: SimUrls) -> None:
     with pytest.raises(InvalidStatus) as info:
-        async with websockets.connect(urls.ws_base_url + path):
+        async with websockets.connect(urls.ws_base_url + "/private/ws/btcusdt@depth"):
             pass
-    assert info.value.response.status_code == status
+    assert info.value.response.status_code == 404
+
+
+@pytest.mark.parametrize("silent", [
+    "btcusdt@aggTrade",  # market class on the public route
+    "nopeusdt@depth",  # unknown symbol
+    "btcusdt@depth@42ms",  # unknown stream
+])
+async def test_wrong_route_and_unknown_streams_are_accepted_and_silent(urls: SimUrls, silent: str) -> None:
+    """Like Binance: the connection opens, the stream is listed, and nothing of it
+    ever comes, while the other stream of the same connection flows."""
+    async with websockets.connect(f"{urls.ws_public_url}/stream?streams={silent}/btcusdt@bookTicker") as ws:
+        await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+        streams: list[str] = []
+        listed = None
+        while listed is None or len(streams) < 50:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if msg.get("id") == 1:
+                listed = msg["result"]
+            else:
+                streams.append(msg["stream"])
+    assert set(listed) == {silent, "btcusdt@bookTicker"}
+    assert set(streams) == {"btcusdt@bookTicker"}
+
+
+async def test_restricted_location_answers_451_everywhere() -> None:
+    sim = SimExchange(SimConfig(symbols=("btcusdt",), warmup_s=5.0, episodes=False, restricted_location=True))
+    urls = await sim.start(port=0)
+    try:
+        async with httpx.AsyncClient(base_url=urls.rest_base_url) as http:
+            for path in ("/fapi/v1/ping", "/fapi/v1/exchangeInfo", "/fapi/v1/depth?symbol=BTCUSDT"):
+                resp = await http.get(path)
+                assert resp.status_code == 451, path
+                assert resp.json()["code"] == 0 and "restricted location" in resp.json()["msg"]
+        with pytest.raises(InvalidStatus) as info:
+            async with websockets.connect(urls.ws_public_url + "/ws/btcusdt@depth"):
+                pass
+        assert info.value.response.status_code == 451
+    finally:
+        await sim.stop()
+
+
+async def test_exchange_info_carries_each_symbols_status() -> None:
+    sim = SimExchange(SimConfig(symbols=("btcusdt", "ethusdt"), warmup_s=5.0, episodes=False,
+                                symbol_status={"ethusdt": "SETTLING"}))
+    urls = await sim.start(port=0)
+    try:
+        async with httpx.AsyncClient(base_url=urls.rest_base_url) as http:
+            info = (await http.get("/fapi/v1/exchangeInfo")).json()
+        assert {s["symbol"]: s["status"] for s in info["symbols"]} == {"BTCUSDT": "TRADING", "ETHUSDT": "SETTLING"}
+    finally:
+        await sim.stop()
 
 
 @pytest.mark.parametrize("path,stream", [
@@ -125,8 +168,9 @@ async def test_depth_event_fields_and_ids(urls: SimUrls) -> None:
 async def test_aggtrade_fields(urls: SimUrls) -> None:
     async with websockets.connect(urls.ws_market_url + "/ws/btcusdt@aggTrade") as ws:
         ev = json.loads(await asyncio.wait_for(ws.recv(), 10))
-    assert set(ev) == {"e", "E", "s", "a", "p", "q", "f", "l", "T", "m"}
+    assert set(ev) == {"e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m"}
     assert ev["e"] == "aggTrade" and isinstance(ev["m"], bool) and ev["l"] >= ev["f"]
+    assert ev["nq"] == ev["q"]  # no RPI orders in the simulated book
 
 
 async def test_subscribe_unsubscribe_and_list(urls: SimUrls) -> None:
@@ -143,8 +187,10 @@ async def test_subscribe_unsubscribe_and_list(urls: SimUrls) -> None:
             msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
             if "id" in msg:
                 replies[msg["id"]] = msg
-        assert replies[2]["error"]["code"] == 2
-        assert replies[3]["result"] == ["ethusdt@depth@100ms"]
+            else:
+                assert msg["stream"] != "ethusdt@aggTrade"  # another route's stream: accepted, silent
+        assert replies[2] == {"result": None, "id": 2}
+        assert replies[3]["result"] == ["ethusdt@depth@100ms", "ethusdt@aggTrade"]
         assert replies[4] == {"result": None, "id": 4}
 
 
@@ -158,11 +204,21 @@ async def test_more_than_ten_messages_a_second_disconnects(urls: SimUrls) -> Non
     assert ws.close_code == 1008
 
 
-async def test_at_most_200_streams(urls: SimUrls) -> None:
-    names = "/".join(["btcusdt@depth@100ms", "btcusdt@depth", "btcusdt@depth@500ms", "btcusdt@bookTicker"] * 51)
-    with pytest.raises(InvalidStatus):
-        async with websockets.connect(f"{urls.ws_public_url}/stream?streams={names}"):
-            pass
+async def test_at_most_1024_streams_a_connection(urls: SimUrls) -> None:
+    """1,024 streams fit one connection (Binance's figure); the 1,025th is refused.
+    So many names do not fit a URL: they are added by SUBSCRIBE, 200 a request."""
+    names = [f"sym{i}usdt@depth@100ms" for i in range(1023)] + ["btcusdt@bookTicker"]
+    async with websockets.connect(urls.ws_public_url + "/stream") as ws:
+        for i in range(0, len(names), 200):
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": names[i : i + 200], "id": i}))
+        await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@bookTicker"], "id": 9999}))
+        replies = {}
+        while len(replies) < 7:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if "id" in msg:
+                replies[msg["id"]] = msg
+    assert all(replies[i] == {"result": None, "id": i} for i in range(0, 1024, 200))
+    assert replies[9999]["error"]["code"] == 2 and "too many streams" in replies[9999]["error"]["msg"]
 
 
 async def test_bookticker_with_depth_u_gives_that_events_best_levels(urls: SimUrls, http: httpx.AsyncClient) -> None:
