@@ -63,6 +63,7 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
         "bare_loop": ("reference: orjson decode + SortedDict writes, no sync rules", ingest.bench_bare_loop),
         "ingest": ("decode + sync + apply per depth message (BTCUSDT recording)", ingest.bench_ingest),
         "pipeline": ("ingest + per-event features (top-N metrics, OFI)", ingest.bench_pipeline),
+        "ratio": ("pipeline / bare loop, alternated in one run (target >= 1.0)", ingest.bench_ratio),
         "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
         "fanout": ("200 websocket clients on two symbols at 1 s for 60 s", fanout.bench_fanout),
         "detectors": ("detector recall/precision vs labelled episodes, 30 simulated minutes", _detectors),

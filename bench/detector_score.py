@@ -57,6 +57,7 @@ from features.engine import SymbolFeatures
 from features.liquidity_detection import EXHAUSTION, LAYERING, WALL, WALL_REMOVED
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import EventOutcome, SequenceValidator, SnapshotOutcome
+from wire.binance import DepthUpdate, event_decoder, snapshot_decoder
 
 KIND_ALERT = {"wall": WALL, "layering": LAYERING, "withdrawal": EXHAUSTION}
 KINDS = tuple(KIND_ALERT)
@@ -225,14 +226,15 @@ def _step(run: SymbolRun) -> None:
     window = run.aggregator.add(out)
     if window is not None:
         # The exact bytes a client would receive, decoded as the client decodes them.
-        event = orjson.loads(orjson.dumps(depth_event(market, window)))
+        event = event_decoder.decode(orjson.dumps(depth_event(market, window)))
+        assert isinstance(event, DepthUpdate)
         outcome = run.validator.on_depth_event(event)
         run.outcomes[outcome.value] = run.outcomes.get(outcome.value, 0) + 1
         if outcome is EventOutcome.APPLIED:
-            feats.on_depth_applied(run.book, event["E"] * _MS, event["E"])
+            feats.on_depth_applied(run.book, event.event_time_ms * _MS, event.event_time_ms)
     if not run.snapshot_taken and run.validator.buffered:
         # A client fetches its REST snapshot once the stream is buffering.
-        snap = orjson.loads(orjson.dumps(snapshot_now(market, SNAPSHOT_LIMIT)))
+        snap = snapshot_decoder.decode(orjson.dumps(snapshot_now(market, SNAPSHOT_LIMIT)))
         run.validator.note_snapshot_requested()
         result = run.validator.on_snapshot(snap)
         if result not in (SnapshotOutcome.SYNCED, SnapshotOutcome.PENDING):

@@ -25,8 +25,6 @@ import orjson
 
 from config import DEFAULT_SYMBOL_SPECS
 from data_ingestion.recording import (
-    BOOK_TICKER,
-    DEPTH,
     SNAPSHOT,
     ReadStats,
     RecordedMessage,
@@ -36,6 +34,7 @@ from data_ingestion.recording import (
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import EventOutcome, SequenceValidator
 from orderbook.ticker_check import TickerCrossCheck, TickerMismatch
+from wire.binance import BookTicker, DepthSnapshot, DepthUpdate
 
 
 def tick_for(symbol: str, sample_price: str | None) -> float:
@@ -76,18 +75,19 @@ class SymbolAudit:
         return self.ticker_check.first_failure
 
     def on_message(self, msg: RecordedMessage) -> None:
-        if msg.kind == DEPTH:
+        data = msg.data
+        if isinstance(data, DepthUpdate):
             self.depth_events += 1
-            if self.validator.on_depth_event(msg.data) is EventOutcome.APPLIED and self.validator.in_sync:
-                self.ticker_check.on_applied(msg.data["u"])
-        elif msg.kind == SNAPSHOT:
+            if self.validator.on_depth_event(data) is EventOutcome.APPLIED and self.validator.in_sync:
+                self.ticker_check.on_applied(data.final_update_id)
+        elif isinstance(data, DepthSnapshot):
             self.snapshots += 1
-            self.validator.on_snapshot(msg.data)
+            self.validator.on_snapshot(data)
             if self.validator.in_sync:
                 self.ticker_check.reset()
                 self.ticker_check.on_applied(self.book.last_update_id)
-        elif msg.kind == BOOK_TICKER:
-            self.ticker_check.on_book_ticker(msg.data)
+        elif isinstance(data, BookTicker):
+            self.ticker_check.on_book_ticker(data)
 
     def summary(self) -> dict[str, Any]:
         c = self.validator.counters
@@ -137,11 +137,12 @@ def audit_messages(messages: Iterable[RecordedMessage]) -> dict[str, SymbolAudit
         audit = audits.get(sym)
         if audit is None:
             sample = None
-            if msg.kind == DEPTH:
-                levels = msg.data.get("b") or msg.data.get("a") or []
+            data = msg.data
+            if isinstance(data, DepthUpdate):
+                levels = data.bids or data.asks
                 sample = levels[0][0] if levels else None
-            elif msg.kind == BOOK_TICKER:
-                sample = msg.data.get("b")
+            elif isinstance(data, BookTicker):
+                sample = data.bid_price
             audit = audits[sym] = SymbolAudit.create(sym, tick_for(sym, sample))
         current = sym
         if early_snapshots:

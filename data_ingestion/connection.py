@@ -26,11 +26,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from config import Settings
 from data_ingestion.backoff import Backoff
 from data_ingestion.feed import RawSink, SymbolFeed
+from wire.binance import AggTrade, BookTicker, DecodeError, DepthUpdate, Trade, stream_message_decoder
 
 log = logging.getLogger("connection")
 
-# (event, t0 perf ns, recv epoch ns, raw message)
-Handler = Callable[[dict[str, Any], int, int, "bytes | str"], None]
+# (typed event, t0 perf ns, recv epoch ns, raw message)
+Handler = Callable[[Any, int, int, "bytes | str"], None]
 
 # HTTP status Binance answers from a restricted location (REST and websocket handshake).
 RESTRICTED_LOCATION = 451
@@ -42,12 +43,13 @@ STREAMS_PER_SUBSCRIBE = 200
 class _Route:
     """One stream of the connection: where its messages go, and how many came."""
 
-    __slots__ = ("stream", "handler", "feed", "received", "warned")
+    __slots__ = ("stream", "handler", "feed", "accepts", "received", "warned")
 
-    def __init__(self, stream: str, handler: Handler, feed: SymbolFeed) -> None:
+    def __init__(self, stream: str, handler: Handler, feed: SymbolFeed, accepts: tuple[type, ...]) -> None:
         self.stream = stream
         self.handler = handler
         self.feed = feed
+        self.accepts = accepts  # the event types this stream carries
         self.received = 0
         self.warned = False
 
@@ -94,21 +96,18 @@ class StreamConnection:
         for feed in self.depth_feeds:
             feed.link = self
         self._routes: dict[str, _Route] = {}
-        self._by_event: dict[tuple[str, str], _Route] = {}
         for stream, (kind, feed) in streams.items():
             handler: Handler
+            accepts: tuple[type, ...]
             if kind == "depth":
-                handler = feed.on_depth  # type: ignore[assignment]
+                handler, accepts = feed.on_depth, (DepthUpdate,)  # type: ignore[assignment]
             elif kind == "bookTicker":
-                handler = _ticker_handler(feed)
+                handler, accepts = _ticker_handler(feed), (BookTicker,)
             elif kind == "aggTrade":
-                handler = _trade_handler(feed)
+                handler, accepts = _trade_handler(feed), (AggTrade, Trade)
             else:
                 raise ValueError(f"{name}: unknown stream kind {kind!r}")
-            route = _Route(stream, handler, feed)
-            self._routes[stream] = route
-            event_type = {"depth": "depthUpdate"}.get(kind, kind)
-            self._by_event[(event_type, feed.symbol.upper())] = route
+            self._routes[stream] = _Route(stream, handler, feed, accepts)
         self.backoff = Backoff(
             settings.backoff_initial_s, settings.backoff_max_s, settings.backoff_factor, settings.backoff_jitter
         )
@@ -280,32 +279,43 @@ class StreamConnection:
         mono = time.monotonic_ns()
         self.last_heard_mono_ns = mono
         try:
-            msg = orjson.loads(raw)
-            stream = msg.get("stream")
-            if stream is not None:
-                route = self._routes.get(stream)
-                data = msg["data"]
-            else:
-                data = msg
-                route = self._by_event.get((msg.get("e"), msg.get("s")))
-        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
-            self.malformed += 1
-            log.warning("%s: malformed message skipped: %.120r", self.name, raw)
+            msg = stream_message_decoder.decode(raw)
+        except DecodeError:
+            self._on_undecodable(raw)
             return
+        route = self._routes.get(msg.stream)
         if route is None:
-            if not self._on_reply(msg):
-                self.malformed += 1
+            self.malformed += 1
             return
         feed = route.feed
         route.received += 1
         feed.monitor.on_message(mono)
-        if not isinstance(data, dict):
+        data = msg.data
+        if type(data) not in route.accepts:  # another event type on this stream name
             feed.monitor.malformed += 1
             return
         feed.last_ts_ns = recv_ns
         if self.recorder is not None:
             self.recorder.write(feed.symbol, recv_ns, raw)
         route.handler(data, t0, recv_ns, raw)
+
+    def _on_undecodable(self, raw: str | bytes) -> None:
+        """Slow path: a reply to one of our requests, or a malformed message (counted
+        on its stream's symbol when the stream can be read, and skipped)."""
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and self._on_reply(obj):
+            return
+        route = self._routes.get(obj.get("stream")) if isinstance(obj, dict) else None  # type: ignore[arg-type]
+        if route is not None:
+            route.received += 1
+            route.feed.monitor.on_message(time.monotonic_ns())
+            route.feed.monitor.malformed += 1
+        else:
+            self.malformed += 1
+        log.warning("%s: malformed message skipped: %.120r", self.name, raw)
 
     def _on_reply(self, msg: dict[str, Any]) -> bool:
         """A reply to one of our requests (``{"result": null, "id": 1}`` or an error)?"""
@@ -335,14 +345,14 @@ def _close_reason(exc: ConnectionClosed) -> str:
 
 
 def _ticker_handler(feed: SymbolFeed) -> Handler:
-    def handler(data: dict[str, Any], _t0: int, _recv: int, raw: bytes | str) -> None:
+    def handler(data: BookTicker, _t0: int, _recv: int, raw: bytes | str) -> None:
         feed.on_book_ticker(data, raw)
 
     return handler
 
 
 def _trade_handler(feed: SymbolFeed) -> Handler:
-    def handler(data: dict[str, Any], _t0: int, recv_ns: int, _raw: bytes | str) -> None:
+    def handler(data: AggTrade | Trade, _t0: int, recv_ns: int, _raw: bytes | str) -> None:
         feed.on_trade(data, recv_ns)
 
     return handler

@@ -21,6 +21,7 @@ from data_ingestion.rest import RestClient, RestError, RestrictedLocation
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import DisplayState, EventOutcome, SequenceValidator, SnapshotOutcome, SyncState
 from orderbook.ticker_check import TickerCrossCheck
+from wire.binance import AggTrade, BookTicker, DepthSnapshot, DepthUpdate, Trade
 
 log = logging.getLogger("feed")
 
@@ -135,15 +136,13 @@ class SymbolFeed:
         }
 
     # --- events (hot path) ---------------------------------------------------------------
-    def on_depth(self, event: dict[str, Any], t0_ns: int, recv_ns: int, raw: bytes | str | None = None) -> EventOutcome:
+    def on_depth(self, event: DepthUpdate, t0_ns: int, recv_ns: int, raw: bytes | str | None = None) -> EventOutcome:
         """One decoded depthUpdate; ``t0_ns`` (perf counter) is when its bytes arrived,
         ``raw`` the message as received (kept briefly for the log of a mismatch)."""
         outcome = self.validator.on_depth_event(event)
-        e_ms = event.get("E")
-        if type(e_ms) is not int:
-            e_ms = None
+        e_ms = event.event_time_ms or None
         if outcome is EventOutcome.APPLIED:
-            u = event["u"]
+            u = event.final_update_id
             if raw is not None:
                 self._recent_depth_raw.append((u, raw))
             if self.ticker_check.on_applied(u) is False:
@@ -161,26 +160,25 @@ class SymbolFeed:
         self.monitor.on_depth_processed(time.perf_counter_ns() - t0_ns, recv_ns / 1e6, e_ms)
         return outcome
 
-    def on_book_ticker(self, ticker: dict[str, Any], raw: bytes | str | None = None) -> None:
+    def on_book_ticker(self, ticker: BookTicker, raw: bytes | str | None = None) -> None:
         self.monitor.book_tickers += 1
         if self.validator.in_sync and self.ticker_check.on_book_ticker(ticker, raw) is False:
             self._on_ticker_mismatch()
 
-    def on_trade(self, trade: dict[str, Any], recv_ns: int) -> None:
-        """aggTrade (or trade): ``m`` true means the buyer was the maker, so the
-        seller was the aggressor."""
+    def on_trade(self, trade: AggTrade | Trade, recv_ns: int) -> None:
+        """aggTrade (or trade): the buyer being the maker means the seller was the
+        aggressor."""
         self.monitor.trades += 1
         if self.features is None:
             return
         try:
-            price, qty = float(trade["p"]), float(trade["q"])
-            side = "sell" if trade["m"] else "buy"
-            raw_nq = trade.get("nq")
+            price, qty = float(trade.price), float(trade.qty)
+            raw_nq = trade.qty_without_rpi
             nq = float(raw_nq) if raw_nq is not None else None
-        except (KeyError, TypeError, ValueError):
+        except ValueError:
             self.monitor.malformed += 1
             return
-        self.features.on_trade(recv_ns, price, qty, side, nq)
+        self.features.on_trade(recv_ns, price, qty, "sell" if trade.buyer_is_maker else "buy", nq)
 
     def _on_ticker_mismatch(self) -> None:
         """Log both raw messages; resync only after ``ticker_mismatches_to_resync``
@@ -232,7 +230,7 @@ class SymbolFeed:
         self._state_changed()
 
     # --- snapshots ---------------------------------------------------------------------------
-    def on_snapshot_body(self, body: dict[str, Any]) -> SnapshotOutcome:
+    def on_snapshot_body(self, body: DepthSnapshot) -> SnapshotOutcome:
         outcome = self.validator.on_snapshot(body)
         if outcome not in (SnapshotOutcome.SYNCED, SnapshotOutcome.PENDING):
             log.info("%s: snapshot %s: %s", self.symbol, outcome.value, self.validator.reason)

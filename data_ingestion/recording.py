@@ -22,6 +22,17 @@ from typing import IO, Any
 
 import orjson
 
+from wire.binance import (
+    AggTrade,
+    BookTicker,
+    DecodeError,
+    DepthSnapshot,
+    DepthUpdate,
+    Trade,
+    snapshot_decoder,
+    stream_message_decoder,
+)
+
 # Kinds of recorded message.
 DEPTH = "depth"
 SNAPSHOT = "snapshot"
@@ -38,32 +49,65 @@ _EVENT_KINDS = {
 }
 
 
+RecordedData = DepthUpdate | BookTicker | AggTrade | Trade | DepthSnapshot | dict[str, Any]
+
+_KIND_OF_TYPE: dict[type, str] = {
+    DepthUpdate: DEPTH,
+    BookTicker: BOOK_TICKER,
+    AggTrade: AGG_TRADE,
+    Trade: TRADE,
+    DepthSnapshot: SNAPSHOT,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedMessage:
     ts_recv_ns: int  # local receive time
     kind: str  # one of DEPTH, SNAPSHOT, TRADE, AGG_TRADE, BOOK_TICKER, OTHER
     stream: str | None  # combined-stream name, None for a snapshot
-    data: dict[str, Any]  # the raw event (the "data" part) or the snapshot body
+    data: RecordedData  # the typed event or snapshot; the decoded JSON for OTHER
+    raw: bytes = b""  # the JSON as recorded
 
 
 @dataclass(slots=True)
 class ReadStats:
     lines: int = 0
-    garbage: int = 0  # lines that are not "<ns> <json object>"
+    # lines that are not "<ns> <json object>", or a known message that does not
+    # decode (a depth event without its ids, ...): counted and skipped
+    garbage: int = 0
     first_garbage: str | None = None
     bytes_read: int = 0  # of the underlying (compressed) files
     bytes_total: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def classify(payload: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
-    """Kind, stream name and event of one decoded message (wrapped or raw)."""
-    if "stream" in payload and isinstance(payload.get("data"), dict):
-        data = payload["data"]
-        return _EVENT_KINDS.get(data.get("e"), OTHER), payload["stream"], data
-    if "lastUpdateId" in payload and "bids" in payload:
-        return SNAPSHOT, None, payload
-    return _EVENT_KINDS.get(payload.get("e"), OTHER), None, payload  # type: ignore[arg-type]
+def decode_payload(payload: bytes) -> tuple[str, str | None, RecordedData] | None:
+    """Kind, stream name and typed data of one recorded JSON message (a combined
+    stream message or a bare snapshot body); the decoded JSON as OTHER when it is
+    neither; None when it is not a JSON object at all or a known message that
+    does not decode (a depth event without ids, ...)."""
+    try:
+        if payload.startswith(b'{"stream"'):
+            msg = stream_message_decoder.decode(payload)
+            return _KIND_OF_TYPE[type(msg.data)], msg.stream, msg.data
+        if payload.startswith(b'{"lastUpdateId"'):
+            return SNAPSHOT, None, snapshot_decoder.decode(payload)
+    except DecodeError:
+        pass
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if "stream" in obj and isinstance(obj.get("data"), dict):
+        data = obj["data"]
+        if data.get("e") in _EVENT_KINDS:
+            return None  # a known event that does not decode: malformed
+        return OTHER, obj["stream"], data
+    if "lastUpdateId" in obj:
+        return None
+    return OTHER, None, obj
 
 
 def open_recording(path: str | os.PathLike[str]) -> IO[bytes]:
@@ -74,21 +118,6 @@ def open_recording(path: str | os.PathLike[str]) -> IO[bytes]:
     if magic == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     return raw
-
-
-def parse_line(line: bytes) -> tuple[int, dict[str, Any]] | None:
-    """``(ts_ns, decoded json)`` of one line, or None when it is garbage."""
-    sep = line.find(b" ")
-    if sep <= 0:
-        return None
-    try:
-        ts = int(line[:sep])
-        payload = orjson.loads(line[sep + 1 :])
-    except (ValueError, orjson.JSONDecodeError):
-        return None
-    if not isinstance(payload, dict):
-        return None
-    return ts, payload
 
 
 def read_recording(
@@ -111,16 +140,24 @@ def read_recording(
                 line = line.strip()
                 if not line:
                     continue
-                parsed = parse_line(line)
-                if parsed is None:
+                sep = line.find(b" ")
+                decoded = None
+                if sep > 0:
+                    try:
+                        ts = int(line[:sep])
+                    except ValueError:
+                        ts = -1
+                    if ts >= 0:
+                        payload = line[sep + 1 :]
+                        decoded = decode_payload(payload)
+                if decoded is None:
                     stats.garbage += 1
                     if stats.first_garbage is None:
                         stats.first_garbage = line[:120].decode("utf-8", "replace")
                     continue
-                ts, payload = parsed
-                kind, stream, data = classify(payload)
+                kind, stream, data = decoded
                 stats.by_kind[kind] = stats.by_kind.get(kind, 0) + 1
-                yield RecordedMessage(ts, kind, stream, data)
+                yield RecordedMessage(ts, kind, stream, data, payload)
         stats.bytes_read = raw_size_before + os.path.getsize(path)
 
 
@@ -133,8 +170,9 @@ def _tell(fh: Any) -> int:
 
 def symbol_of(message: RecordedMessage) -> str | None:
     """Lower-case symbol of a stream message (None for snapshots, which carry none)."""
-    s = message.data.get("s")
-    if isinstance(s, str):
+    data = message.data
+    s = data.get("s") if isinstance(data, dict) else getattr(data, "symbol", None)
+    if isinstance(s, str) and s:
         return s.lower()
     if message.stream:
         return message.stream.split("@", 1)[0].lower()

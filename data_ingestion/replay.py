@@ -15,16 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from data_ingestion.feed import SymbolFeed
-from data_ingestion.recording import (
-    AGG_TRADE,
-    BOOK_TICKER,
-    DEPTH,
-    SNAPSHOT,
-    TRADE,
-    ReadStats,
-    read_recording,
-    symbol_of,
-)
+from data_ingestion.recording import ReadStats, read_recording, symbol_of
+from wire.binance import AggTrade, BookTicker, DepthSnapshot, DepthUpdate, Trade
 
 log = logging.getLogger("replay")
 
@@ -83,17 +75,17 @@ async def play(feed: SymbolFeed, files: Sequence[str], speed: float, progress: R
             await asyncio.sleep(0)
         n += 1
         progress.messages += 1
-        kind = msg.kind
+        data = msg.data
         feed.last_ts_ns = ts
-        if kind == DEPTH:
+        if isinstance(data, DepthUpdate):
             feed.monitor.on_message(time.monotonic_ns())
-            feed.on_depth(msg.data, time.perf_counter_ns(), ts)
-        elif kind == SNAPSHOT:
-            feed.on_snapshot_body(msg.data)
-        elif kind == BOOK_TICKER:
+            feed.on_depth(data, time.perf_counter_ns(), ts, msg.raw)
+        elif isinstance(data, DepthSnapshot):
+            feed.on_snapshot_body(data)
+        elif isinstance(data, BookTicker):
             feed.monitor.on_message(time.monotonic_ns())
-            feed.on_book_ticker(msg.data)
-        elif kind in (AGG_TRADE, TRADE):
+            feed.on_book_ticker(data, msg.raw)
+        elif isinstance(data, AggTrade | Trade):
             feed.monitor.on_message(time.monotonic_ns())
-            feed.on_trade(msg.data, ts)
+            feed.on_trade(data, ts)
     log.info("%s: replay finished (%d messages, state %s)", feed.symbol, n, feed.validator.state.value)

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import httpx
 import orjson
 
+from wire.binance import DecodeError, DepthSnapshot, snapshot_decoder
+
 log = logging.getLogger("rest")
 
 # Request weight of GET /fapi/v1/depth by limit (Binance USDT-M docs).
@@ -112,6 +114,14 @@ class RestClient:
         await self._client.aclose()
 
     async def _get(self, path: str, params: dict[str, Any], weight: int) -> Any:
+        body = await self._get_bytes(path, params, weight)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise RestError(f"GET {path}: body is not JSON", 200) from None
+
+    async def _get_bytes(self, path: str, params: dict[str, Any], weight: int) -> bytes:
+        """The body of a 200 answer; RestError (RestrictedLocation for 451) otherwise."""
         while True:
             delay = self.budget.delay_for(weight)
             if delay <= 0:
@@ -130,20 +140,19 @@ class RestClient:
         if resp.status_code != 200:
             detail = resp.text[:200]
             raise RestError(f"GET {path} -> HTTP {resp.status_code}: {detail}", resp.status_code, retry)
-        try:
-            return orjson.loads(resp.content)
-        except orjson.JSONDecodeError:
-            raise RestError(f"GET {path}: body is not JSON", resp.status_code) from None
+        return resp.content
 
-    async def depth_snapshot(self, symbol: str, limit: int = 1000) -> tuple[dict[str, Any], bytes]:
-        """The decoded snapshot body and its raw bytes (for the recorder)."""
+    async def depth_snapshot(self, symbol: str, limit: int = 1000) -> tuple[DepthSnapshot, bytes]:
+        """The typed snapshot and its raw bytes as received (for the recorder). A body
+        that does not decode (ids not integers, levels not strings...) is a RestError."""
         weight = DEPTH_WEIGHT.get(limit)
         if weight is None:
             raise ValueError(f"{symbol}: snapshot limit must be one of {sorted(DEPTH_WEIGHT)}")
-        body = await self._get("/fapi/v1/depth", {"symbol": symbol.upper(), "limit": limit}, weight)
-        if not isinstance(body, dict):
-            raise RestError(f"{symbol}: snapshot body is not an object")
-        return body, orjson.dumps(body)
+        raw = await self._get_bytes("/fapi/v1/depth", {"symbol": symbol.upper(), "limit": limit}, weight)
+        try:
+            return snapshot_decoder.decode(raw), raw
+        except DecodeError as exc:
+            raise RestError(f"{symbol}: malformed snapshot body ({exc})") from None
 
     async def exchange_info(self) -> dict[str, Any]:
         body = await self._get("/fapi/v1/exchangeInfo", {}, 1)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from sortedcontainers import SortedDict
 
 PriceQty = Sequence[str]  # ["61800.20", "2.909"] as Binance sends it
+BookSide = Literal["bid", "ask"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,14 +202,21 @@ class BookState:
             [(price(k), q) for k, q in self.top_asks(n)],
         )
 
-    def level(self, side: str, price: str | float) -> float:
-        """Quantity resting at ``price`` on ``side`` ('bid' or 'ask'); 0.0 if none."""
-        book = self.bids if side == "bid" else self.asks
-        return float(book.get(self.key(price), 0.0))
+    def side(self, side: BookSide) -> SortedDict:
+        """The levels of ``side``; ValueError for anything but 'bid' or 'ask'."""
+        if side == "bid":
+            return self.bids
+        if side == "ask":
+            return self.asks
+        raise ValueError(f"{self.symbol}: side must be 'bid' or 'ask', got {side!r}")
 
-    def total_quantity(self, side: str) -> float:
+    def level(self, side: BookSide, price: str | float) -> float:
+        """Quantity resting at ``price`` on ``side`` ('bid' or 'ask'); 0.0 if none."""
+        return float(self.side(side).get(self.key(price), 0.0))
+
+    def total_quantity(self, side: BookSide) -> float:
         """Sum of quantity over the whole of one side."""
-        return float(sum((self.bids if side == "bid" else self.asks).values()))
+        return float(sum(self.side(side).values()))
 
     def depth(self) -> tuple[int, int]:
         """Number of levels held per side (bids, asks)."""

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from orderbook.book_state import BookState, MalformedLevel
+from wire.binance import DepthSnapshot, DepthUpdate
 
 
 class SyncState(enum.StrEnum):
@@ -93,9 +92,6 @@ class SyncCounters:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
 
 
-_DEPTH_ID_KEYS = ("U", "u", "pu")
-
-
 class SequenceValidator:
     """Applies depth events and snapshots to ``book`` by the futures rules."""
 
@@ -106,7 +102,7 @@ class SequenceValidator:
         self.state = SyncState.AWAITING_SNAPSHOT
         self.reason = "waiting for the first snapshot"
         self.counters = SyncCounters()
-        self._buffer: deque[Mapping[str, Any]] = deque(maxlen=max_buffer)
+        self._buffer: deque[DepthUpdate] = deque(maxlen=max_buffer)
         self._pending_snapshot_id: int | None = None  # accepted snapshot waiting to bridge
         self._last_u: int | None = None  # u of the last applied event (or None before)
 
@@ -141,19 +137,16 @@ class SequenceValidator:
         self._buffer.clear()
 
     # --- events ----------------------------------------------------------------------
-    def on_depth_event(self, event: Mapping[str, Any]) -> EventOutcome:
-        """Feed one decoded ``depthUpdate`` (the ``data`` part of a combined message)."""
-        try:
-            U = event["U"]
-            u = event["u"]
-            pu = event["pu"]
-            if type(u) is not int or type(U) is not int or type(pu) is not int or U > u:
-                raise TypeError
-        except (KeyError, TypeError):
+    def on_depth_event(self, event: DepthUpdate) -> EventOutcome:
+        """Feed one decoded ``depthUpdate`` (typed at the edge: its ids are integers)."""
+        U = event.first_update_id
+        u = event.final_update_id
+        pu = event.prev_final_update_id
+        if U > u:
             self.counters.malformed += 1
             return EventOutcome.MALFORMED
-        s = event.get("s")
-        if s is not None and s != self._symbol_upper and s.lower() != self.symbol:
+        s = event.symbol
+        if s and s != self._symbol_upper and s.lower() != self.symbol:
             self.counters.other_symbol += 1
             return EventOutcome.OTHER_SYMBOL
 
@@ -179,10 +172,10 @@ class SequenceValidator:
         self.counters.events_buffered += 1
         return EventOutcome.BUFFERED
 
-    def _apply(self, event: Mapping[str, Any], u: int) -> EventOutcome:
+    def _apply(self, event: DepthUpdate, u: int) -> EventOutcome:
         try:
-            self.book.apply_diff(event["b"], event["a"], u)
-        except (MalformedLevel, KeyError, TypeError):
+            self.book.apply_diff(event.bids, event.asks, u)
+        except MalformedLevel:
             self.counters.malformed += 1
             self._go_out_of_sync("malformed levels in a depth event")
             return EventOutcome.MALFORMED
@@ -190,10 +183,10 @@ class SequenceValidator:
         self.counters.events_applied += 1
         return EventOutcome.APPLIED
 
-    def _bridge_pending(self, event: Mapping[str, Any]) -> EventOutcome:
+    def _bridge_pending(self, event: DepthUpdate) -> EventOutcome:
         last_id = self._pending_snapshot_id
         assert last_id is not None
-        U, u = event["U"], event["u"]
+        U, u = event.first_update_id, event.final_update_id
         if u < last_id:
             self.counters.dropped_before_sync += 1
             return EventOutcome.DROPPED_STALE
@@ -218,35 +211,26 @@ class SequenceValidator:
         self.reason = f"in sync at update id {self._last_u}"
 
     # --- snapshots -------------------------------------------------------------------
-    def on_snapshot(self, snapshot: Mapping[str, Any]) -> SnapshotOutcome:
+    def on_snapshot(self, snapshot: DepthSnapshot) -> SnapshotOutcome:
         """Feed a decoded REST ``/fapi/v1/depth`` body."""
         if self.state is SyncState.SYNCED:
             return SnapshotOutcome.IGNORED
-        try:
-            last_id = snapshot["lastUpdateId"]
-            if type(last_id) is not int:
-                raise TypeError
-            bids, asks = snapshot["bids"], snapshot["asks"]
-        except (KeyError, TypeError):
-            self.counters.snapshots_refused += 1
-            self.reason = "malformed snapshot refused"
-            return SnapshotOutcome.REFUSED_MALFORMED
-
+        last_id = snapshot.last_update_id
         buffer = self._buffer
-        while buffer and buffer[0]["u"] < last_id:
+        while buffer and buffer[0].final_update_id < last_id:
             buffer.popleft()
             self.counters.dropped_before_sync += 1
-        if buffer and buffer[0]["U"] > last_id:
+        if buffer and buffer[0].first_update_id > last_id:
             self.counters.snapshots_refused += 1
             self.reason = (
                 f"snapshot {last_id} older than the buffered stream "
-                f"(first event U={buffer[0]['U']}); fetching another"
+                f"(first event U={buffer[0].first_update_id}); fetching another"
             )
             return SnapshotOutcome.REFUSED_TOO_OLD
 
         try:
-            self.book.apply_snapshot(last_id, bids, asks)
-        except (MalformedLevel, TypeError, ValueError):
+            self.book.apply_snapshot(last_id, snapshot.bids, snapshot.asks)
+        except MalformedLevel:
             self.counters.snapshots_refused += 1
             self.reason = "snapshot with malformed levels refused"
             return SnapshotOutcome.REFUSED_MALFORMED
@@ -261,20 +245,20 @@ class SequenceValidator:
         events = list(buffer)
         buffer.clear()
         first = events[0]
-        if self._apply(first, first["u"]) is not EventOutcome.APPLIED:
+        if self._apply(first, first.final_update_id) is not EventOutcome.APPLIED:
             return SnapshotOutcome.GAP_IN_BUFFER
         for i in range(1, len(events)):
             ev = events[i]
-            if ev["u"] <= self._last_u:  # type: ignore[operator]
+            if ev.final_update_id <= self._last_u:  # type: ignore[operator]
                 self.counters.dropped_stale += 1
                 continue
-            if ev["pu"] != self._last_u:
+            if ev.prev_final_update_id != self._last_u:
                 self.counters.gaps += 1
-                self.reason = f"pu gap inside the buffer (expected {self._last_u}, got {ev['pu']})"
+                self.reason = f"pu gap inside the buffer (expected {self._last_u}, got {ev.prev_final_update_id})"
                 self.book.clear()
                 buffer.extend(events[i:])
                 return SnapshotOutcome.GAP_IN_BUFFER
-            if self._apply(ev, ev["u"]) is not EventOutcome.APPLIED:
+            if self._apply(ev, ev.final_update_id) is not EventOutcome.APPLIED:
                 return SnapshotOutcome.GAP_IN_BUFFER
         self._mark_synced()
         return SnapshotOutcome.SYNCED

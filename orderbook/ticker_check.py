@@ -9,11 +9,11 @@ event it names, so a check runs from whichever of the two comes second.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from orderbook.book_state import BookState
+from wire.binance import BookTicker
 
 Top = tuple[int | None, float, int | None, float]  # best bid key, qty, best ask key, qty
 
@@ -76,13 +76,11 @@ class TickerCrossCheck:
                 pending.popitem(last=False)
         return result
 
-    def on_book_ticker(self, ticker: Mapping[str, Any], raw: bytes | str | None = None) -> bool | None:
+    def on_book_ticker(self, ticker: BookTicker, raw: bytes | str | None = None) -> bool | None:
         """Feed one bookTicker event (``raw``: its bytes, kept for the log of a
         mismatch); returns the check's result if one was made."""
-        u = ticker.get("u")
-        if type(u) is not int:
-            return None
-        fields = (ticker.get("b"), ticker.get("B"), ticker.get("a"), ticker.get("A"))
+        u = ticker.update_id
+        fields = (ticker.bid_price, ticker.bid_qty, ticker.ask_price, ticker.ask_qty)
         top = self._applied.get(u)
         if top is not None:
             return self._check(u, fields, top, raw)

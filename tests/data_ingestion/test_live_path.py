@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from config import SymbolSpec, load_settings
@@ -20,6 +21,7 @@ from exchange_sim import SimConfig, SimExchange
 from main import App
 from tests.conftest import REPO
 from tests.stack import book_mismatches, running_stack
+from wire.binance import event_decoder, snapshot_decoder
 
 SPEC = SymbolSpec(0.1, 0.001, 1, 3, 20)
 
@@ -62,12 +64,17 @@ async def test_a_paused_market_is_quiet_not_stale_and_costs_no_resync() -> None:
 
 
 # --- bookTicker mismatches ------------------------------------------------------------------
+def _decode(event: dict[str, Any]) -> Any:
+    return event_decoder.decode(orjson.dumps(event))
+
+
 def _synced_feed(**overrides: Any) -> SymbolFeed:
     settings = load_settings(environ={}, **overrides)
     feed = SymbolFeed("btcusdt", SPEC, settings)
-    feed.on_depth({"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": 95, "u": 101, "pu": 90,
-                   "b": [["100.0", "1.000"]], "a": [["100.1", "1.000"]]}, 0, 0)
-    feed.on_snapshot_body({"lastUpdateId": 100, "bids": [["100.0", "2.000"]], "asks": [["100.1", "2.000"]]})
+    feed.on_depth(_decode({"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": 95, "u": 101, "pu": 90,
+                           "b": [["100.0", "1.000"]], "a": [["100.1", "1.000"]]}), 0, 0)
+    feed.on_snapshot_body(snapshot_decoder.decode(
+        b'{"lastUpdateId": 100, "bids": [["100.0", "2.000"]], "asks": [["100.1", "2.000"]]}'))
     assert feed.in_sync
     return feed
 
@@ -76,9 +83,9 @@ def _step(feed: SymbolFeed, u: int, bid_qty: str, ticker_bid_qty: str) -> None:
     """A bookTicker naming u (it comes first, as on Binance), then depth event u."""
     ticker = {"e": "bookTicker", "u": u, "s": "BTCUSDT", "b": "100.0", "B": ticker_bid_qty, "a": "100.1",
               "A": "1.000"}
-    feed.on_book_ticker(ticker, f"raw-ticker-{u}")
-    feed.on_depth({"e": "depthUpdate", "E": u, "s": "BTCUSDT", "U": u, "u": u, "pu": u - 1,
-                   "b": [["100.0", bid_qty]], "a": []}, 0, 0, f"raw-depth-{u}")
+    feed.on_book_ticker(_decode(ticker), f"raw-ticker-{u}")
+    feed.on_depth(_decode({"e": "depthUpdate", "E": u, "s": "BTCUSDT", "U": u, "u": u, "pu": u - 1,
+                           "b": [["100.0", bid_qty]], "a": []}), 0, 0, f"raw-depth-{u}")
 
 
 def test_one_ticker_mismatch_keeps_the_book_two_in_a_row_resync(caplog: pytest.LogCaptureFixture) -> None:

@@ -10,9 +10,10 @@ import orjson
 import pytest
 
 from config import Settings
-from data_ingestion.recording import DEPTH, SNAPSHOT, TRADE, read_recording
+from data_ingestion.recording import read_recording
 from features.engine import SymbolFeatures
 from orderbook.book_state import BookState
+from wire.binance import DepthSnapshot, DepthUpdate, Trade
 
 RECORDING = Path("/work/shared/data/binance-usdm/btcusdt_20240808.gz")
 S = 1_000_000_000
@@ -40,21 +41,20 @@ def replay(seconds: float) -> tuple[BookState, SymbolFeatures, list[dict[str, An
     synced = False
     start_ns = next_frame_ns = 0
     for msg in read_recording([RECORDING]):
-        if msg.kind == SNAPSHOT:
-            book.apply_snapshot(msg.data["lastUpdateId"], msg.data["bids"], msg.data["asks"])
+        d = msg.data
+        if isinstance(d, DepthSnapshot):
+            book.apply_snapshot(d.last_update_id, d.bids, d.asks)
             synced = True
-        elif msg.kind == DEPTH and synced:
-            d = msg.data
-            if d["u"] < book.last_update_id:
+        elif isinstance(d, DepthUpdate) and synced:
+            if d.final_update_id < book.last_update_id:
                 continue  # older than the snapshot
-            book.apply_diff(d["b"], d["a"], d["u"])
-            eng.on_depth_applied(book, msg.ts_recv_ns, d["E"])
+            book.apply_diff(d.bids, d.asks, d.final_update_id)
+            eng.on_depth_applied(book, msg.ts_recv_ns, d.event_time_ms)
             if not start_ns:
                 start_ns = msg.ts_recv_ns
                 next_frame_ns = (start_ns // S + 1) * S
-        elif msg.kind == TRADE and synced:
-            d = msg.data
-            eng.on_trade(msg.ts_recv_ns, float(d["p"]), float(d["q"]), "sell" if d["m"] else "buy")
+        elif isinstance(d, Trade) and synced:
+            eng.on_trade(msg.ts_recv_ns, float(d.price), float(d.qty), "sell" if d.buyer_is_maker else "buy")
         if start_ns and msg.ts_recv_ns >= next_frame_ns:
             frames.append(eng.build_frame(book, next_frame_ns, SYNCED, FEED))
             next_frame_ns += S

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+import msgspec
+import orjson
+import pytest
 
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import EventOutcome, SequenceValidator, SnapshotOutcome, SyncState
+from wire.binance import DepthSnapshot, DepthUpdate, event_decoder, snapshot_decoder
 
 
-def ev(U: int, u: int, pu: int, b: list | None = None, a: list | None = None, s: str = "BTCUSDT") -> dict[str, Any]:
-    return {"e": "depthUpdate", "E": 0, "T": 0, "s": s, "U": U, "u": u, "pu": pu, "b": b or [], "a": a or []}
+def ev(U: int, u: int, pu: int, b: list | None = None, a: list | None = None, s: str = "BTCUSDT") -> DepthUpdate:
+    """A depth event as the wire gives it, decoded at the edge."""
+    raw = {"e": "depthUpdate", "E": 0, "T": 0, "s": s, "U": U, "u": u, "pu": pu, "b": b or [], "a": a or []}
+    event = event_decoder.decode(orjson.dumps(raw))
+    assert isinstance(event, DepthUpdate)
+    return event
 
 
-def snap(last: int, b: list | None = None, a: list | None = None) -> dict[str, Any]:
-    return {"lastUpdateId": last, "bids": b or [["100.0", "1"]], "asks": a or [["100.1", "1"]]}
+def snap(last: int, b: list | None = None, a: list | None = None) -> DepthSnapshot:
+    raw = {"lastUpdateId": last, "bids": b or [["100.0", "1"]], "asks": a or [["100.1", "1"]]}
+    return snapshot_decoder.decode(orjson.dumps(raw))
 
 
 def fresh() -> SequenceValidator:
@@ -152,9 +160,14 @@ def test_malformed_ids_are_counted_and_skipped() -> None:
     v = fresh()
     v.on_depth_event(ev(10, 20, 9))
     v.on_snapshot(snap(15))
-    assert v.on_depth_event({"e": "depthUpdate", "u": "x"}) is EventOutcome.MALFORMED
-    assert v.on_depth_event({"U": 50, "u": 40, "pu": 20, "b": [], "a": []}) is EventOutcome.MALFORMED
-    assert v.in_sync and v.counters.malformed == 2
+    # Ids that are not integers never get past the edge: decoding refuses them.
+    with pytest.raises(msgspec.ValidationError):
+        event_decoder.decode(b'{"e": "depthUpdate", "u": "x"}')
+    with pytest.raises(msgspec.ValidationError):
+        event_decoder.decode(b'{"e":"depthUpdate","U":true,"u":2,"pu":1,"b":[],"a":[]}')
+    # Ids of the right type that make no sense are the sync machine's to refuse.
+    assert v.on_depth_event(ev(50, 40, 20)) is EventOutcome.MALFORMED
+    assert v.in_sync and v.counters.malformed == 1
     assert v.on_depth_event(ev(21, 30, 20)) is EventOutcome.APPLIED
 
 
@@ -169,8 +182,9 @@ def test_malformed_levels_force_a_resync() -> None:
 def test_malformed_snapshot_is_refused() -> None:
     v = fresh()
     v.on_depth_event(ev(10, 20, 9))
-    assert v.on_snapshot({"bids": []}) is SnapshotOutcome.REFUSED_MALFORMED
-    assert v.on_snapshot({"lastUpdateId": 15, "bids": [["x", "1"]], "asks": []}) is SnapshotOutcome.REFUSED_MALFORMED
+    with pytest.raises(msgspec.ValidationError):
+        snapshot_decoder.decode(b'{"bids": []}')
+    assert v.on_snapshot(snap(15, b=[["x", "1"]])) is SnapshotOutcome.REFUSED_MALFORMED
     assert v.needs_snapshot and not v.in_sync
     assert v.on_snapshot(snap(15)) is SnapshotOutcome.SYNCED
 

@@ -1,0 +1,1 @@
+"""The exchange's wire formats as typed structs (see wire.binance)."""

@@ -1,0 +1,139 @@
+"""Binance USDT-M market data as typed structs, decoded once where bytes enter.
+
+Field names say what a value is; Binance's one-letter keys are the encoded names
+(``first_update_id`` is ``U``). Decoding validates types: a message whose ids are
+not integers, whose levels are not ``[price, qty]`` strings or that lacks a required
+field raises :class:`msgspec.ValidationError`, and the caller counts it as
+malformed and skips it. Fields Binance adds later are ignored. Prices and
+quantities stay strings, as sent: the book turns a price string into one integer
+tick key, and floats are only made for display and metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+from msgspec import Struct, field
+
+Level = tuple[str, str]  # [price, quantity], both decimal strings
+
+
+class DepthUpdate(Struct, tag_field="e", tag="depthUpdate", frozen=True, gc=False):
+    """``<symbol>@depth@100ms`` (diff depth)::
+
+    {"e":"depthUpdate","E":1723161256299,"T":1723161256298,"s":"BTCUSDT",
+     "U":5123107832006,"u":5123107837557,"pu":5123107831937,
+     "b":[["61800.20","2.909"],...],"a":[["61800.30","0.000"],...]}
+    """
+
+    first_update_id: int = field(name="U")
+    final_update_id: int = field(name="u")
+    prev_final_update_id: int = field(name="pu")  # ``u`` of the previous event: the continuity check
+    bids: list[Level] = field(name="b")
+    asks: list[Level] = field(name="a")
+    event_time_ms: int = field(name="E", default=0)
+    transaction_time_ms: int = field(name="T", default=0)
+    symbol: str = field(name="s", default="")  # upper case, as Binance sends it
+
+
+class BookTicker(Struct, tag_field="e", tag="bookTicker", frozen=True, gc=False):
+    """``<symbol>@bookTicker`` (real time)::
+
+    {"e":"bookTicker","u":5123107839020,"s":"BTCUSDT","b":"61800.20","B":"2.507",
+     "a":"61800.30","A":"2.510","T":1723161256313,"E":1723161256313}
+    """
+
+    update_id: int = field(name="u")  # equals a depth event's u when that event set this top
+    bid_price: str = field(name="b")
+    bid_qty: str = field(name="B")
+    ask_price: str = field(name="a")
+    ask_qty: str = field(name="A")
+    event_time_ms: int = field(name="E", default=0)
+    transaction_time_ms: int = field(name="T", default=0)
+    symbol: str = field(name="s", default="")
+
+
+class AggTrade(Struct, tag_field="e", tag="aggTrade", frozen=True, gc=False):
+    """``<symbol>@aggTrade``::
+
+    {"e":"aggTrade","E":..,"s":"BTCUSDT","a":<agg id>,"p":"61800.30","q":"0.006",
+     "nq":"0.006","f":<first trade id>,"l":<last trade id>,"T":<trade time>,"m":false}
+    """
+
+    price: str = field(name="p")
+    qty: str = field(name="q")
+    buyer_is_maker: bool = field(name="m")  # true: the SELLER was the aggressor
+    trade_time_ms: int = field(name="T", default=0)
+    # Quantity without fills against RPI orders (sent since late 2025).
+    qty_without_rpi: str | None = field(name="nq", default=None)
+    agg_id: int = field(name="a", default=0)
+    first_trade_id: int = field(name="f", default=0)
+    last_trade_id: int = field(name="l", default=0)
+    event_time_ms: int = field(name="E", default=0)
+    symbol: str = field(name="s", default="")
+
+
+class Trade(Struct, tag_field="e", tag="trade", frozen=True, gc=False):
+    """``<symbol>@trade`` (one per trade; in the shared recordings)::
+
+    {"e":"trade","E":..,"T":..,"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006",
+     "X":"MARKET","m":false}
+    """
+
+    price: str = field(name="p")
+    qty: str = field(name="q")
+    buyer_is_maker: bool = field(name="m")
+    trade_time_ms: int = field(name="T", default=0)
+    trade_id: int = field(name="t", default=0)
+    order_type: str = field(name="X", default="")  # MARKET, LIQUIDATION, ...
+    event_time_ms: int = field(name="E", default=0)
+    symbol: str = field(name="s", default="")
+    qty_without_rpi: str | None = field(name="nq", default=None)
+
+
+class DepthSnapshot(Struct, frozen=True, gc=False):
+    """``GET /fapi/v1/depth`` body::
+
+    {"lastUpdateId":1027024,"E":..,"T":..,"bids":[["4.00000000","431.00000000"]],"asks":[...]}
+    """
+
+    last_update_id: int = field(name="lastUpdateId")
+    bids: list[Level]
+    asks: list[Level]
+    event_time_ms: int = field(name="E", default=0)
+    transaction_time_ms: int = field(name="T", default=0)
+
+
+StreamEvent = Union[DepthUpdate, BookTicker, AggTrade, Trade]  # noqa: UP007 - a runtime union for msgspec
+TradeEvent = Union[AggTrade, Trade]  # noqa: UP007
+
+
+class StreamMessage(Struct, frozen=True, gc=False):
+    """A combined-stream message: ``{"stream":"btcusdt@depth@100ms","data":{...}}``."""
+
+    stream: str
+    data: StreamEvent
+
+
+stream_message_decoder = msgspec.json.Decoder(StreamMessage)
+event_decoder = msgspec.json.Decoder(StreamEvent)
+snapshot_decoder = msgspec.json.Decoder(DepthSnapshot)
+
+DecodeError = (msgspec.ValidationError, msgspec.DecodeError)
+
+__all__ = [
+    "AggTrade",
+    "BookTicker",
+    "DecodeError",
+    "DepthSnapshot",
+    "DepthUpdate",
+    "Level",
+    "StreamEvent",
+    "StreamMessage",
+    "Trade",
+    "TradeEvent",
+    "event_decoder",
+    "snapshot_decoder",
+    "stream_message_decoder",
+]
