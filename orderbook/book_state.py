@@ -19,6 +19,8 @@ from sortedcontainers import SortedDict
 
 PriceQty = Sequence[str]  # ["61800.20", "2.909"] as Binance sends it
 BookSide = Literal["bid", "ask"]
+# Price strings remembered with their tick key; cleared past this (a few MB).
+_MAX_CACHED_KEYS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class BookState:
         "asks",
         "last_update_id",
         "snapshot_band",
+        "_keys",
     )
 
     def __init__(self, symbol: str, tick_size: float, price_decimals: int | None = None) -> None:
@@ -72,6 +75,7 @@ class BookState:
             price_decimals = max(0, -int(f"{tick_size:e}".split("e")[1]))
         self.price_decimals = price_decimals
         self._inv_tick = 1.0 / self.tick_size
+        self._keys: dict[str, int] = {}  # price string -> tick key, bounded
         self.bids: SortedDict = SortedDict()
         self.asks: SortedDict = SortedDict()
         self.last_update_id = 0
@@ -137,9 +141,16 @@ class BookState:
         inv = self._inv_tick
         contains = side.__contains__
         set_existing = dict.__setitem__
+        keys = self._keys
+        if len(keys) > _MAX_CACHED_KEYS:
+            keys.clear()
         try:
             for p, q in levels:
-                k = round(float(p) * inv)
+                # The same price strings come back event after event: look their key
+                # up rather than parse and round each time (same rounding either way).
+                k = keys.get(p)
+                if k is None:
+                    k = keys[p] = round(float(p) * inv)
                 qty = float(q)
                 if qty > 0.0:
                     # An existing key keeps its place in the sorted key list: skip

@@ -161,3 +161,16 @@ def test_book_matches_a_dict_model_under_random_diffs(snapshot_b, snapshot_a, di
         best = min(model["a"], key=float)
         assert book.best_ask() == (float(best), model["a"][best])
     assert all(q > 0 and not math.isnan(q) for q in book.bids.values())
+
+
+def test_price_key_cache_gives_the_computed_key_and_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import orderbook.book_state as bs
+
+    monkeypatch.setattr(bs, "_MAX_CACHED_KEYS", 3)
+    book = BookState("btcusdt", 0.1)
+    prices = ["100.0", "100.1", "100.2", "100.3", "100.4"]
+    book.apply_diff([[p, "1"] for p in prices], [], 1)
+    book.apply_diff([[p, "2"] for p in prices], [], 2)  # the cache is over its bound: cleared first
+    assert len(book._keys) <= len(prices)
+    assert dict(book.bids) == {book.key(p): 2.0 for p in prices} == {1000: 2.0, 1001: 2.0, 1002: 2.0, 1003: 2.0,
+                                                                    1004: 2.0}
