@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
-
-import orjson
 
 from api.hub import FrameHub
 from data_ingestion.feed import SymbolFeed
 from features.engine import SymbolFeatures
+from features.frame import Frame
+from features.frame import encode as encode_frame
 from state.rolling_buffer import FrameBuffer
 
 log = logging.getLogger("publisher")
@@ -55,7 +54,7 @@ class FramePublisher:
         self.build_ms_last: dict[str, float] = {}
         self.frame_bytes_last: dict[str, int] = {}
 
-    def build(self, symbol: str) -> tuple[dict[str, Any], bytes]:
+    def build(self, symbol: str) -> tuple[Frame, bytes]:
         """Build, buffer and return one frame of ``symbol`` (and its encoding)."""
         t0 = time.perf_counter()
         feed = self.feeds[symbol]
@@ -65,7 +64,7 @@ class FramePublisher:
         compact["reconnects"] = compact.pop("reconnect_count")
         ts_ns = feed.last_ts_ns if self.replay and feed.last_ts_ns else time.time_ns()
         frame = self.features[symbol].build_frame(feed.book, ts_ns, feed.sync_info(mono), compact)
-        encoded = orjson.dumps(frame)
+        encoded = encode_frame(frame)
         self.buffers[symbol].append(frame, encoded)
         self.frames_built += 1
         self.build_ms_last[symbol] = (time.perf_counter() - t0) * 1000

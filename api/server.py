@@ -31,6 +31,7 @@ from api.publisher import FramePublisher
 from config import Settings
 from data_ingestion.feed import SymbolFeed
 from data_ingestion.runtime import IngestionRuntime
+from features.frame import json_schema
 from features.market_impact import BookUnavailable, ImpactError, ImpactSimulator
 from orderbook.sequence_validator import TRUSTED_STATES
 
@@ -120,6 +121,12 @@ def create_app(services: Services) -> FastAPI:
         body = health_body(services)
         code = 503 if body["status"] == "unhealthy" else 200
         return JSONResponse(body, status_code=code)
+
+    frame_schema = json_schema()
+
+    @app.get("/schema/frame.json", summary="JSON Schema of the frames pushed on /ws/{symbol}")
+    async def schema_frame() -> dict[str, Any]:
+        return frame_schema
 
     @app.get("/symbols", summary="The symbols served")
     async def symbols() -> dict[str, Any]:

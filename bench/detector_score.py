@@ -54,6 +54,7 @@ from exchange_sim.market import SymbolMarket
 from exchange_sim.protocol import DepthAggregator, depth_event, snapshot_now
 from exchange_sim.settings import SimConfig, mid_price_for, spec_for
 from features.engine import SymbolFeatures
+from features.frame import to_dict as frame_to_dict
 from features.liquidity_detection import EXHAUSTION, LAYERING, WALL, WALL_REMOVED
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import EventOutcome, SequenceValidator, SnapshotOutcome
@@ -246,9 +247,9 @@ def _frame(run: SymbolRun, ts_ns: int) -> None:
     if not run.validator.in_sync:
         return
     run.oracle.sample(ts_ns // _MS)
-    sync = {"state": "synced", "reason": run.validator.reason, "since": None}
+    sync = {"state": "synced", "reason": run.validator.reason}
     frame = run.features.build_frame(run.book, ts_ns, sync, {})
-    for a in frame["alerts"]:
+    for a in frame_to_dict(frame)["alerts"]:
         run.alerts.append(a)
 
 

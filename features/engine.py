@@ -15,6 +15,7 @@ from typing import Any
 
 from config import Settings, SymbolSpec
 from features.basic_metrics import depth_bands, top_metrics
+from features.frame import BidAsk, BidAskLists, Binned, DepthBands, Frame, FrameAlert, FrameWall, SyncInfo, TradePrint
 from features.liquidity_detection import Alert, LiquidityDetector
 from features.ofi import OfiTracker
 from features.trade import Trade
@@ -26,6 +27,10 @@ from state.rolling_buffer import frames_for
 _NS = 1_000_000_000
 # Trades held for the next frame when frames stop being built for a while: bounded.
 MAX_PENDING_TRADES = 50_000
+
+
+def _binned(sizes: BinnedSizes | None) -> Binned | None:
+    return None if sizes is None else Binned(bin0=sizes.bin0, bin_size=sizes.bin_size, sizes=list(sizes.sizes))
 
 
 def _round(value: float | None, decimals: int) -> float | None:
@@ -93,7 +98,7 @@ class SymbolFeatures:
         self._sample_trades.clear()
 
     # --- frame path ---------------------------------------------------------------------
-    def build_frame(self, book: BookState, ts_ns: int, sync: dict[str, Any], feed: dict[str, Any]) -> dict[str, Any]:
+    def build_frame(self, book: BookState, ts_ns: int, sync: dict[str, Any], feed: dict[str, Any]) -> Frame:
         """The frame of docs/frames.md at ``ts_ns``. ``sync`` and ``feed`` come from the
         runtime and are copied in as they are. When ``sync["state"]`` is not a trusted
         one ("synced", or "quiet": in sync on a live connection) every metric is None,
@@ -104,23 +109,14 @@ class SymbolFeatures:
             self.on_resync()
         self._was_synced = in_sync
         s = self.settings
-        trades = [t.to_dict() for t in self._frame_trades]
+        trades = [TradePrint(ts=t.ts_ns / 1e9, price=t.price, qty=t.qty, side=t.side, nq=t.nq)  # type: ignore[arg-type]
+                  for t in self._frame_trades]
         self._frame_trades.clear()
-        frame: dict[str, Any] = {
-            "type": "frame",
-            "symbol": self.symbol,
-            "timestamp": ts_ns / 1e9,
-            "ts_event_ms": self._ts_event_ms,
-            "seq": self.seq,
-            "sync": dict(sync),
-        }
+        frame = Frame(symbol=self.symbol, timestamp=ts_ns / 1e9, ts_event_ms=self._ts_event_ms, seq=self.seq,
+                      sync=SyncInfo(**sync), trades=trades, feed=dict(feed))  # every metric null so far
         if not in_sync:
-            frame.update(self._empty_metrics())
             self.levels.expire(ts_ns)
-            profile = self.levels.profile()
-            frame["volume_profile"] = profile.to_dict() if profile is not None else None
-            frame["trades"] = trades
-            frame["feed"] = dict(feed)
+            frame.volume_profile = _binned(self.levels.profile())
             return frame
 
         n = s.top_n
@@ -132,40 +128,33 @@ class SymbolFeatures:
             self.levels.add_column(ts_ns, column)
         else:
             self.levels.expire(ts_ns)
-        profile = self.levels.profile()
         bid_levels, ask_levels = book.top(s.frame_levels)
-        frame.update(
-            {
-                "best_bid": m.best_bid,
-                "best_ask": m.best_ask,
-                # Prices are multiples of the tick: the float noise of a subtraction
-                # (0.10000000000582077) is removed by rounding to the tick's decimals.
-                "mid_price": _round(m.mid_price, self.spec.price_decimals + 1),
-                "spread": _round(m.spread, self.spec.price_decimals),
-                "spread_bps": m.spread_bps,
-                "microprice": m.microprice,
-                "imbalance": m.imbalance,
-                "imbalance_l1": m.imbalance_l1,
-                "ofi": self.ofi.ofi(ts_ns),
-                "ofi_levels": self.ofi.ofi_levels(ts_ns),
-                "depth_delta": self.ofi.depth_delta(ts_ns),
-                "total_bid_volume": m.total_bid_volume,
-                "total_ask_volume": m.total_ask_volume,
-                "depth_weighted_price": {"bid": m.depth_weighted_bid, "ask": m.depth_weighted_ask},
-                "depth_weighted_mid": m.depth_weighted_mid,
-                "slope": {"bid": m.slope_bid, "ask": m.slope_ask},
-                "cumulative_depth": {"bid": m.cumulative_bid, "ask": m.cumulative_ask},
-                "depth_bands": bands if bands is not None else {"bid": None, "ask": None},
-                "bid_levels": [[p, q] for p, q in bid_levels],
-                "ask_levels": [[p, q] for p, q in ask_levels],
-                "walls": [w.to_dict() for w in self.detector.walls()],
-                "alerts": [a.to_dict() for a in alerts],
-                "heatmap": column.to_dict() if column is not None else None,
-                "volume_profile": profile.to_dict() if profile is not None else None,
-                "trades": trades,
-                "feed": dict(feed),
-            }
-        )
+        frame.best_bid = m.best_bid
+        frame.best_ask = m.best_ask
+        # Prices are multiples of the tick: the float noise of a subtraction
+        # (0.10000000000582077) is removed by rounding to the tick's decimals.
+        frame.mid_price = _round(m.mid_price, self.spec.price_decimals + 1)
+        frame.spread = _round(m.spread, self.spec.price_decimals)
+        frame.spread_bps = m.spread_bps
+        frame.microprice = m.microprice
+        frame.imbalance = m.imbalance
+        frame.imbalance_l1 = m.imbalance_l1
+        frame.ofi = self.ofi.ofi(ts_ns)
+        frame.ofi_levels = self.ofi.ofi_levels(ts_ns)
+        frame.depth_delta = self.ofi.depth_delta(ts_ns)
+        frame.total_bid_volume = m.total_bid_volume
+        frame.total_ask_volume = m.total_ask_volume
+        frame.depth_weighted_price = BidAsk(bid=m.depth_weighted_bid, ask=m.depth_weighted_ask)
+        frame.depth_weighted_mid = m.depth_weighted_mid
+        frame.slope = BidAsk(bid=m.slope_bid, ask=m.slope_ask)
+        frame.cumulative_depth = BidAskLists(bid=m.cumulative_bid, ask=m.cumulative_ask)
+        frame.depth_bands = DepthBands(**bands) if bands is not None else DepthBands()
+        frame.bid_levels = bid_levels
+        frame.ask_levels = ask_levels
+        frame.walls = [FrameWall(**w.to_dict()) for w in self.detector.walls()]
+        frame.alerts = [FrameAlert(**a.to_dict()) for a in alerts]
+        frame.heatmap = _binned(column)
+        frame.volume_profile = _binned(self.levels.profile())
         return frame
 
     def _maybe_sample(self, book: BookState, ts_ns: int, spread: float | None) -> list[Alert]:
@@ -183,33 +172,6 @@ class SymbolFeatures:
         self.alert_history.expire(ts_ns)
         self.trade_history.expire(ts_ns)
         return alerts
-
-    def _empty_metrics(self) -> dict[str, Any]:
-        return {
-            "best_bid": None,
-            "best_ask": None,
-            "mid_price": None,
-            "spread": None,
-            "spread_bps": None,
-            "microprice": None,
-            "imbalance": None,
-            "imbalance_l1": None,
-            "ofi": None,
-            "ofi_levels": None,
-            "depth_delta": None,
-            "total_bid_volume": None,
-            "total_ask_volume": None,
-            "depth_weighted_price": {"bid": None, "ask": None},
-            "depth_weighted_mid": None,
-            "slope": {"bid": None, "ask": None},
-            "cumulative_depth": {"bid": [], "ask": []},
-            "depth_bands": {"bid": None, "ask": None},
-            "bid_levels": [],
-            "ask_levels": [],
-            "walls": [],
-            "alerts": [],
-            "heatmap": None,
-        }
 
     def recent_alerts(self, now_ns: int) -> list[dict[str, Any]]:
         """The alert history of the last ``buffer_seconds``, oldest first."""

@@ -47,7 +47,7 @@ class FrameBuffer:
     def __len__(self) -> int:
         return len(self._items)
 
-    def append(self, frame: dict[str, Any], encoded: bytes | None = None) -> None:
+    def append(self, frame: Any, encoded: bytes | None = None) -> None:
         """Keep ``frame`` (as ``encoded`` when the caller already has its orjson bytes);
         the oldest drops out when full."""
         self._items.append(encoded if encoded is not None else orjson.dumps(frame))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +25,44 @@ def btc_file() -> Path:
 def eth_file() -> Path:
     assert ETH_FILE.exists(), f"real recording missing: {ETH_FILE}"
     return ETH_FILE
+
+
+class FrameSchemaCheck:
+    """Every frame the suite's in-process publishers encode is validated against the
+    JSON Schema generated from features.frame.Frame (the one served at
+    /schema/frame.json); failures are kept and fail the session."""
+
+    def __init__(self) -> None:
+        import jsonschema_rs
+
+        from features.frame import json_schema
+
+        self.validator = jsonschema_rs.validator_for(json_schema())
+        self.checked = 0
+        self.failures: list[str] = []
+
+    def check(self, encoded: bytes) -> None:
+        import orjson
+
+        self.checked += 1
+        errors = [e.message for e in self.validator.iter_errors(orjson.loads(encoded))]
+        if errors and len(self.failures) < 20:
+            self.failures.append("; ".join(errors[:3]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def frames_follow_the_schema() -> Iterator[FrameSchemaCheck]:
+    import api.publisher
+
+    check = FrameSchemaCheck()
+    original = api.publisher.encode_frame
+
+    def encode_and_check(frame: Any) -> bytes:
+        encoded = original(frame)
+        check.check(encoded)
+        return encoded
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(api.publisher, "encode_frame", encode_and_check)
+        yield check
+    assert not check.failures, f"{len(check.failures)} frame(s) of {check.checked} break the schema: {check.failures}"

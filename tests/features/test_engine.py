@@ -12,6 +12,7 @@ import pytest
 from config import Settings
 from data_ingestion.recording import read_recording
 from features.engine import SymbolFeatures
+from features.frame import to_dict as frame_to_dict
 from orderbook.book_state import BookState
 from wire.binance import DepthSnapshot, DepthUpdate, Trade
 
@@ -56,7 +57,7 @@ def replay(seconds: float) -> tuple[BookState, SymbolFeatures, list[dict[str, An
         elif isinstance(d, Trade) and synced:
             eng.on_trade(msg.ts_recv_ns, float(d.price), float(d.qty), "sell" if d.buyer_is_maker else "buy")
         if start_ns and msg.ts_recv_ns >= next_frame_ns:
-            frames.append(eng.build_frame(book, next_frame_ns, SYNCED, FEED))
+            frames.append(frame_to_dict(eng.build_frame(book, next_frame_ns, SYNCED, FEED)))
             next_frame_ns += S
             if next_frame_ns - start_ns > seconds * S:
                 break
@@ -106,7 +107,7 @@ def test_frames_from_a_real_recording_have_every_documented_field() -> None:
 def test_unsynced_frame_has_nulls_and_empty_levels() -> None:
     book, eng, _ = replay(seconds=2)
     sync = {"state": "resyncing", "reason": "pu gap", "last_update_id": 1, "last_message_age_s": 0.5}
-    f = eng.build_frame(book, 10**19, sync, FEED)
+    f = frame_to_dict(eng.build_frame(book, 10**19, sync, FEED))
     assert set(f) == FRAME_FIELDS
     for key in ("best_bid", "best_ask", "mid_price", "spread", "spread_bps", "microprice", "imbalance",
                 "imbalance_l1", "ofi", "ofi_levels", "depth_delta", "total_bid_volume",
@@ -128,11 +129,11 @@ def test_engine_raises_alerts_into_the_frame_and_history() -> None:
     book.apply_snapshot(1, bids, asks)
     eng = SymbolFeatures("btcusdt", Settings())
     eng.on_depth_applied(book, 0)
-    f = eng.build_frame(book, 5 * S, SYNCED, FEED)
+    f = frame_to_dict(eng.build_frame(book, 5 * S, SYNCED, FEED))
     assert [a["type"] for a in f["alerts"]] == ["LAYERING"]
     assert eng.recent_alerts(6 * S)[0]["type"] == "LAYERING"
     # a second frame in the same second does not sample again
-    assert eng.build_frame(book, 5 * S + S // 2, SYNCED, FEED)["alerts"] == []
+    assert eng.build_frame(book, 5 * S + S // 2, SYNCED, FEED).alerts == []
 
 
 def test_a_new_snapshot_between_frames_resets_the_flow() -> None:
