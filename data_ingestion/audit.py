@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,22 +28,17 @@ from data_ingestion.recording import (
     SNAPSHOT,
     ReadStats,
     RecordedMessage,
+    SymbolFiltersLine,
     read_recording,
+    scan_head,
     symbol_of,
 )
+from data_ingestion.symbol_specs import spec_inferred
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import EventOutcome, SequenceValidator
+from orderbook.tick_inference import infer_step
 from orderbook.ticker_check import TickerCrossCheck, TickerMismatch
 from wire.binance import BookTicker, DepthSnapshot, DepthUpdate
-
-
-def tick_for(symbol: str, sample_price: str | None) -> float:
-    """The configured tick of ``symbol``, else the finest tick the price string shows."""
-    spec = DEFAULT_SYMBOL_SPECS.get(symbol)
-    if spec is not None:
-        return spec.tick_size
-    decimals = len(sample_price.split(".")[1]) if sample_price and "." in sample_price else 8
-    return 10.0**-decimals
 
 
 @dataclass(slots=True)
@@ -116,15 +111,23 @@ class SymbolAudit:
         }
 
 
-def audit_messages(messages: Iterable[RecordedMessage]) -> dict[str, SymbolAudit]:
-    """Run the audit over messages in file order; one SymbolAudit per symbol.
+def audit_messages(
+    messages: Iterable[RecordedMessage], ticks: Mapping[str, float] | None = None
+) -> dict[str, SymbolAudit]:
+    """Run the audit over messages in file order; one SymbolAudit per symbol, at the
+    tick of the recording's filters line, else ``ticks[symbol]``, else the finest
+    step the first message prints (exact, only costlier).
 
     A snapshot line carries no symbol: it belongs to the symbol of the stream
     messages around it (a recording is one symbol a file)."""
     audits: dict[str, SymbolAudit] = {}
+    known: dict[str, float] = dict(ticks or {})
     current: str | None = None
     early_snapshots: list[RecordedMessage] = []
     for msg in messages:
+        if isinstance(msg.data, SymbolFiltersLine):
+            known[msg.data.symbol.lower()] = float(msg.data.tick_size)
+            continue
         if msg.kind == SNAPSHOT:
             if current is None:
                 early_snapshots.append(msg)
@@ -136,14 +139,17 @@ def audit_messages(messages: Iterable[RecordedMessage]) -> dict[str, SymbolAudit
             continue
         audit = audits.get(sym)
         if audit is None:
-            sample = None
-            data = msg.data
-            if isinstance(data, DepthUpdate):
-                levels = data.bids or data.asks
-                sample = levels[0][0] if levels else None
-            elif isinstance(data, BookTicker):
-                sample = data.bid_price
-            audit = audits[sym] = SymbolAudit.create(sym, tick_for(sym, sample))
+            tick = known.get(sym)
+            if tick is None:
+                data = msg.data
+                sample: list[str] = []
+                if isinstance(data, DepthUpdate):
+                    sample = [p for p, _q in data.bids + data.asks]
+                elif isinstance(data, BookTicker):
+                    sample = [data.bid_price, data.ask_price]
+                step = infer_step(sample, min_distinct=10**9)  # the finest printed step
+                tick = step.step if step is not None else 1e-8
+            audit = audits[sym] = SymbolAudit.create(sym, tick)
         current = sym
         if early_snapshots:
             for snap in early_snapshots:
@@ -153,8 +159,25 @@ def audit_messages(messages: Iterable[RecordedMessage]) -> dict[str, SymbolAudit
     return audits
 
 
+def recording_ticks(paths: Sequence[str]) -> dict[str, float]:
+    """symbol -> tick of each recording: its filters line, else inferred from its
+    first snapshot and depth events (logged)."""
+    ticks: dict[str, float] = {}
+    for path in paths:
+        head = scan_head(path)
+        if head.symbol is None or head.symbol in ticks:
+            continue
+        if head.filters is not None:
+            ticks[head.symbol] = float(head.filters.tick_size)
+        else:
+            spec = spec_inferred(head.symbol, head.prices, head.qtys, DEFAULT_SYMBOL_SPECS.get(head.symbol))
+            if spec is not None:
+                ticks[head.symbol] = spec.tick_size
+    return ticks
+
+
 def audit_files(paths: Sequence[str], stats: ReadStats | None = None) -> dict[str, SymbolAudit]:
-    return audit_messages(read_recording(paths, stats))
+    return audit_messages(read_recording(paths, stats), recording_ticks(paths))
 
 
 def _with_progress(messages: Iterable[RecordedMessage], stats: ReadStats) -> Iterable[RecordedMessage]:
@@ -185,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stats = ReadStats()
     try:
-        audits = audit_messages(_with_progress(read_recording(args.files, stats), stats))
+        audits = audit_messages(_with_progress(read_recording(args.files, stats), stats), recording_ticks(args.files))
     except OSError as exc:
         print(f"audit: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -23,8 +23,14 @@ class Recorder:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._files: dict[str, tuple[str, IO[bytes]]] = {}  # symbol -> (day, file)
+        self._filters: dict[str, bytes] = {}  # symbol -> its filters line (JSON)
         self.lines = 0
         self.errors = 0
+
+    def set_filters(self, symbol: str, line: bytes) -> None:
+        """The symbol's filters line (SymbolFiltersLine), written at the head of every
+        file opened for it, so that a replay knows the tick without guessing."""
+        self._filters[symbol.lower()] = line
 
     def path_for(self, symbol: str, ts_ns: int) -> Path:
         day = time.strftime("%Y%m%d", time.gmtime(ts_ns / 1e9))
@@ -44,6 +50,9 @@ class Recorder:
                 fh: IO[bytes] = gzip.open(path, "ab")  # type: ignore[assignment]  # noqa: SIM115 - kept open across writes
                 entry = self._files[symbol] = (day, fh)
                 log.info("%s: recording to %s", symbol, path)
+                filters = self._filters.get(symbol.lower())
+                if filters is not None:
+                    fh.write(b"%d %s\n" % (ts_ns, filters))
             entry[1].write(b"%d %s\n" % (ts_ns, raw))
             self.lines += 1
         except OSError as exc:

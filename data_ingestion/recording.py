@@ -17,10 +17,13 @@ import gzip
 import io
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import IO, Any
 
+import msgspec
 import orjson
+from msgspec import Struct, field
 
 from wire.binance import (
     AggTrade,
@@ -39,6 +42,7 @@ SNAPSHOT = "snapshot"
 TRADE = "trade"
 AGG_TRADE = "aggTrade"
 BOOK_TICKER = "bookTicker"
+FILTERS = "filters"
 OTHER = "other"
 
 _EVENT_KINDS = {
@@ -49,7 +53,35 @@ _EVENT_KINDS = {
 }
 
 
-RecordedData = DepthUpdate | BookTicker | AggTrade | Trade | DepthSnapshot | dict[str, Any]
+class SymbolFiltersLine(Struct, frozen=True):
+    """The symbol's exchange filters, as this project's recorder writes them at the
+    head of every file it opens (readers that do not know the line skip it)::
+
+        1764201600000000000 {"symbolFilters":{"symbol":"BTCUSDT","tickSize":"0.1","stepSize":"0.001",
+                             "priceDecimals":1,"qtyDecimals":3,"pricePrecision":2,"quantityPrecision":3,
+                             "source":"exchangeInfo"}}
+    """
+
+    symbol: str
+    tick_size: str = field(name="tickSize")
+    step_size: str = field(name="stepSize")
+    price_decimals: int = field(name="priceDecimals")  # decimals of the tick
+    qty_decimals: int = field(name="qtyDecimals")  # decimals of the step
+    price_precision: int | None = field(name="pricePrecision", default=None)  # exchangeInfo's, when known
+    quantity_precision: int | None = field(name="quantityPrecision", default=None)
+    source: str = "exchangeInfo"  # exchangeInfo, configured or inferred
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(_FiltersEnvelope(self))
+
+
+class _FiltersEnvelope(Struct, frozen=True):
+    filters: SymbolFiltersLine = field(name="symbolFilters")
+
+
+_filters_decoder = msgspec.json.Decoder(_FiltersEnvelope)
+
+RecordedData = DepthUpdate | BookTicker | AggTrade | Trade | DepthSnapshot | SymbolFiltersLine | dict[str, Any]
 
 _KIND_OF_TYPE: dict[type, str] = {
     DepthUpdate: DEPTH,
@@ -78,7 +110,7 @@ class ReadStats:
     first_garbage: str | None = None
     bytes_read: int = 0  # of the underlying (compressed) files
     bytes_total: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = dc_field(default_factory=dict)
 
 
 def decode_payload(payload: bytes) -> tuple[str, str | None, RecordedData] | None:
@@ -92,6 +124,8 @@ def decode_payload(payload: bytes) -> tuple[str, str | None, RecordedData] | Non
             return _KIND_OF_TYPE[type(msg.data)], msg.stream, msg.data
         if payload.startswith(b'{"lastUpdateId"'):
             return SNAPSHOT, None, snapshot_decoder.decode(payload)
+        if payload.startswith(b'{"symbolFilters"'):
+            return FILTERS, None, _filters_decoder.decode(payload).filters
     except DecodeError:
         pass
     try:
@@ -105,7 +139,7 @@ def decode_payload(payload: bytes) -> tuple[str, str | None, RecordedData] | Non
         if data.get("e") in _EVENT_KINDS:
             return None  # a known event that does not decode: malformed
         return OTHER, obj["stream"], data
-    if "lastUpdateId" in obj:
+    if "lastUpdateId" in obj or "symbolFilters" in obj:
         return None
     return OTHER, None, obj
 
@@ -171,9 +205,52 @@ def _tell(fh: Any) -> int:
 def symbol_of(message: RecordedMessage) -> str | None:
     """Lower-case symbol of a stream message (None for snapshots, which carry none)."""
     data = message.data
+    if isinstance(data, SymbolFiltersLine):
+        return data.symbol.lower()
     s = data.get("s") if isinstance(data, dict) else getattr(data, "symbol", None)
     if isinstance(s, str) and s:
         return s.lower()
     if message.stream:
         return message.stream.split("@", 1)[0].lower()
     return None
+
+
+@dataclass(slots=True)
+class RecordingHead:
+    """What the start of a recording says about its symbol."""
+
+    symbol: str | None = None
+    filters: SymbolFiltersLine | None = None
+    prices: list[str] = dc_field(default_factory=list)  # of the first snapshot and depth events
+    qtys: list[str] = dc_field(default_factory=list)
+
+
+def scan_head(path: str | os.PathLike[str], depth_events: int = 50, max_lines: int = 50_000) -> RecordingHead:
+    """The symbol, the filters line (when the recorder wrote one) and the price and
+    quantity strings of the first snapshot and ``depth_events`` depth events."""
+    head = RecordingHead()
+    seen_depth = 0
+    snapshot = False
+    for n, msg in enumerate(read_recording([path])):
+        data = msg.data
+        if head.symbol is None:
+            head.symbol = symbol_of(msg)
+        if isinstance(data, SymbolFiltersLine):
+            head.filters = head.filters or data
+            continue
+        if isinstance(data, DepthSnapshot) and not snapshot:
+            snapshot = True
+            levels = data.bids + data.asks
+        elif isinstance(data, DepthUpdate) and seen_depth < depth_events:
+            seen_depth += 1
+            levels = data.bids + data.asks
+        else:
+            levels = []
+        for p, q in levels:
+            head.prices.append(p)
+            head.qtys.append(q)
+        if head.filters is not None and head.symbol is not None:
+            break  # the line says it all
+        if (snapshot and seen_depth >= depth_events) or n >= max_lines:
+            break
+    return head

@@ -21,15 +21,6 @@ from wire.binance import AggTrade, BookTicker, DepthSnapshot, DepthUpdate, Trade
 log = logging.getLogger("replay")
 
 
-def symbol_of_file(path: str) -> str | None:
-    """The symbol of a recording: that of its first stream message."""
-    for msg in read_recording([path]):
-        sym = symbol_of(msg)
-        if sym is not None:
-            return sym
-    return None
-
-
 @dataclass(slots=True)
 class ReplayProgress:
     files: tuple[str, ...]

@@ -173,6 +173,8 @@ class SymbolFilters(NamedTuple):
     price_decimals: int
     qty_decimals: int
     status: str  # TRADING, SETTLING, PENDING_TRADING, ...
+    price_precision: int | None = None  # exchangeInfo's pricePrecision / quantityPrecision
+    quantity_precision: int | None = None
 
 
 def symbol_filters(info: dict[str, Any]) -> dict[str, SymbolFilters]:
@@ -184,8 +186,10 @@ def symbol_filters(info: dict[str, Any]) -> dict[str, SymbolFilters]:
             filters = {f["filterType"]: f for f in sym["filters"]}
             tick_s = filters["PRICE_FILTER"]["tickSize"]
             step_s = filters["LOT_SIZE"]["stepSize"]
+            pp, qp = sym.get("pricePrecision"), sym.get("quantityPrecision")
             out[sym["symbol"].lower()] = SymbolFilters(
-                float(tick_s), float(step_s), _decimals(tick_s), _decimals(step_s), str(sym.get("status", "?"))
+                float(tick_s), float(step_s), _decimals(tick_s), _decimals(step_s), str(sym.get("status", "?")),
+                pp if type(pp) is int else None, qp if type(qp) is int else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             continue

@@ -18,8 +18,8 @@ from data_ingestion.connection import StreamConnection
 from data_ingestion.feed import FeatureSink, SymbolFeed
 from data_ingestion.monitor import ProcessMonitor
 from data_ingestion.recorder import Recorder
-from data_ingestion.recording import ReadStats
-from data_ingestion.replay import ReplayProgress, play, symbol_of_file
+from data_ingestion.recording import ReadStats, RecordingHead, scan_head
+from data_ingestion.replay import ReplayProgress, play
 from data_ingestion.rest import (
     RestClient,
     RestError,
@@ -28,6 +28,7 @@ from data_ingestion.rest import (
     WeightBudget,
     symbol_filters,
 )
+from data_ingestion.symbol_specs import filters_line, spec_from_filters, spec_from_line, spec_inferred
 from data_ingestion.tasks import TaskRegistry
 
 log = logging.getLogger("ingestion")
@@ -80,10 +81,14 @@ class IngestionRuntime:
                 if attempt < 2:
                     await asyncio.sleep(1.0 + attempt)
         if info is None:
-            missing = [s for s in symbols if s not in self.specs]
-            if missing:
-                raise RuntimeError(f"cannot get exchangeInfo for {', '.join(missing)} (no configured tick size)")
-            log.warning("exchangeInfo unreachable: using the configured tick and lot sizes of %s", ", ".join(symbols))
+            log.warning("exchangeInfo unreachable: configured tick and lot sizes where there are some, "
+                        "else inferred from a snapshot's prices")
+            for sym in symbols:
+                if sym in self.specs:
+                    self._note_filters(sym, None, "configured")
+                else:
+                    self.specs[sym] = await self._infer_spec(rest, sym)
+                    self._note_filters(sym, None, "inferred")
             return
         filters = symbol_filters(info)
         for sym in symbols:
@@ -93,6 +98,25 @@ class IngestionRuntime:
             if f.status != "TRADING":
                 raise RuntimeError(f"{sym}: status {f.status} on the exchange, not TRADING; it cannot be watched")
             self.specs[sym] = spec_from_filters(sym, f, self.specs.get(sym))
+            self._note_filters(sym, f, "exchangeInfo")
+
+    async def _infer_spec(self, rest: RestClient, symbol: str) -> SymbolSpec:
+        """Tick and step from the strings of a depth snapshot (weight 20): the guard
+        for an unconfigured symbol while exchangeInfo cannot be reached."""
+        try:
+            snapshot, _raw = await rest.depth_snapshot(symbol, 1000)
+        except RestError as exc:
+            raise RuntimeError(f"{symbol}: no exchangeInfo and no snapshot to infer its tick from ({exc})") from None
+        levels = snapshot.bids + snapshot.asks
+        spec = spec_inferred(symbol, (p for p, _q in levels), (q for _p, q in levels), None)
+        if spec is None:
+            raise RuntimeError(f"{symbol}: no exchangeInfo and an empty snapshot: its tick is unknown")
+        return spec
+
+    def _note_filters(self, symbol: str, f: SymbolFilters | None, source: str) -> None:
+        """Hand the recorder the line it writes at the head of each file."""
+        if self.recorder is not None:
+            self.recorder.set_filters(symbol, filters_line(symbol, self.specs[symbol], f, source).encode())
 
     async def start_live(self) -> None:
         """Live Binance or the simulated exchange: the same code, other URLs."""
@@ -121,19 +145,32 @@ class IngestionRuntime:
         self.tasks.spawn(self._baseline_memory(), name="memory-baseline")
 
     async def start_replay(self, files: Sequence[str], speed: float) -> None:
+        """Play ``files``; each symbol's tick and step come from the recording's
+        filters line, else are inferred from its first prices (and logged)."""
         by_symbol: dict[str, list[str]] = {}
+        heads: dict[str, RecordingHead] = {}
         for path in files:
-            sym = symbol_of_file(path)
-            if sym is None:
+            head = scan_head(path)
+            if head.symbol is None:
                 raise RuntimeError(f"{path}: no stream messages in this recording")
-            by_symbol.setdefault(sym, []).append(path)
+            by_symbol.setdefault(head.symbol, []).append(path)
+            heads.setdefault(head.symbol, head)
         self.replay = ReplayProgress(tuple(files), speed, ReadStats())
-        for sym in by_symbol:
-            if sym not in self.specs:
-                from data_ingestion.audit import tick_for
-
-                tick = tick_for(sym, None)
-                self.specs[sym] = SymbolSpec(tick, 0.001, max(0, len(f"{tick:.10f}".rstrip("0").split(".")[1])), 3, 10)
+        for sym, head in heads.items():
+            configured = self.specs.get(sym)
+            if head.filters is not None:
+                self.specs[sym] = spec_from_line(head.filters, configured)
+                log.info("%s: tick %s, step %s from the recording's filters line", sym, head.filters.tick_size,
+                         head.filters.step_size)
+                continue
+            spec = spec_inferred(sym, head.prices, head.qtys, configured)
+            if spec is None:
+                if configured is None:
+                    raise RuntimeError(f"{sym}: the recording has no filters line and no prices to infer a tick from")
+                log.warning("%s: no prices to infer the tick from: using the configured tick %g", sym,
+                            configured.tick_size)
+            else:
+                self.specs[sym] = spec
         self.settings = self.settings.replace(symbols=tuple(by_symbol))
         players = []
         for sym, paths in by_symbol.items():
@@ -168,16 +205,3 @@ class IngestionRuntime:
             self.recorder.flush()
             self.recorder.close()
 
-
-def spec_from_filters(symbol: str, f: SymbolFilters, configured: SymbolSpec | None) -> SymbolSpec:
-    """The exchange's filters as a spec; a warning where they differ from the
-    configured ones. The heatmap bin keeps its width in price when the tick moved."""
-    if configured is None:
-        return SymbolSpec(f.tick_size, f.step_size, f.price_decimals, f.qty_decimals, heatmap_bin_ticks=10)
-    if (configured.tick_size, configured.lot_size) == (f.tick_size, f.step_size):
-        return SymbolSpec(f.tick_size, f.step_size, f.price_decimals, f.qty_decimals, configured.heatmap_bin_ticks)
-    log.warning("%s: exchangeInfo says tick %g, step %g; configured tick %g, step %g: using the exchange's",
-                symbol, f.tick_size, f.step_size, configured.tick_size, configured.lot_size)
-    bin_width = configured.heatmap_bin_ticks * configured.tick_size
-    bin_ticks = max(1, round(bin_width / f.tick_size))
-    return SymbolSpec(f.tick_size, f.step_size, f.price_decimals, f.qty_decimals, bin_ticks)

@@ -118,6 +118,7 @@ class SimExchange:
         self.hub = StreamHub()
         # Settable at run time too: every REST call and handshake then answers 451.
         self.restricted_location = self.cfg.restricted_location
+        self.exchange_info_down = False  # exchangeInfo answers 503 (the rest works)
         self.ws_server = WebsocketServer(self.cfg, self.hub, self.symbols, lambda: self.restricted_location)
         self.paused = False
         self._resume = asyncio.Event()

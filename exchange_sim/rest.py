@@ -97,6 +97,9 @@ def build_app(sim: SimExchange) -> Starlette:
         refused, used = charge(request, 1)
         if refused:
             return refused
+        if sim.exchange_info_down:
+            return _binance_error(503, -1001, "Internal error; unable to process your request. Please try again.",
+                                  used)
         symbols = []
         for name, state in sim.symbols.items():
             spec = state.market.spec

@@ -72,7 +72,7 @@ def test_symbol_filters_from_exchange_info() -> None:
                                           {"filterType": "LOT_SIZE", "stepSize": "0.001"}]},
         {"symbol": "BROKEN", "filters": []},
     ]}
-    assert symbol_filters(info) == {"btcusdt": (0.1, 0.001, 1, 3, "TRADING")}
+    assert symbol_filters(info) == {"btcusdt": (0.1, 0.001, 1, 3, "TRADING", None, None)}
 
 
 async def test_snapshot_requests_under_a_429_storm_stay_within_the_budget() -> None:

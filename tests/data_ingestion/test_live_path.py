@@ -170,7 +170,7 @@ async def test_restricted_location_with_source_auto_falls_back_to_the_simulated_
 async def test_tick_and_lot_come_from_exchange_info_with_a_warning_where_they_differ(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="ingestion")
+    caplog.set_level(logging.WARNING, logger="specs")
     wrong = {"btcusdt": SymbolSpec(1.0, 0.01, 0, 2, 2)}  # configured: a 1 USDT tick, 2 ticks a bin
     async with running_stack(symbols=("btcusdt",), symbol_specs=wrong) as h:
         spec = h.feed("btcusdt").spec
