@@ -98,8 +98,8 @@ async def test_connection_faults_spare_other_symbols(sim: SimExchange, urls: Sim
 async def test_silence_is_silence_then_data_resumes(sim: SimExchange, urls: SimUrls) -> None:
     async with websockets.connect(urls.ws_public_url + DEPTH, ping_interval=None) as ws:
         last = json.loads(await ws.recv())
+        started = time.monotonic()  # before the silence starts: the bound below is strict
         sim.set_fault("btcusdt", "silence", seconds=1.5)
-        started = time.monotonic()
         # Events already handed to the socket may still arrive: they continue the pu
         # chain. The first event that breaks it is the first sent after the silence,
         # which cannot be sent before 1.5 s have passed (however late it is read).
