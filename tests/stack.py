@@ -6,7 +6,10 @@ features, the frame publisher and the API, started exactly as main.py starts the
         h.sim            # exchange_sim.exchange.SimExchange (faults, truth, pause, inject_wall)
         h.stack          # api.assembly.Stack (runtime.feeds, hub, publisher, stop_api / start_api_again)
         h.settings       # the Settings in force
-        await h.wait_synced()   # every symbol in sync (deadline, polls)
+        await h.wait_synced()   # every symbol in sync (polls, 60 s ceiling)
+        await h.wait_for(lambda: ..., what="...")  # any condition, same ceiling
+        h.sim.pause(); await h.settled("btcusdt")  # the feed holds the last event sent
+        h.leave_clean()          # faults cleared, market resumed (per-test cleanup)
 
 Any Settings field can be overridden by keyword; ``sim_config`` overrides the
 simulated exchange's SimConfig fields. Everything is stopped on exit.
