@@ -6,7 +6,10 @@ features, the frame publisher and the API, started exactly as main.py starts the
         h.sim            # exchange_sim.exchange.SimExchange (faults, truth, pause, inject_wall)
         h.stack          # api.assembly.Stack (runtime.feeds, hub, publisher, stop_api / start_api_again)
         h.settings       # the Settings in force
-        await h.wait_synced()   # every symbol in sync (deadline, polls)
+        await h.wait_synced()   # every symbol in sync (polls, 60 s ceiling)
+        await h.wait_for(lambda: ..., what="...")  # any condition, same ceiling
+        h.sim.pause(); await h.settled("btcusdt")  # the feed holds the last event sent
+        h.leave_clean()          # faults cleared, market resumed (per-test cleanup)
 
 Any Settings field can be overridden by keyword; ``sim_config`` overrides the
 simulated exchange's SimConfig fields. Everything is stopped on exit.
@@ -14,9 +17,7 @@ simulated exchange's SimConfig fields. Everything is stopped on exit.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from api.server import SourceInfo
 from config import Settings, load_settings
 from exchange_sim.exchange import SimExchange
 from exchange_sim.settings import SimConfig
+from tests.waiting import CEILING_S, wait_until
 
 
 @dataclass
@@ -45,19 +47,37 @@ class StackHandle:
     def feed(self, symbol: str):  # type: ignore[no-untyped-def]
         return self.stack.runtime.feeds[symbol]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = CEILING_S,
+                       what: str = "condition") -> None:
         """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-            await asyncio.sleep(0.02)
+        await wait_until(predicate, timeout, what)
 
-    async def wait_synced(self, timeout: float = 20.0, symbols: tuple[str, ...] | None = None) -> None:
+    async def wait_synced(self, timeout: float = CEILING_S, symbols: tuple[str, ...] | None = None) -> None:
         syms = symbols or tuple(self.stack.runtime.feeds)
         await self.wait_for(
             lambda: all(self.feed(s).in_sync for s in syms), timeout, f"{', '.join(syms)} in sync"
         )
+
+    def last_published_u(self, symbol: str) -> int:
+        """``u`` of the last depth event the exchange sent on the feed's stream."""
+        return last_published_u(self.sim, symbol, self.settings.depth_stream_suffix)
+
+    async def settled(self, symbol: str, timeout: float = CEILING_S) -> None:
+        """With the market paused: the feed in sync and holding the last event the
+        exchange published (the steps of an unfinished depth window stay unpublished
+        until the market resumes). Nothing is in flight after that."""
+        assert self.sim.paused, "settled() needs the market paused"
+        feed = self.feed(symbol)
+        await self.wait_for(
+            lambda: feed.in_sync and feed.book.last_update_id == self.last_published_u(symbol),
+            timeout, f"{symbol} holding the last published event with the market paused",
+        )
+
+    def leave_clean(self) -> None:
+        """What a test may have left behind on the exchange: faults, a paused market."""
+        self.sim.clear_faults()
+        if self.sim.paused:
+            self.sim.resume()
 
 
 @contextlib.asynccontextmanager
@@ -90,6 +110,17 @@ async def running_stack(
         await stack.stop()
         await sim.stop()
 
+
+def depth_interval_ms(suffix: str) -> int:
+    """``@depth@100ms`` -> 100; ``@depth`` (no interval) -> 250, as on Binance."""
+    tail = suffix.rsplit("@", 1)[-1]
+    return int(tail[:-2]) if tail.endswith("ms") else 250
+
+
+def last_published_u(sim: SimExchange, symbol: str, suffix: str = "@depth@100ms") -> int:
+    """``u`` of the last depth event ``sim`` published for ``symbol`` on the stream
+    ``suffix`` (its depth windows are cut whether anyone listens or not)."""
+    return sim.state(symbol).aggregators[depth_interval_ms(suffix)].last_u
 
 
 def book_mismatches(feed: Any, sim: SimExchange) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,33 +29,34 @@ SYMS = ("btcusdt", "ethusdt")
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def h() -> AsyncIterator[StackHandle]:
     async with running_stack(symbols=SYMS, push_interval_s=0.2) as handle:
-        await handle.wait_synced(30)
+        await handle.wait_synced()
         yield handle
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def http(h: StackHandle) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=h.api_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=h.api_url, timeout=60) as client:
         yield client
+
+
+@pytest_asyncio.fixture(loop_scope="module", autouse=True)
+async def clean_start(h: StackHandle) -> AsyncIterator[None]:
+    """Each test starts with the market running, no client left over, books in sync."""
+    h.leave_clean()
+    await h.wait_for(lambda: h.stack.hub.client_count == 0, what="no client left")
+    await h.wait_synced()
+    yield
+    h.leave_clean()
 
 
 @contextlib.asynccontextmanager
 async def paused(h: StackHandle, symbol: str) -> AsyncIterator[None]:
-    """The market frozen, and the feed's book settled (no event for 0.3 s: the depth
-    stream sends one event per 100 ms window; the steps of an unfinished window stay
+    """The market frozen, and the feed's book settled: in sync and holding the last
+    depth event the exchange published (the steps of an unfinished 100 ms window stay
     unpublished until the market resumes, so compare with the truth at the book's id)."""
     h.sim.pause()
     try:
-        feed = h.feed(symbol)
-        seen = {"uid": -1, "since": time.monotonic()}
-
-        def settled() -> bool:
-            uid, now = feed.book.last_update_id, time.monotonic()
-            if uid != seen["uid"]:
-                seen.update(uid=uid, since=now)
-            return feed.in_sync and now - seen["since"] >= 0.3
-
-        await h.wait_for(settled, 10, f"{symbol} settled with the market paused")
+        await h.settled(symbol)
         yield
     finally:
         h.sim.resume()
@@ -103,7 +103,7 @@ async def test_health_counts_websocket_connections(h: StackHandle, http: httpx.A
     async with ws_connect(f"{h.ws_url}/ws/btcusdt") as ws:
         await recv_json(ws)
         assert (await get_json(http, "/health"))["connections"] == 1
-    await h.wait_for(lambda: h.stack.hub.client_count == 0, 5, "the client gone")
+    await h.wait_for(lambda: h.stack.hub.client_count == 0, what="the client gone")
     assert (await get_json(http, "/health"))["connections"] == 0
 
 

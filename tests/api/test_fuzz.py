@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -30,16 +31,18 @@ SYMS = ("btcusdt", "ethusdt")
 @pytest.fixture(scope="module")
 def live_url() -> Iterator[str]:
     ready: dict[str, str] = {}
-    started, stop = threading.Event(), threading.Event()
+    started = threading.Event()
     errors: list[BaseException] = []
+    control: dict[str, Any] = {}
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        control.update(loop=asyncio.get_running_loop(), stop=stop)
         async with running_stack(symbols=SYMS, push_interval_s=0.5) as h:
-            await h.wait_synced(30)
+            await h.wait_synced()
             ready["url"] = h.api_url
             started.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
+            await stop.wait()  # set from the test thread when the module is done
 
     def run() -> None:
         try:
@@ -50,15 +53,16 @@ def live_url() -> Iterator[str]:
 
     thread = threading.Thread(target=run, name="api-under-fuzz", daemon=True)
     thread.start()
-    assert started.wait(60), "the stack did not start"
+    assert started.wait(120), "the stack did not start"
     if errors:
         raise errors[0]
     try:
         yield ready["url"]
     finally:
-        stop.set()
-        thread.join(30)
+        control["loop"].call_soon_threadsafe(control["stop"].set)
+        thread.join(120)
         assert not thread.is_alive(), "the stack did not stop"
+        assert not errors, errors
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,7 @@ def api_schema(live_url: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def http(live_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_url, timeout=10) as client:
+    with httpx.Client(base_url=live_url, timeout=60) as client:
         yield client
 
 
@@ -106,7 +110,7 @@ def test_schema_fuzz_never_a_server_error(api_schema, live_url: str, path: str, 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def run(case) -> None:  # type: ignore[no-untyped-def]
-        response = case.call(base_url=live_url, timeout=10)
+        response = case.call(base_url=live_url, timeout=60)
         content_type = response.headers.get("content-type") or [""]  # schemathesis: name -> list of values
         check_answer(response.status_code, content_type[0], response.content,
                      f"{case.method} {case.formatted_path} {case.query}")

@@ -23,8 +23,18 @@ async def h() -> AsyncIterator[StackHandle]:
     async with running_stack(
         symbols=(SYM, OTHER), push_interval_s=0.1, backoff_initial_s=0.1, backoff_max_s=0.5
     ) as handle:
-        await handle.wait_synced(30)
+        await handle.wait_synced()
         yield handle
+
+
+@pytest_asyncio.fixture(loop_scope="module", autouse=True)
+async def clean_start(h: StackHandle) -> AsyncIterator[None]:
+    """Each test starts with no fault left on the exchange and every book in sync,
+    whatever the test before it did or failed to undo."""
+    h.leave_clean()
+    await h.wait_synced()
+    yield
+    h.leave_clean()
 
 
 def knock_out(h: StackHandle, symbol: str) -> None:
@@ -35,13 +45,13 @@ def knock_out(h: StackHandle, symbol: str) -> None:
 
 async def recover(h: StackHandle) -> None:
     h.sim.clear_faults()
-    await h.wait_synced(30)
+    await h.wait_synced()
 
 
 async def test_one_book_out_of_sync(h: StackHandle) -> None:
     knock_out(h, SYM)
     try:
-        await h.wait_for(lambda: not h.feed(SYM).in_sync, 10, f"{SYM} out of sync")
+        await h.wait_for(lambda: not h.feed(SYM).in_sync, what=f"{SYM} out of sync")
         async with httpx.AsyncClient(base_url=h.api_url) as http, ws_connect(f"{h.ws_url}/ws/{SYM}") as ws:
             r = await http.get("/health")
             assert r.status_code == 200
@@ -79,7 +89,7 @@ async def test_every_book_out_of_sync_is_unhealthy(h: StackHandle) -> None:
     for sym in (SYM, OTHER):
         knock_out(h, sym)
     try:
-        await h.wait_for(lambda: not h.feed(SYM).in_sync and not h.feed(OTHER).in_sync, 10, "both out of sync")
+        await h.wait_for(lambda: not h.feed(SYM).in_sync and not h.feed(OTHER).in_sync, what="both out of sync")
         async with httpx.AsyncClient(base_url=h.api_url) as http:
             r = await http.get("/health")
             assert r.status_code == 503
@@ -93,7 +103,11 @@ async def test_every_book_out_of_sync_is_unhealthy(h: StackHandle) -> None:
 
 
 async def test_recovery_after_the_faults_are_cleared(h: StackHandle) -> None:
-    await h.wait_synced(30)
+    resyncs = {sym: h.feed(sym).validator.counters.resyncs for sym in (SYM, OTHER)}
+    for sym in (SYM, OTHER):
+        knock_out(h, sym)
+    await h.wait_for(lambda: not h.feed(SYM).in_sync and not h.feed(OTHER).in_sync, what="both out of sync")
+    await recover(h)
     async with httpx.AsyncClient(base_url=h.api_url) as http:
         r = await http.get("/health")
         assert r.status_code == 200 and r.json()["status"] == "healthy"
@@ -101,7 +115,7 @@ async def test_recovery_after_the_faults_are_cleared(h: StackHandle) -> None:
             assert (await http.get(f"/book/{sym}?depth=5")).status_code == 200
             assert (await http.get(f"/simulate/{sym}?side=sell&size=1")).status_code == 200
             assert book_mismatches(h.feed(sym), h.sim) == []
-            assert h.feed(sym).validator.counters.resyncs >= 1
+            assert h.feed(sym).validator.counters.resyncs > resyncs[sym]
 
 
 async def test_a_stale_book_is_not_served(h: StackHandle) -> None:
@@ -123,7 +137,7 @@ async def test_a_stale_book_is_not_served(h: StackHandle) -> None:
                 assert "stale" in r.json()["detail"] and "no message" in r.json()["detail"]
     finally:
         feed.settings = settings
-    await h.wait_for(lambda: feed.sync_info()["state"] == "synced", 10, "fresh again")
+    await h.wait_for(lambda: feed.sync_info()["state"] == "synced", what="fresh again")
 
 
 async def test_a_quiet_book_on_a_live_connection_is_served(h: StackHandle) -> None:

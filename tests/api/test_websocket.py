@@ -1,6 +1,6 @@
 """``/ws/{symbol}`` with real websocket clients: history then frames in order, the
 fan-out to a fast client unaffected by a stalled one (whose drops are counted),
-unknown and upper-case symbols."""
+unknown and upper-case symbols. Every wait is for frames or counts, never for time."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 import pytest_asyncio
 
 from tests.api.wsclient import FRAME_FIELDS, expect_close, recv_frames, recv_json, stalled_client, ws_connect
-from tests.stack import StackHandle, running_stack
+from tests.stack import StackHandle, book_mismatches, running_stack
+from tests.waiting import CEILING_S
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -27,8 +28,17 @@ async def h() -> AsyncIterator[StackHandle]:
     # Big frames (500 levels a side) so that a client which never reads fills its
     # socket buffers within a second or two.
     async with running_stack(push_interval_s=PUSH, ws_client_queue=2, frame_levels=500) as handle:
-        await handle.wait_synced(30)
+        await handle.wait_synced()
         yield handle
+
+
+@pytest_asyncio.fixture(loop_scope="module", autouse=True)
+async def clean_start(h: StackHandle) -> AsyncIterator[None]:
+    """Each test starts with no client left over and the books in sync."""
+    await h.wait_for(lambda: h.stack.hub.client_count == 0, what="no client left")
+    await h.wait_synced()
+    yield
+    h.leave_clean()
 
 
 def check_frame(frame: dict, symbol: str, synced: bool = True) -> None:
@@ -53,9 +63,11 @@ def check_frame(frame: dict, symbol: str, synced: bool = True) -> None:
 
 
 async def test_history_then_frames_in_order(h: StackHandle) -> None:
+    connected_at = time.time()
     async with ws_connect(f"{h.ws_url}/ws/btcusdt") as ws:
         history = await recv_json(ws)
-        frames = [f for _, f in await recv_frames(ws, 10, timeout=10)]
+        received = await recv_frames(ws, 10)
+    frames = [f for _, f in received]
     assert history["type"] == "history" and history["symbol"] == "btcusdt"
     assert history["frames"], "history is empty"
     seqs = [f["seq"] for f in history["frames"]] + [f["seq"] for f in frames]
@@ -68,29 +80,36 @@ async def test_history_then_frames_in_order(h: StackHandle) -> None:
         check_frame(f, "btcusdt")
     stamps = [f["timestamp"] for f in frames]
     assert stamps == sorted(stamps)
-    assert abs(time.time() - stamps[-1]) < 2.0
+    # Wall-clock stamps of when each live frame was built: after the client connected,
+    # before it arrived (however long either took).
+    for (arrived, f) in received:
+        assert connected_at <= f["timestamp"] <= arrived, (connected_at, f["timestamp"], arrived)
 
 
 async def test_history_grows_to_the_buffer() -> None:
-    # A fresh stack with a 1 s buffer at 0.1 s: history grows from (almost) nothing to 10 frames.
+    # A fresh stack with a 1 s buffer at 0.1 s: the history is the newest min(n, 10)
+    # of the n frames built so far (seq counts them from 1), however late the client
+    # comes; it grows with each new frame until it holds 10, then stays at 10.
+    capacity = 10
     async with running_stack(symbols=("ethusdt",), push_interval_s=PUSH, buffer_seconds=1.0) as h:
         lengths: list[int] = []
-        deadline = time.monotonic() + 15
-        while not lengths or lengths[-1] < 10:
-            assert time.monotonic() < deadline, lengths
+        while not lengths or lengths[-1] < capacity:
             async with ws_connect(f"{h.ws_url}/ws/ethusdt") as ws:
                 history = await recv_json(ws)
-            lengths.append(len(history["frames"]))
+            published = h.stack.hub.stats.frames_published
             seqs = [f["seq"] for f in history["frames"]]
-            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else True
-            await asyncio.sleep(PUSH)
+            if seqs:
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+                assert len(seqs) == min(seqs[-1], capacity), seqs
+            lengths.append(len(seqs))
+            await h.wait_for(lambda p=published: h.stack.hub.stats.frames_published > p, what="the next frame")
         assert lengths == sorted(lengths), lengths
-        assert lengths[0] < 10 and max(lengths) == 10
+        assert max(lengths) == capacity
         # Full: stays at 10, the newest 10.
         async with ws_connect(f"{h.ws_url}/ws/ethusdt") as ws:
             history = await recv_json(ws)
             (_, live), = await recv_frames(ws, 1)
-        assert len(history["frames"]) == 10
+        assert len(history["frames"]) == capacity
         assert history["frames"][-1]["seq"] + 1 == live["seq"]
 
 
@@ -111,41 +130,43 @@ async def test_unknown_symbol_is_closed_with_1008(h: StackHandle) -> None:
 
 async def test_stalled_client_does_not_delay_a_fast_one(h: StackHandle) -> None:
     dropped_before = h.stack.hub.stats.frames_dropped
+    feed = h.feed("btcusdt")
     slow = await stalled_client(f"{h.ws_url}/ws/btcusdt")
     try:
         async with ws_connect(f"{h.ws_url}/ws/btcusdt") as fast, httpx.AsyncClient(base_url=h.api_url) as http:
             await recv_json(fast)  # history
             received: list[tuple[float, dict]] = []
-            stats: dict = {}
-            deadline = time.monotonic() + 20
-            # Keep reading until the stalled client has lost frames, and at least 3 s more.
-            seen_drops_at = None
-            while seen_drops_at is None or time.monotonic() < seen_drops_at + 3.0:
-                assert time.monotonic() < deadline, f"no drops counted for the stalled client: {stats}"
-                received += await recv_frames(fast, 1, timeout=2)
-                if seen_drops_at is None and len(received) % 5 == 0:
-                    stats = (await http.get("/stats")).json()
-                    if any(c["dropped"] > 0 for c in stats["slow_clients"]):
-                        seen_drops_at = time.monotonic()
+
+            def stalled_drops() -> int:
+                return sum(s.dropped for s in h.stack.hub.subscribers())
+
+            # Read the fast client until the stalled one has lost frames, then on
+            # until it has lost 20 more: counted, not timed.
+            while stalled_drops() == 0:
+                received += await recv_frames(fast, 1)
+            target = stalled_drops() + 20
+            applied = feed.validator.counters.events_applied
+            while stalled_drops() < target:
+                received += await recv_frames(fast, 1)
             stats = (await http.get("/stats")).json()
+            # Ingestion went on meanwhile: the book moved, in sync, equal to the exchange's.
+            assert feed.validator.counters.events_applied > applied
+            assert feed.in_sync and book_mismatches(feed, h.sim) == []
     finally:
         slow.close()
-    # The fast client got every frame, in order, on time.
+    # The fast client got every frame, in order: with a queue of 2 frames, falling
+    # behind by more than that would have cost it frames too.
     seqs = [f["seq"] for _, f in received]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the fast client missed frames"
-    lags = sorted(t - f["timestamp"] for t, f in received)
-    assert lags[len(lags) // 2] < 0.05 and lags[-1] < 0.5, lags[-5:]
-    # The publisher kept its cadence (ingestion loop not delayed).
     stamps = [f["timestamp"] for _, f in received]
-    assert max(b - a for a, b in zip(stamps, stamps[1:], strict=False)) < 5 * PUSH
-    # The stalled client's drops are in /stats.
+    assert stamps == sorted(stamps)
+    # Only the stalled client lost frames, and its drops are in /stats.
     slow_entries = [c for c in stats["slow_clients"] if c["symbol"] == "btcusdt"]
-    assert len(slow_entries) == 1 and slow_entries[0]["dropped"] > 0
+    assert len(stats["slow_clients"]) == 1 and len(slow_entries) == 1 and slow_entries[0]["dropped"] >= 20
     assert slow_entries[0]["remote"] == "127.0.0.1"
-    assert stats["frames_dropped"] > dropped_before
-    assert h.feed("btcusdt").in_sync
+    assert stats["frames_dropped"] >= dropped_before + 20
     # Its handler ends once it is gone.
-    await h.wait_for(lambda: h.stack.hub.client_count == 0, 10, "both clients gone")
+    await h.wait_for(lambda: h.stack.hub.client_count == 0, what="both clients gone")
 
 
 async def test_every_subscriber_gets_the_same_bytes(h: StackHandle) -> None:
@@ -153,14 +174,14 @@ async def test_every_subscriber_gets_the_same_bytes(h: StackHandle) -> None:
         clients = [await stack.enter_async_context(ws_connect(f"{h.ws_url}/ws/ethusdt")) for _ in range(3)]
         for ws in clients:
             await recv_json(ws)
-        first = [await asyncio.wait_for(ws.recv(), 5) for ws in clients]
+        first = [await asyncio.wait_for(ws.recv(), CEILING_S) for ws in clients]
         # Align on the same seq, then compare the raw text.
         seqs = [orjson.loads(m)["seq"] for m in first]
         target = max(seqs) + 1
         raws = []
         for ws in clients:
             while True:
-                raw = await asyncio.wait_for(ws.recv(), 5)
+                raw = await asyncio.wait_for(ws.recv(), CEILING_S)
                 if orjson.loads(raw)["seq"] == target:
                     raws.append(raw)
                     break

@@ -18,6 +18,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from tests.waiting import CEILING_S
+
 FRAME_FIELDS = (
     "type", "symbol", "seq", "timestamp", "sync", "mid_price", "spread", "imbalance", "ofi", "microprice",
     "total_bid_volume", "total_ask_volume", "bid_levels", "ask_levels", "walls", "alerts", "heatmap",
@@ -31,19 +33,21 @@ async def ws_connect(url: str, local_host: str | None = None, **kwargs: Any) -> 
     (any 127.x.y.z address works on Linux: distinct remote addresses for the per-IP limit)."""
     extra: dict[str, Any] = {"local_addr": (local_host, 0)} if local_host else {}
     async with websockets.connect(
-        url, max_size=None, compression=None, open_timeout=10, close_timeout=5, **extra, **kwargs
+        url, max_size=None, compression=None, open_timeout=CEILING_S, close_timeout=5, **extra, **kwargs
     ) as ws:
         yield ws
 
 
-async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+async def recv_json(ws: ClientConnection, timeout: float = CEILING_S) -> dict[str, Any]:
     raw = await asyncio.wait_for(ws.recv(), timeout)
     msg = orjson.loads(raw)
     assert isinstance(msg, dict)
     return msg
 
 
-async def recv_frames(ws: ClientConnection, count: int, timeout: float = 10.0) -> list[tuple[float, dict[str, Any]]]:
+async def recv_frames(
+    ws: ClientConnection, count: int, timeout: float = CEILING_S
+) -> list[tuple[float, dict[str, Any]]]:
     """(local receive wall time, frame) of the next ``count`` messages."""
     deadline = time.monotonic() + timeout
     out = []
@@ -55,7 +59,7 @@ async def recv_frames(ws: ClientConnection, count: int, timeout: float = 10.0) -
     return out
 
 
-async def expect_close(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, str]:
+async def expect_close(ws: ClientConnection, timeout: float = CEILING_S) -> tuple[int, str]:
     """Read until the server closes; the (code, reason) of its close frame."""
     deadline = time.monotonic() + timeout
     with contextlib.suppress(ConnectionClosed):
@@ -66,6 +70,24 @@ async def expect_close(ws: ClientConnection, timeout: float = 5.0) -> tuple[int,
     rcvd = ws.protocol.close_rcvd
     assert rcvd is not None, f"connection dropped without a close frame (code {ws.close_code})"
     return rcvd.code, rcvd.reason
+
+
+async def read_until_closed(sock: socket.socket, timeout: float = CEILING_S) -> str:
+    """Read a raw socket until the server ends the connection: "eof" (FIN) or "reset"
+    (RST). Fails if it is still open after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "the server left the connection open"
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 1 << 16), left)
+        except ConnectionResetError:
+            return "reset"
+        except TimeoutError:
+            raise AssertionError("the server left the connection open") from None
+        if not chunk:
+            return "eof"
 
 
 async def stalled_client(ws_url: str, rcvbuf: int = 4096) -> socket.socket:
@@ -86,7 +108,7 @@ async def stalled_client(ws_url: str, rcvbuf: int = 4096) -> socket.socket:
     await loop.sock_sendall(sock, request.encode())
     head = b""
     while b"\r\n\r\n" not in head:  # one byte at a time: take nothing past the headers
-        chunk = await asyncio.wait_for(loop.sock_recv(sock, 1), 5)
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 1), CEILING_S)
         assert chunk, "server closed during the handshake"
         head += chunk
     assert head.startswith(b"HTTP/1.1 101"), head

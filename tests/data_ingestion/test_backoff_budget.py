@@ -81,17 +81,17 @@ async def test_snapshot_requests_under_a_429_storm_stay_within_the_budget() -> N
     from tests.stack import running_stack
 
     async with running_stack(symbols=("btcusdt",), backoff_initial_s=0.1) as h:
-        await h.wait_synced(30)
+        await h.wait_synced()
         budget = h.stack.runtime.rest.budget
         requests = budget.requests
         h.sim.set_fault("btcusdt", "snapshot_429", retry_after=1, count=1_000_000)
         h.sim.set_fault("btcusdt", "drop", count=1)
-        await h.wait_for(lambda: budget.rate_limited >= 2, 10, "two 429 answers")
+        await h.wait_for(lambda: budget.rate_limited >= 2, what="two 429 answers")
         window_start = budget.requests
-        await h.wait_for(lambda: budget.rate_limited >= 4, 10, "four 429 answers")
+        await h.wait_for(lambda: budget.rate_limited >= 4, what="four 429 answers")
         # One request per Retry-After second at most: not a hammering loop.
         assert budget.requests - window_start <= 3
         assert not h.feed("btcusdt").in_sync
         h.sim.clear_faults()
-        await h.wait_synced(20)
+        await h.wait_synced()
         assert budget.requests - requests < 15

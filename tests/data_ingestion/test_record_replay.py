@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from api.assembly import Stack
@@ -11,6 +10,7 @@ from config import load_settings
 from data_ingestion.audit import audit_files
 from data_ingestion.recording import DEPTH, SNAPSHOT, read_recording
 from tests.stack import book_mismatches, running_stack
+from tests.waiting import wait_until
 
 
 async def replay_books(files: list[str], symbols: tuple[str, ...]) -> Stack:
@@ -18,23 +18,21 @@ async def replay_books(files: list[str], symbols: tuple[str, ...]) -> Stack:
                              api_port=0, symbols=symbols)
     stack = Stack(settings, SourceInfo("replay", "REPLAY", "test"), replay_files=files)
     await stack.start()
-    deadline = asyncio.get_running_loop().time() + 60
-    while not (stack.runtime.replay and stack.runtime.replay.finished):
-        assert asyncio.get_running_loop().time() < deadline, "replay did not finish"
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: bool(stack.runtime.replay and stack.runtime.replay.finished), 120, "the replay's end")
     return stack
 
 
 async def test_record_then_replay_gives_the_same_book(tmp_path: Path) -> None:
     async with running_stack(symbols=("btcusdt",), record_dir=str(tmp_path)) as h:
-        await h.wait_synced(30)
+        await h.wait_synced()
         feed = h.feed("btcusdt")
         applied = feed.validator.counters.events_applied
-        await h.wait_for(lambda: feed.validator.counters.events_applied >= applied + 80, 20, "8 s of events")
-        # Freeze the market, let the client drain what is in flight, then stop.
+        await h.wait_for(lambda: feed.validator.counters.events_applied >= applied + 80, what="8 s of events")
+        # Freeze the market, let the client take what is in flight (up to the last
+        # event the exchange sent), then stop.
         h.sim.pause()
-        await h.wait_for(lambda: not book_mismatches(feed, h.sim)
-                         and h.sim.true_book("btcusdt").update_id == feed.book.last_update_id, 10, "caught up")
+        await h.settled("btcusdt")
+        assert book_mismatches(feed, h.sim) == []
         live_bids, live_asks = dict(feed.book.bids), dict(feed.book.asks)
         live_u = feed.book.last_update_id
     files = sorted(str(p) for p in tmp_path.glob("btcusdt_*.gz"))

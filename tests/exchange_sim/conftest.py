@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 
 from exchange_sim import SimConfig, SimExchange, SimUrls
+from tests.waiting import CEILING_S, wait_until
 
 
-async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0, what: str = "") -> None:
+async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = CEILING_S,
+                   what: str = "") -> None:
     """Poll ``predicate`` until true or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        await asyncio.sleep(0.02)
+    await wait_until(predicate, timeout, what)
 
 
 @pytest.fixture

@@ -10,9 +10,11 @@ import websockets
 
 from exchange_sim import SimConfig, SimExchange
 from exchange_sim.market import SymbolMarket
-from exchange_sim.protocol import DepthAggregator, depth_event
+from exchange_sim.protocol import DepthAggregator, StreamKey, depth_event
 from exchange_sim.realism import measure
 from exchange_sim.settings import mid_price_for, spec_for
+from tests.exchange_sim.conftest import wait_for
+from tests.waiting import CEILING_S
 
 
 def events_of(seed: int, n: int) -> list[dict]:
@@ -34,22 +36,29 @@ def test_same_seed_same_events_in_process() -> None:
 
 
 async def test_same_seed_same_events_over_sockets() -> None:
-    """Two exchanges, same seed and start time: events with the same u are identical,
-    every field included (E/T come from simulated time)."""
-    got: list[dict[int, dict]] = []
+    """Two exchanges, same seed and start time: the same events, every field included
+    (E/T come from simulated time). Each market is held before its first step until
+    the client is subscribed, so both clients see the stream from the same event
+    whenever their connections happen to open."""
+    got: list[list[dict]] = []
     for _ in range(2):
         sim = SimExchange(SimConfig(symbols=("btcusdt",), seed=9, start_ms=1_700_000_000_000, warmup_s=10.0,
                                     episodes=False))
-        urls = await sim.start(port=0)
+        await sim.start(port=0)
+        sim.pause()  # start() returns before the clock's first step
+        steps = sim.steps
         try:
-            async with websockets.connect(urls.ws_public_url + "/ws/btcusdt@depth@100ms") as ws:
-                events = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(15)]
+            assert sim.urls is not None
+            async with websockets.connect(sim.urls.ws_public_url + "/ws/btcusdt@depth@100ms") as ws:
+                await wait_for(lambda s=sim: s.hub.has(StreamKey("btcusdt", "depth", 100)), what="the subscription")
+                assert sim.steps == steps
+                sim.resume()
+                events = [json.loads(await asyncio.wait_for(ws.recv(), CEILING_S)) for _ in range(15)]
         finally:
             await sim.stop()
-        got.append({e["u"]: e for e in events})
-    common = set(got[0]) & set(got[1])
-    assert len(common) >= 5
-    assert all(got[0][u] == got[1][u] for u in common)
+        got.append(events)
+    assert [e["u"] for e in got[0]] == [e["u"] for e in got[1]]
+    assert got[0] == got[1]
 
 
 def test_realism_figures_loosely_match_the_recordings() -> None:

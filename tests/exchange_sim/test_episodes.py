@@ -102,13 +102,14 @@ async def test_injected_wall_is_labelled_and_holds_in_the_true_book() -> None:
             for _ in range(3):
                 book = (await http.get("/sim/book", params={"symbol": "btcusdt"})).json()
                 assert Decimal(dict(book["bids"])[price]) >= qty
-                await wait_for(lambda u=book["update_id"]: sim.true_book("btcusdt").update_id > u + 1000, 2)
+                await wait_for(lambda u=book["update_id"]: sim.true_book("btcusdt").update_id > u + 1000,
+                               what="1000 more updates")
 
             async def ended() -> bool:
                 eps = (await http.get("/sim/episodes", params={"symbol": "btcusdt"})).json()
                 return eps[-1]["end_ms"] is not None
 
-            await wait_for(ended, 5, "the wall's end")
+            await wait_for(ended, what="the wall's end")
             eps = (await http.get("/sim/episodes", params={"symbol": "btcusdt"})).json()
             assert eps[-1]["end_ms"] - eps[-1]["start_ms"] >= 3000
             bad = await http.post("/sim/inject", json={"symbol": "btcusdt", "kind": "wall", "side": "up"})
@@ -124,7 +125,7 @@ async def test_scheduled_episodes_appear_on_the_control_api() -> None:
     sim = SimExchange(cfg)
     await sim.start(port=0)
     try:
-        await wait_for(lambda: sum(e.end_ms is not None for e in sim.episodes("ethusdt")) >= 2, 10, "two episodes")
+        await wait_for(lambda: sum(e.end_ms is not None for e in sim.episodes("ethusdt")) >= 2, what="two episodes")
         for ep in sim.episodes("ethusdt"):
             data = ep.to_json()
             assert data["symbol"] == "ethusdt" and data["kind"] in ("wall", "layering", "withdrawal")

@@ -11,13 +11,14 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from exchange_sim import FaultError, SimExchange, SimUrls
+from exchange_sim import FaultError, SimConfig, SimExchange, SimUrls
 from tests.exchange_sim.conftest import wait_for
+from tests.waiting import CEILING_S
 
 DEPTH = "/ws/btcusdt@depth@100ms"
 
 
-async def collect(ws: websockets.ClientConnection, n: int, timeout: float = 5.0) -> list[str]:
+async def collect(ws: websockets.ClientConnection, n: int, timeout: float = CEILING_S) -> list[str]:
     return [await asyncio.wait_for(ws.recv(), timeout) for _ in range(n)]  # type: ignore[misc]
 
 
@@ -72,7 +73,7 @@ async def test_close_with_and_without_close_frame(sim: SimExchange, urls: SimUrl
         assert result["connections"] == 1
         with pytest.raises(ConnectionClosed):
             while True:
-                await asyncio.wait_for(ws.recv(), 5)
+                await asyncio.wait_for(ws.recv(), CEILING_S)
     assert ws.close_code == expected
 
 
@@ -83,7 +84,7 @@ async def test_rotation_closes_now(sim: SimExchange, urls: SimUrls, http: httpx.
         assert resp.status_code == 200
         with pytest.raises(ConnectionClosed):
             while True:
-                await asyncio.wait_for(ws.recv(), 5)
+                await asyncio.wait_for(ws.recv(), CEILING_S)
     assert ws.close_code == 1001
 
 
@@ -96,16 +97,22 @@ async def test_connection_faults_spare_other_symbols(sim: SimExchange, urls: Sim
 
 async def test_silence_is_silence_then_data_resumes(sim: SimExchange, urls: SimUrls) -> None:
     async with websockets.connect(urls.ws_public_url + DEPTH, ping_interval=None) as ws:
-        await ws.recv()
+        last = json.loads(await ws.recv())
+        started = time.monotonic()  # before the silence starts: the bound below is strict
         sim.set_fault("btcusdt", "silence", seconds=1.5)
-        started = time.monotonic()
-        # Messages already in flight may still arrive during the first few ms.
+        # Events already handed to the socket may still arrive: they continue the pu
+        # chain. The first event that breaks it is the first sent after the silence,
+        # which cannot be sent before 1.5 s have passed (however late it is read).
         while True:
-            await asyncio.wait_for(ws.recv(), 5)
-            if time.monotonic() - started > 0.1:
+            event = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
+            if event["pu"] != last["u"]:
                 break
-        assert time.monotonic() - started >= 1.3
-        await asyncio.wait_for(ws.recv(), 5)
+            last = event
+        assert time.monotonic() - started >= 1.5
+        assert event["pu"] > last["u"]  # the events of the silence were not sent
+        # And the stream goes on from there.
+        following = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
+        assert following["pu"] == event["u"]
 
 
 async def test_snapshot_429_418_5xx(sim: SimExchange, http: httpx.AsyncClient) -> None:
@@ -172,14 +179,23 @@ async def test_fault_control_validates(sim: SimExchange, http: httpx.AsyncClient
 
 
 async def test_pause_freezes_the_market(sim: SimExchange, http: httpx.AsyncClient) -> None:
-    assert (await http.post("/sim/pause")).status_code == 200
-    await asyncio.sleep(0.06)  # let a step that was already due finish
-    before = (await http.get("/sim/book", params={"symbol": "btcusdt"})).json()["update_id"]
-    await asyncio.sleep(0.3)
-    after = (await http.get("/sim/book", params={"symbol": "btcusdt"})).json()["update_id"]
-    assert before == after
+    # A second, running market on the same event loop is the reference clock: while
+    # it makes 20 steps (however slowly a loaded machine runs both), the paused one
+    # makes none.
+    reference = SimExchange(SimConfig(symbols=("ethusdt",), seed=1, warmup_s=0.0, episodes=False,
+                                      speed=sim.cfg.speed))
+    await reference.start(host="127.0.0.1", port=0)
+    try:
+        assert (await http.post("/sim/pause")).status_code == 200
+        before = (await http.get("/sim/book", params={"symbol": "btcusdt"})).json()["update_id"]
+        steps, reference_steps = sim.steps, reference.steps
+        await wait_for(lambda: reference.steps >= reference_steps + 20, what="20 steps of the running market")
+        after = (await http.get("/sim/book", params={"symbol": "btcusdt"})).json()["update_id"]
+        assert before == after and sim.steps == steps
+    finally:
+        await reference.stop()
     assert (await http.post("/sim/resume")).status_code == 200
-    await wait_for(lambda: sim.true_book("btcusdt").update_id > after, 3, "market moving again")
+    await wait_for(lambda: sim.true_book("btcusdt").update_id > after and sim.steps > steps, what="market moving again")
 
 
 async def test_true_book_errors(sim: SimExchange, http: httpx.AsyncClient) -> None:

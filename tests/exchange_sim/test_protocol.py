@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from websockets.protocol import Event
 
 from exchange_sim import SimConfig, SimExchange, SimUrls
 from tests.exchange_sim.conftest import wait_for
+from tests.waiting import CEILING_S
 
 
 async def test_ping_time_and_exchange_info(http: httpx.AsyncClient) -> None:
@@ -97,7 +100,7 @@ async def test_wrong_route_and_unknown_streams_are_accepted_and_silent(urls: Sim
         streams: list[str] = []
         listed = None
         while listed is None or len(streams) < 50:
-            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            msg = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
             if msg.get("id") == 1:
                 listed = msg["result"]
             else:
@@ -145,7 +148,7 @@ async def test_exchange_info_carries_each_symbols_status() -> None:
 ])
 async def test_routes_serve_raw_and_combined(urls: SimUrls, path: str, stream: str | None) -> None:
     async with websockets.connect(urls.ws_base_url + path) as ws:
-        msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        msg = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
     if stream is None:
         assert "e" in msg
     else:
@@ -154,7 +157,7 @@ async def test_routes_serve_raw_and_combined(urls: SimUrls, path: str, stream: s
 
 async def test_depth_event_fields_and_ids(urls: SimUrls) -> None:
     async with websockets.connect(urls.ws_public_url + "/ws/btcusdt@depth@100ms") as ws:
-        events = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(10)]
+        events = [json.loads(await asyncio.wait_for(ws.recv(), CEILING_S)) for _ in range(10)]
     for prev, ev in zip(events, events[1:], strict=False):
         assert list(ev) == ["e", "E", "T", "s", "U", "u", "pu", "b", "a"]
         assert ev["s"] == "BTCUSDT" and ev["pu"] == prev["u"] and ev["U"] > prev["u"]
@@ -167,7 +170,7 @@ async def test_depth_event_fields_and_ids(urls: SimUrls) -> None:
 
 async def test_aggtrade_fields(urls: SimUrls) -> None:
     async with websockets.connect(urls.ws_market_url + "/ws/btcusdt@aggTrade") as ws:
-        ev = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        ev = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
     assert set(ev) == {"e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m"}
     assert ev["e"] == "aggTrade" and isinstance(ev["m"], bool) and ev["l"] >= ev["f"]
     assert ev["nq"] == ev["q"]  # no RPI orders in the simulated book
@@ -177,14 +180,14 @@ async def test_subscribe_unsubscribe_and_list(urls: SimUrls) -> None:
     async with websockets.connect(urls.ws_public_url + "/stream") as ws:
         await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@depth@100ms"], "id": 1}))
         assert json.loads(await ws.recv()) == {"result": None, "id": 1}
-        msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        msg = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
         assert msg["stream"] == "ethusdt@depth@100ms"
         await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@aggTrade"], "id": 2}))
         await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}))
         await ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["ethusdt@depth@100ms"], "id": 4}))
         replies = {}
         while len(replies) < 3:
-            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            msg = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
             if "id" in msg:
                 replies[msg["id"]] = msg
             else:
@@ -200,7 +203,7 @@ async def test_more_than_ten_messages_a_second_disconnects(urls: SimUrls) -> Non
             await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
         with pytest.raises(ConnectionClosed):
             while True:
-                await asyncio.wait_for(ws.recv(), 5)
+                await asyncio.wait_for(ws.recv(), CEILING_S)
     assert ws.close_code == 1008
 
 
@@ -214,7 +217,7 @@ async def test_at_most_1024_streams_a_connection(urls: SimUrls) -> None:
         await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@bookTicker"], "id": 9999}))
         replies = {}
         while len(replies) < 7:
-            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            msg = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
             if "id" in msg:
                 replies[msg["id"]] = msg
     assert all(replies[i] == {"result": None, "id": i} for i in range(0, 1024, 200))
@@ -239,9 +242,9 @@ async def test_bookticker_with_depth_u_gives_that_events_best_levels(urls: SimUr
                     tickers[data["u"]] = data
 
         task = asyncio.create_task(reader())
-        await wait_for(lambda: len(depth) >= 2, 5, "depth events")
+        await wait_for(lambda: len(depth) >= 2, what="depth events")
         snap = (await http.get("/fapi/v1/depth", params={"symbol": "BTCUSDT", "limit": 1000})).json()
-        await wait_for(lambda: len(depth) >= 30, 10, "30 depth events")
+        await wait_for(lambda: len(depth) >= 30, what="30 depth events")
         task.cancel()
     bids = {Decimal(p): Decimal(q) for p, q in snap["bids"]}
     asks = {Decimal(p): Decimal(q) for p, q in snap["asks"]}
@@ -268,26 +271,42 @@ async def test_bookticker_with_depth_u_gives_that_events_best_levels(urls: SimUr
 class PingCountingConnection(ClientConnection):
     """A client connection that counts the ping frames the server sends."""
 
-    pings = 0
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pings = 0
 
     def process_event(self, event: Event) -> None:
         if isinstance(event, Frame) and event.opcode is Opcode.PING:
-            PingCountingConnection.pings += 1
+            self.pings += 1
         super().process_event(event)
 
 
-async def test_server_pings_on_its_timer_and_lifetime_closes() -> None:
-    sim = SimExchange(SimConfig(symbols=("btcusdt",), warmup_s=5.0, ping_interval_s=0.3, lifetime_s=1.5,
-                                episodes=False))
+async def test_server_pings_on_its_timer() -> None:
+    sim = SimExchange(SimConfig(symbols=("btcusdt",), warmup_s=5.0, ping_interval_s=0.3, episodes=False))
     urls = await sim.start(port=0)
     try:
-        async with websockets.connect(urls.ws_public_url + "/ws/btcusdt@bookTicker", ping_interval=None,
+        # No stream: nothing but pings arrives (unread data would pause the reading).
+        async with websockets.connect(urls.ws_public_url + "/stream", ping_interval=None,
                                       create_connection=PingCountingConnection) as ws:
+            assert isinstance(ws, PingCountingConnection)
+            await wait_for(lambda: ws.pings >= 3, what="three pings from the server")
+            await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))  # still open, answering
+            assert json.loads(await asyncio.wait_for(ws.recv(), CEILING_S)) == {"result": [], "id": 1}
+    finally:
+        await sim.stop()
+
+
+async def test_lifetime_closes_with_1001() -> None:
+    sim = SimExchange(SimConfig(symbols=("btcusdt",), warmup_s=5.0, lifetime_s=1.5, episodes=False))
+    urls = await sim.start(port=0)
+    try:
+        asked = time.monotonic()  # before the server's timer can start
+        async with websockets.connect(urls.ws_public_url + "/ws/btcusdt@bookTicker", ping_interval=None) as ws:
             with pytest.raises(ConnectionClosed):
                 while True:
-                    await asyncio.wait_for(ws.recv(), 5)
+                    await asyncio.wait_for(ws.recv(), CEILING_S)
         assert ws.close_code == 1001
-        assert PingCountingConnection.pings >= 3
+        assert time.monotonic() - asked >= 1.5  # not before its lifetime
     finally:
         await sim.stop()
 
@@ -296,9 +315,9 @@ async def test_stop_closes_connections_with_a_close_frame() -> None:
     sim = SimExchange(SimConfig(symbols=("btcusdt",), warmup_s=5.0, episodes=False))
     urls = await sim.start(port=0)
     ws = await websockets.connect(urls.ws_public_url + "/ws/btcusdt@depth@100ms")
-    await asyncio.wait_for(ws.recv(), 5)
+    await asyncio.wait_for(ws.recv(), CEILING_S)
     await sim.stop()
     with pytest.raises(ConnectionClosed):
         while True:
-            await asyncio.wait_for(ws.recv(), 5)
+            await asyncio.wait_for(ws.recv(), CEILING_S)
     assert ws.close_code == 1001

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from decimal import Decimal
 
 import httpx
@@ -14,6 +13,7 @@ import websockets
 
 from exchange_sim import SimConfig, SimExchange
 from tests.exchange_sim.conftest import wait_for
+from tests.waiting import CEILING_S
 
 
 class MiniBook:
@@ -26,6 +26,8 @@ class MiniBook:
         self.last_u: int | None = None
         self.band: tuple[Decimal, Decimal] | None = None  # lowest snapshot bid, highest snapshot ask
         self.gaps = 0
+        self.received = 0  # depth events seen, in sync or not
+        self.applied = 0  # depth events applied to the book
 
     def apply(self, ev: dict) -> None:
         for side, book in (("b", self.bids), ("a", self.asks)):
@@ -35,8 +37,10 @@ class MiniBook:
                 else:
                     book[Decimal(p)] = Decimal(q)
         self.last_u = ev["u"]
+        self.applied += 1
 
     def on_event(self, ev: dict) -> None:
+        self.received += 1
         if self.last_u is None:
             self.buffer.append(ev)
             return
@@ -62,6 +66,7 @@ class MiniBook:
         prev = None
         for ev in events:
             if prev is not None and ev["pu"] != prev:
+                self.last_u = None  # not in sync after all: fetch again
                 return False
             self.apply(ev)
             prev = ev["u"]
@@ -86,14 +91,20 @@ def compare(book: MiniBook, truth: dict) -> None:
     assert max(book.bids) < min(book.asks)
 
 
-async def test_independent_client_matches_true_book_every_second() -> None:
+ROUNDS = 10
+EVENTS_PER_ROUND = 10  # about a second of the 100 ms stream
+
+
+async def test_independent_client_matches_true_book_every_ten_events() -> None:
+    """Ten comparisons per symbol, each after ten more events applied: counted, so a
+    slow machine makes the test longer, not weaker."""
     sim = SimExchange(SimConfig(symbols=("btcusdt", "ethusdt"), seed=3, speed=2.0, warmup_s=30.0))
     urls = await sim.start(host="127.0.0.1", port=0)
     books = {"btcusdt": MiniBook(), "ethusdt": MiniBook()}
     streams = "/".join(f"{s}@depth@100ms" for s in books)
     try:
         async with (
-            httpx.AsyncClient(base_url=urls.rest_base_url, timeout=10) as http,
+            httpx.AsyncClient(base_url=urls.rest_base_url, timeout=CEILING_S) as http,
             websockets.connect(f"{urls.ws_public_url}/stream?streams={streams}", max_size=None) as ws,
         ):
 
@@ -108,20 +119,25 @@ async def test_independent_client_matches_true_book_every_second() -> None:
             async def sync(symbol: str) -> None:
                 book = books[symbol]
                 while book.last_u is None:
-                    await wait_for(lambda: len(book.buffer) >= 2, 5, f"{symbol} buffered events")
+                    await wait_for(lambda: len(book.buffer) >= 2, what=f"{symbol} buffered events")
                     resp = await http.get("/fapi/v1/depth", params={"symbol": symbol.upper(), "limit": 1000})
                     assert resp.status_code == 200
+                    seen = book.received
                     if not book.on_snapshot(resp.json()):
-                        await asyncio.sleep(0.05)
+                        # Older or newer than the buffered stream: the next event changes that.
+                        await wait_for(lambda n=seen: book.received > n, what=f"{symbol} next event")
 
             await asyncio.gather(*(sync(s) for s in books))
             checks = 0
-            end = time.monotonic() + 10.0  # 20 s of simulated market at speed 2
-            while time.monotonic() < end:
-                await asyncio.sleep(1.0)
+            for _ in range(ROUNDS):
                 for symbol, book in books.items():
                     if book.last_u is None:
                         await sync(symbol)
+                    start = book.applied
+                    await wait_for(lambda b=book, n=start: b.applied >= n + EVENTS_PER_ROUND or b.last_u is None,
+                                   what=f"{symbol}: {EVENTS_PER_ROUND} more events applied")
+                    if book.last_u is None:
+                        continue  # a gap: counted below, and fails the test
                     snapshot = (dict(book.bids), dict(book.asks), book.last_u)
                     resp = await http.get("/sim/book", params={"symbol": symbol, "update_id": snapshot[2]})
                     assert resp.status_code == 200, resp.text
@@ -132,8 +148,8 @@ async def test_independent_client_matches_true_book_every_second() -> None:
                     compare(frozen, truth)
                     checks += 1
             task.cancel()
-            assert checks >= 16
             assert all(b.gaps == 0 for b in books.values())
+            assert checks == ROUNDS * len(books)
             assert all(len(b.bids) >= 1000 and len(b.asks) >= 1000 for b in books.values())
     finally:
         await sim.stop()

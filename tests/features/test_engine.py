@@ -16,7 +16,6 @@ from features.frame import to_dict as frame_to_dict
 from orderbook.book_state import BookState
 from wire.binance import DepthSnapshot, DepthUpdate, Trade
 
-RECORDING = Path("/work/shared/data/binance-usdm/btcusdt_20240808.gz")
 S = 1_000_000_000
 SYNCED = {"state": "synced", "reason": None, "last_update_id": 0, "last_message_age_s": 0.0}
 FEED = {"messages_per_s": 10.0, "depth_events_per_s": 5.0, "lag_ms": 1.0}
@@ -31,17 +30,15 @@ FRAME_FIELDS = {
 }  # fmt: skip
 
 
-def replay(seconds: float) -> tuple[BookState, SymbolFeatures, list[dict[str, Any]]]:
+def replay(recording: Path, seconds: float) -> tuple[BookState, SymbolFeatures, list[dict[str, Any]]]:
     """Rebuild the book from the snapshot and the diffs that follow it, feeding the
     engine and building a frame at each whole second of receive time."""
-    if not RECORDING.exists():
-        pytest.skip("recording not available")
     book = BookState("btcusdt", 0.1)
     eng = SymbolFeatures("btcusdt", Settings())
     frames: list[dict[str, Any]] = []
     synced = False
     start_ns = next_frame_ns = 0
-    for msg in read_recording([RECORDING]):
+    for msg in read_recording([recording]):
         d = msg.data
         if isinstance(d, DepthSnapshot):
             book.apply_snapshot(d.last_update_id, d.bids, d.asks)
@@ -72,8 +69,8 @@ def walk_numbers(value: Any) -> list[float]:
     return [value] if isinstance(value, float) else []
 
 
-def test_frames_from_a_real_recording_have_every_documented_field() -> None:
-    book, eng, frames = replay(seconds=8)
+def test_frames_from_a_real_recording_have_every_documented_field(btc_file: Path) -> None:
+    book, eng, frames = replay(btc_file, seconds=8)
     assert len(frames) >= 8
     f = frames[-1]
     assert set(f) == FRAME_FIELDS
@@ -104,8 +101,8 @@ def test_frames_from_a_real_recording_have_every_documented_field() -> None:
     assert orjson.loads(orjson.dumps(frames)) == frames
 
 
-def test_unsynced_frame_has_nulls_and_empty_levels() -> None:
-    book, eng, _ = replay(seconds=2)
+def test_unsynced_frame_has_nulls_and_empty_levels(btc_file: Path) -> None:
+    book, eng, _ = replay(btc_file, seconds=2)
     sync = {"state": "resyncing", "reason": "pu gap", "last_update_id": 1, "last_message_age_s": 0.5}
     f = frame_to_dict(eng.build_frame(book, 10**19, sync, FEED))
     assert set(f) == FRAME_FIELDS
