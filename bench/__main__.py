@@ -44,6 +44,12 @@ def _detectors() -> dict[str, Any]:
     return out
 
 
+def _replay_memory() -> dict[str, Any]:
+    from bench.replay_memory import bench_replay_memory
+
+    return bench_replay_memory()
+
+
 def _flat(result: dict[str, Any]) -> dict[str, Any]:
     """Scalars only, for the table (the heap series stays in the JSON as a string)."""
     out: dict[str, Any] = {}
@@ -64,6 +70,8 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
         "ingest": ("decode + sync + apply per depth message (BTCUSDT recording)", ingest.bench_ingest),
         "pipeline": ("ingest + per-event features (top-N metrics, OFI)", ingest.bench_pipeline),
         "ratio": ("pipeline / bare loop, alternated in one run (target >= 1.0)", ingest.bench_ratio),
+        "replay_memory": ("replay RSS of a 50,000-priced and a 0.001-priced symbol vs BTCUSDT",
+                          _replay_memory),
         "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
         "fanout": ("200 websocket clients on two symbols at 1 s for 60 s", fanout.bench_fanout),
         "detectors": ("detector recall/precision vs labelled episodes, 30 simulated minutes", _detectors),
