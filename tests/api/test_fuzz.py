@@ -86,7 +86,7 @@ def check_answer(status: int, content_type: str, body: bytes, what: str) -> None
             assert "not in sync" in detail or "unhealthy" in detail, f"{what}: {detail}"
 
 
-OPERATIONS = ["/health", "/symbols", "/stats", "/book/{symbol}", "/simulate/{symbol}", "/metrics"]
+OPERATIONS = ["/health", "/symbols", "/stats", "/book/{symbol}", "/simulate/{symbol}", "/metrics", "/schema/frame.json"]
 
 
 def test_every_operation_is_fuzzed(api_schema) -> None:  # type: ignore[no-untyped-def]
