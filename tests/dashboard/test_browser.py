@@ -20,6 +20,7 @@ pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from dashboard.harness import CHROMIUM, RunningDashboard, launch_chromium, running_dashboard  # noqa: E402
+from tests.dashboard.contrast import STATE_SWATCHES_JS, contrast_failures, measure_contrast  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -95,6 +96,30 @@ def test_page_loads_without_console_errors_and_every_panel_renders(
     assert page.get_attribute("#liq-root", "data-conn") == "live"
     page.wait_for_function("() => /updated [0-9.]+ s ago/.test(document.getElementById('update-age').textContent)")
     assert errors == [], errors
+
+
+def test_every_visible_text_is_readable(page: Page) -> None:
+    measured = measure_contrast(page)
+    assert len(measured) > 100, f"only {len(measured)} text elements found"
+    texts = {m["text"] for m in measured}
+    assert {"buy", "sell", "BTCUSDT"} <= texts, "the impact form or the switcher was not measured"
+    failures = contrast_failures(measured)
+    assert not failures, "text under 4.5:1 contrast:\n" + "\n".join(failures)
+
+
+def test_every_state_the_page_can_show_is_readable(page: Page) -> None:
+    """Banners of every source, every sync chip and connection state, ladder rows over
+    full and empty bars, wall rows, every alert type, errors: drawn with the page's own
+    classes in a scratch block, measured, then removed."""
+    count = page.evaluate(STATE_SWATCHES_JS)
+    try:
+        assert count > 40
+        measured = measure_contrast(page, "#contrast-swatches")
+        assert len(measured) >= count, (len(measured), count)
+        failures = contrast_failures(measured)
+        assert not failures, "text under 4.5:1 contrast:\n" + "\n".join(failures)
+    finally:
+        page.evaluate("() => document.getElementById('contrast-swatches').remove()")
 
 
 def test_main_panels_fit_a_1400x900_window(page: Page) -> None:
