@@ -1,14 +1,17 @@
 """The dashboard in headless Chromium against the real stack (simulated exchange,
 ingestion, API) on loopback. One stack, one browser and one page per module.
 
-Order matters only at the ends: the console check runs first (before any socket is
-killed on purpose) and the reconnect test last.
+Order matters at the ends: the console check runs first (before any socket is
+killed on purpose), then the impact panel is checked before anything on the page was
+clicked, and the reconnect test runs last.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -98,11 +101,109 @@ def test_page_loads_without_console_errors_and_every_panel_renders(
     assert errors == [], errors
 
 
+class SimulateRequests:
+    """Every /simulate request the page makes, from the browser's network events:
+    how many, and the most that were in flight at once. Playwright's sync API hands
+    events over only while it is called, so wait with page.wait_for_timeout(), not
+    time.sleep(), inside the block."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.count = 0
+        self.max_in_flight = 0
+        self._open: set[int] = set()  # requests seen starting and not yet ended
+        self._lock = threading.Lock()
+
+    def _start(self, request: Any) -> None:
+        if "/simulate/" in request.url:
+            with self._lock:
+                self.count += 1
+                self._open.add(id(request))
+                self.max_in_flight = max(self.max_in_flight, len(self._open))
+
+    def _end(self, request: Any) -> None:
+        with self._lock:  # one that started before the block is not counted
+            self._open.discard(id(request))
+
+    def __enter__(self) -> SimulateRequests:
+        self.page.on("request", self._start)
+        self.page.on("requestfinished", self._end)
+        self.page.on("requestfailed", self._end)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.page.remove_listener("request", self._start)
+        self.page.remove_listener("requestfinished", self._end)
+        self.page.remove_listener("requestfailed", self._end)
+
+
+def test_impact_panel_shows_a_live_curve_without_any_click(page: Page) -> None:
+    # Nothing on this page has been clicked: the panel fills itself from the first frames.
+    page.wait_for_function(
+        """() => { const d = document.getElementById('impact-curve');
+                   return d.data && d.data[0].x.length >= 5 && d.dataset.lastUpdateId; }""",
+        timeout=15_000,
+    )
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
+    result = page.inner_text("#impact-result")
+    assert "VWAP" in result and "BTC (default size)" in result, result
+    # BTCUSDT near 97,000: the default size is 1 BTC (about 100k USDT), the curve 0.1 .. 10 BTC
+    assert page.input_value("#impact-size") == "1"
+    sizes = page.evaluate("() => document.getElementById('impact-curve').data[0].x")
+    assert math.isclose(min(sizes), 0.1) and math.isclose(max(sizes), 10.0), sizes
+    slippage = page.evaluate("() => document.getElementById('impact-curve').data[0].y")
+    assert all(y is not None and y >= 0 for y in slippage), slippage
+    assert slippage == sorted(slippage), "slippage must not fall as the size grows"
+
+    # Below the fold (1400x900) it is not refreshed: no request while nobody can see it.
+    assert page.evaluate("() => window.scrollY") == 0
+    page.wait_for_function(f"() => {LIQ}.debug().impact.visible === false", timeout=5_000)
+    with SimulateRequests(page) as unseen:
+        page.wait_for_timeout(5_000)
+    assert unseen.count == 0, unseen.count
+
+    # On screen it keeps up with the book: a later walk of a later book, still without a
+    # click, never more than one request at a time, at most one walk every 2 s.
+    page.locator("#panel-impact").scroll_into_view_if_needed()
+    try:
+        check_live_impact(page)
+    finally:
+        page.evaluate("() => window.scrollTo(0, 0)")
+
+
+def check_live_impact(page: Page) -> None:
+    first = page.evaluate(
+        """() => { const c = document.getElementById('impact-curve').dataset;
+                   const r = document.getElementById('impact-result').dataset;
+                   return [c.lastUpdateId, c.updatedAt, r.lastUpdateId]; }"""
+    )
+    with SimulateRequests(page) as seen:
+        started = time.monotonic()
+        page.wait_for_function(
+            """([curveId, curveAt, resultId]) => {
+                   const c = document.getElementById('impact-curve').dataset;
+                   const r = document.getElementById('impact-result').dataset;
+                   return c.lastUpdateId !== curveId && Number(c.updatedAt) > Number(curveAt)
+                          && r.lastUpdateId !== resultId; }""",
+            arg=first,
+            timeout=10_000,
+        )
+        page.wait_for_timeout(max(0.0, 8.0 - (time.monotonic() - started)) * 1000)
+        elapsed = time.monotonic() - started
+    assert seen.count >= 2, seen.count
+    assert seen.max_in_flight == 1, seen.max_in_flight
+    # two requests (the size, then the curve) per refresh, one refresh per 2 s at most;
+    # frames arrive every 0.5 s, so polling per frame would make about 32 here
+    assert seen.count <= 2 * (math.floor(elapsed / 2.0) + 1), (seen.count, elapsed)
+    assert int(page.get_attribute("#impact-curve", "data-last-update-id") or 0) > int(first[0])
+
+
 def test_every_visible_text_is_readable(page: Page) -> None:
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
     measured = measure_contrast(page)
     assert len(measured) > 100, f"only {len(measured)} text elements found"
     texts = {m["text"] for m in measured}
-    assert {"buy", "sell", "BTCUSDT"} <= texts, "the impact form or the switcher was not measured"
+    assert {"buy", "sell", "BTCUSDT", "VWAP"} <= texts, "the impact form or the switcher was not measured"
     failures = contrast_failures(measured)
     assert not failures, "text under 4.5:1 contrast:\n" + "\n".join(failures)
 
@@ -217,12 +318,25 @@ def test_injected_wall_is_highlighted_on_the_ladder_and_alerted(dash_env: Runnin
 def test_impact_calculator_shows_vwap_and_errors(page: Page) -> None:
     page.fill("#impact-size", "2.5")
     page.click("#impact-run")
-    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
-    text = page.inner_text("#impact-result")
-    assert "VWAP" in text and "levels consumed" in text
     page.wait_for_function(
-        "() => { const d = document.getElementById('impact-curve'); return d.data && d.data[0].x.length >= 5; }"
+        """() => { const r = document.getElementById('impact-result');
+                   return r.dataset.status === 'ok' && r.dataset.size === '2.5'; }""",
+        timeout=10_000,
     )
+    text = page.inner_text("#impact-result")
+    assert "VWAP" in text and "levels consumed" in text and "2.500 BTC" in text
+    page.wait_for_function(
+        """() => { const d = document.getElementById('impact-curve');
+                   return d.data && d.data[0].x.length >= 5 && d.data[0].x.includes(2.5); }""",
+        timeout=10_000,
+    )
+    page.click("label:has-text('sell')")  # the side applies at once, no Simulate needed
+    page.wait_for_function(
+        """() => document.getElementById('impact-curve').dataset.side === 'sell'
+                 && document.getElementById('impact-result').dataset.side === 'sell'""",
+        timeout=10_000,
+    )
+    assert "sell 2.500 BTC" in page.inner_text("#impact-result")
     page.fill("#impact-size", "-1")
     page.click("#impact-run")
     page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'error'", timeout=10_000)
