@@ -65,6 +65,9 @@ class FramePublisher:
         compact["reconnects"] = compact.pop("reconnect_count")
         ts_ns = feed.last_ts_ns if self.replay and feed.last_ts_ns else time.time_ns()
         frame = self.features[symbol].build_frame(feed.book, ts_ns, feed.sync_info(mono), compact)
+        # A replay says where it stands, so a page can tell "replaying" from "replay
+        # finished" with the frame itself (null for live and simulated data).
+        frame["replay"] = {"finished": feed.replay_finished} if self.replay else None
         encoded = orjson.dumps(frame)
         self.buffers[symbol].append(frame, encoded)
         self.frames_built += 1

@@ -27,6 +27,7 @@
     backoffMaxMs: 10000,
     staleAfterMs: 15000,     // no message for this long on an open socket: reconnect
     healthEveryMs: 10000,
+    disconnectedAfterMs: 30000,  // a socket down this long is shown as disconnected (retries go on)
     impactEveryMs: 2000,     // impact panel: re-walk the book at most this often, one request in flight
     impactNotional: 100000,  // default size: about this many USDT at mid, rounded to 1-2-5 (BTC ~1, ETH ~20-50)
     impactSteps: [0.1, 0.2, 0.5, 1, 2, 5, 10],   // curve sizes, in default sizes (BTC: 0.1 .. 10 BTC)
@@ -56,6 +57,8 @@
     retryMs: CFG.backoffStartMs,
     attempts: 0,
     retryTimer: null,
+    retryAt: 0,
+    downSince: 0,
     lastMsgAt: 0,
     health: null,
     timers: [],
@@ -250,18 +253,32 @@
     const gen = S.wsGen;
     const ws = new WebSocket(wsUrl(S.symbol));
     S.ws = ws;
-    setConn(S.attempts ? 'reconnecting' : 'connecting', S.attempts ? 'attempt ' + S.attempts : '');
+    if (S.attempts) setConn(S.conn === 'disconnected' ? 'disconnected' : 'reconnecting', 'attempt ' + S.attempts);
+    else setConn('connecting', '');
     ws.onmessage = function (ev) { if (gen === S.wsGen) onMessage(ev); };
-    ws.onclose = function (ev) { if (gen === S.wsGen) scheduleReconnect(ev.reason || 'closed (' + ev.code + ')'); };
+    ws.onclose = function (ev) {
+      if (gen === S.wsGen) scheduleReconnect(ev.reason || 'closed (' + ev.code + ')', ev.code === 1008);
+    };
     ws.onerror = function () { /* onclose follows and reconnects */ };
   }
 
-  function scheduleReconnect(why) {
+  /* Retry with backoff. The banner says "reconnecting" while retries are young and
+   * "disconnected" once the socket has been down for disconnectedAfterMs, or at once
+   * when the server refused the symbol (close code 1008: retrying cannot help). */
+  function scheduleReconnect(why, final) {
     closeSocket();
+    if (!S.downSince) S.downSince = Date.now();
+    if (final) {
+      S.retryAt = 0;
+      setConn('disconnected', '(' + why + ')');
+      return;
+    }
     const delay = S.retryMs;
     S.retryMs = Math.min(S.retryMs * 2, CFG.backoffMaxMs);
     S.attempts += 1;
-    setConn('reconnecting', 'in ' + (delay / 1000).toFixed(1) + ' s (' + why + ')');
+    S.retryAt = Date.now() + delay;
+    const down = Date.now() - S.downSince >= CFG.disconnectedAfterMs;
+    setConn(down ? 'disconnected' : 'reconnecting', 'retrying in ' + (delay / 1000).toFixed(1) + ' s (' + why + ')');
     S.retryTimer = setTimeout(connect, delay);
   }
 
@@ -276,7 +293,8 @@
       for (const f of msg.frames || []) ingest(f);
       S.retryMs = CFG.backoffStartMs;
       S.attempts = 0;
-      setConn('live', '');
+      S.downSince = 0;
+      setConn('connected', '');
       renderAll(true);
       S.stats.historyMs = performance.now() - t0;
       refreshHealth();
@@ -328,6 +346,7 @@
     scheduleDepth(force);
     timed('feed', renderFeed);
     timed('sync', renderSync);
+    renderConn();
     if (D.alertsDirty) timed('alerts', renderAlerts);
     scheduleHeavy(force);
   }
@@ -394,13 +413,45 @@
 
   /* ---------------------------------------------------------------- banner */
 
+  /* S.conn is the socket's state: connecting, connected, reconnecting, disconnected. */
   function setConn(state, detail) {
     S.conn = state;
     S.connDetail = detail;
-    const label = { live: 'live', connecting: 'connecting\u2026', reconnecting: 'reconnecting', idle: 'idle' }[state];
-    setText('conn-status', label + (detail ? ' ' + detail : ''), 'conn conn-' + state);
     const root = byId('liq-root');
     if (root) root.dataset.conn = state;
+    renderConn();
+  }
+
+  function isReplay() {
+    if (D.last && D.last.replay) return true;
+    return sourceOf(S.health).kind === 'replay';
+  }
+
+  function replayFinished() {
+    if (D.last && D.last.replay) return Boolean(D.last.replay.finished);
+    return Boolean(S.health && S.health.replay && S.health.replay.finished);
+  }
+
+  /* What the banner says: the truth about the data, not only about the socket. A
+   * connected socket is "connected" for live and simulated data; for a replay it is
+   * "replaying", then "replay finished" (the frame's replay.finished). */
+  function connStatus() {
+    if (S.conn !== 'connected') return S.conn;
+    if (!isReplay()) return 'connected';
+    return replayFinished() ? 'finished' : 'replaying';
+  }
+
+  const CONN_TEXT = {
+    connecting: 'connecting\u2026', connected: 'connected', replaying: 'replaying', finished: 'replay finished',
+    reconnecting: 'reconnecting', disconnected: 'disconnected', idle: 'idle',
+  };
+
+  function renderConn() {
+    const status = connStatus();
+    const detail = S.conn === 'connected' ? '' : S.connDetail;
+    setText('conn-status', CONN_TEXT[status] + (detail ? ' ' + detail : ''), 'conn conn-' + status);
+    const root = byId('liq-root');
+    if (root && root.dataset.status !== status) root.dataset.status = status;
   }
 
   function sourceOf(health) {
@@ -418,6 +469,7 @@
     setText('src-reason', src.reason ? '(' + src.reason + ')' : '');
     const banner = byId('banner');
     if (banner) banner.className = 'banner banner-' + (src.kind || 'unknown');
+    renderConn();
   }
 
   const SYNC_TEXT = { synced: 'in sync', resyncing: 'resyncing', stale: 'stale', awaiting_snapshot: 'awaiting snapshot' };
@@ -444,10 +496,13 @@
     }
   }
 
+  /* Age of the last message; in a replay also the recorded time being shown (UTC). */
   function renderAge() {
     if (!S.lastMsgAt) { setText('update-age', 'no data yet', 'age'); return; }
     const age = (Date.now() - S.lastMsgAt) / 1000;
-    setText('update-age', 'updated ' + age.toFixed(1) + ' s ago', age > 3 ? 'age age-old' : 'age');
+    let text = 'updated ' + age.toFixed(1) + ' s ago';
+    if (isReplay() && D.last) text += ' \u00b7 recorded ' + new Date(D.last.timestamp * 1000).toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
+    setText('update-age', text, age > 3 ? 'age age-old' : 'age');
   }
 
   function refreshHealth() {
@@ -459,7 +514,10 @@
 
   function tickClock() {
     renderAge();
-    if (S.conn === 'live' && S.lastMsgAt && Date.now() - S.lastMsgAt > CFG.staleAfterMs) {
+    if (S.conn === 'reconnecting' && S.downSince && Date.now() - S.downSince >= CFG.disconnectedAfterMs) {
+      setConn('disconnected', S.connDetail);
+    }
+    if (S.conn === 'connected' && S.lastMsgAt && Date.now() - S.lastMsgAt > CFG.staleAfterMs) {
       scheduleReconnect('no data for ' + CFG.staleAfterMs / 1000 + ' s');
     }
   }
@@ -858,15 +916,28 @@
     if (!box) return;
     if (!S.feedCells) {
       S.feedCells = {};
+      S.feedKeys = {};
       box.textContent = '';
       for (const [key, label] of FEED_ROWS) {
         const row = el('div', 'frow');
+        const name = el('span', 'fkey', label);
         const value = el('span', 'fval');
+        name.dataset.field = key;
         value.dataset.field = key;
-        row.append(el('span', 'fkey', label), value);
+        row.append(name, value);
         box.appendChild(row);
         S.feedCells[key] = value;
+        S.feedKeys[key] = name;
       }
+    }
+    // In a replay, lag is the recording's (its receive time minus the exchange's event time).
+    const lagLabel = isReplay() ? 'recording lag ms' : 'lag ms';
+    const lagKey = S.feedKeys.lag_ms;
+    if (lagKey.textContent !== lagLabel) {
+      lagKey.textContent = lagLabel;
+      lagKey.title = isReplay()
+        ? 'receive time minus exchange event time, as recorded (negative: the recorder\'s clock was behind the exchange\'s)'
+        : 'receive time minus exchange event time';
     }
     const feed = D.last.feed || {};
     for (const [key, , decimals] of FEED_ROWS) {
@@ -1135,6 +1206,7 @@
     S.lastMsgAt = 0;
     S.retryMs = CFG.backoffStartMs;
     S.attempts = 0;
+    S.downSince = 0;
     clearPanels();
     connect();
   }

@@ -22,7 +22,9 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
+from dashboard.app import create_app  # noqa: E402
 from dashboard.harness import CHROMIUM, RunningDashboard, launch_chromium, running_dashboard  # noqa: E402
+from dashboard.server import DashboardServer  # noqa: E402
 from tests.dashboard.contrast import STATE_SWATCHES_JS, contrast_failures, measure_contrast  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -96,7 +98,8 @@ def test_page_loads_without_console_errors_and_every_panel_renders(
         assert page.inner_text(f"#{ident}") not in ("", "\u2013"), ident
     assert page.inner_text("#feed [data-field=messages_per_s]") not in ("", "\u2013")
     assert "BTCUSDT" in page.inner_text("#sync-chips") and "ETHUSDT" in page.inner_text("#sync-chips")
-    assert page.get_attribute("#liq-root", "data-conn") == "live"
+    assert page.get_attribute("#liq-root", "data-conn") == "connected"
+    assert page.inner_text("#conn-status") == "connected"  # simulated data: never "live", never "replaying"
     page.wait_for_function("() => /updated [0-9.]+ s ago/.test(document.getElementById('update-age').textContent)")
     assert errors == [], errors
 
@@ -343,6 +346,30 @@ def test_impact_calculator_shows_vwap_and_errors(page: Page) -> None:
     assert "positive" in page.inner_text("#impact-result")
 
 
+def test_a_symbol_the_api_refuses_is_shown_as_disconnected(dash_env: RunningDashboard, page: Page) -> None:
+    """Close code 1008 (unknown symbol): retrying cannot help, so the page says
+    "disconnected" with the server's reason instead of "reconnecting" forever."""
+    app = create_app(dash_env.api_url, ["xrpusdt", "btcusdt"], "SIMULATED market")
+    server = DashboardServer(app, "127.0.0.1", 0)
+    server.start()
+    assert page.context.browser is not None
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 900})
+    other = context.new_page()
+    try:
+        other.goto(server.url)
+        other.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'disconnected'",
+                                timeout=20_000)
+        status = other.inner_text("#conn-status")
+        assert status.startswith("disconnected") and "unknown symbol 'xrpusdt'" in status, status
+        other.click("label:has-text('BTCUSDT')")  # a served symbol connects as usual
+        other.wait_for_function("() => document.getElementById('liq-root').dataset.status === 'connected'",
+                                timeout=15_000)
+        assert other.inner_text("#conn-status") == "connected"
+    finally:
+        context.close()
+        server.stop()
+
+
 def test_page_reconnects_by_itself_after_the_api_restarts(dash_env: RunningDashboard, page: Page) -> None:
     stack = dash_env.stack.stack
     dash_env.loop.run(stack.stop_api())
@@ -352,6 +379,7 @@ def test_page_reconnects_by_itself_after_the_api_restarts(dash_env: RunningDashb
         assert "reconnecting" in page.inner_text("#conn-status")
     finally:
         dash_env.loop.run(stack.start_api_again())
-    page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'live'", timeout=15_000)
+    page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'connected'", timeout=15_000)
+    assert page.inner_text("#conn-status") == "connected"
     seq = debug(page)["seq"]
     page.wait_for_function(f"() => {LIQ}.debug().seq > {seq}", timeout=10_000)
