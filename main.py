@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python main.py",
         description="Live L2 order book liquidity dashboard for Binance USDT-M futures. Every flag can also "
-        "be set by an environment variable (shown in brackets); flags win over variables.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "be set by an environment variable (shown in brackets, with the default); flags win over variables.",
+        # Not ArgumentDefaultsHelpFormatter: every default here is None (meaning "not given",
+        # so the variable or config.py decides) and each help text states the real default.
     )
     d = Settings()
     p.add_argument("--source", choices=SOURCES, default=None,
@@ -54,9 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated USDT-M symbols [{_env('SYMBOLS')}, default {','.join(d.symbols)}]")
     p.add_argument("--replay", nargs="+", default=None, metavar="FILE",
                    help=f"recordings to play with --source replay (several files of one symbol in order) "
-                        f"[{_env('REPLAY_FILES')}]")
+                        f"[{_env('REPLAY_FILES')}, separated by commas]")
     p.add_argument("--speed", type=float, default=None,
-                   help=f"replay speed: 1 real time, 0 as fast as possible [{_env('REPLAY_SPEED')}, default 1]")
+                   help=f"replay speed: 1 real time, 0 as fast as possible "
+                        f"[{_env('REPLAY_SPEED')}, default {d.replay_speed:g}]")
     p.add_argument("--record", default=None, metavar="DIR",
                    help=f"append every raw message to DIR/<symbol>_<YYYYMMDD>.gz [{_env('RECORD_DIR')}]")
     p.add_argument("--host", default=None,
@@ -72,10 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"REST base of a simulated exchange running elsewhere (its websockets on port + 1) "
                         f"[{_env('SIM_URL')}]")
     p.add_argument("--sim-speed", type=float, default=None,
-                   help=f"in-process simulated market speed [{_env('SIM_SPEED')}, default 1]")
-    p.add_argument("--seed", type=int, default=None, help=f"simulated market seed [{_env('SIM_SEED')}, default 1]")
+                   help=f"in-process simulated market speed [{_env('SIM_SPEED')}, default {d.sim_speed:g}]")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"simulated market seed [{_env('SIM_SEED')}, default {d.sim_seed}]")
     p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"),
-                   help=f"[{_env('LOG_LEVEL')}, default {d.log_level}]")
+                   help=f"log verbosity [{_env('LOG_LEVEL')}, default {d.log_level}]")
     p.add_argument("--log-file", default=None, help=f"also write the log to this file [{_env('LOG_FILE')}]")
     return p
 

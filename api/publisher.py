@@ -14,7 +14,7 @@ import time
 from api.hub import FrameHub
 from data_ingestion.feed import SymbolFeed
 from features.engine import SymbolFeatures
-from features.frame import Frame
+from features.frame import Frame, ReplayState
 from features.frame import encode as encode_frame
 from state.rolling_buffer import FrameBuffer
 
@@ -64,6 +64,9 @@ class FramePublisher:
         compact["reconnects"] = compact.pop("reconnect_count")
         ts_ns = feed.last_ts_ns if self.replay and feed.last_ts_ns else time.time_ns()
         frame = self.features[symbol].build_frame(feed.book, ts_ns, feed.sync_info(mono), compact)
+        # A replay says where it stands, so a page can tell "replaying" from "replay
+        # finished" with the frame itself (null for live and simulated data).
+        frame.replay = ReplayState(finished=feed.replay_finished) if self.replay else None
         encoded = encode_frame(frame)
         self.buffers[symbol].append(frame, encoded)
         self.frames_built += 1

@@ -109,7 +109,10 @@ def _impact_panel() -> html.Section:
                 inline=True,
                 className="sides",
             ),
-            dcc.Input(id="impact-size", type="number", value=1, step="any", className="size"),
+            # Empty until the first frame: the page then fills in the symbol's default size
+            # (about 100k USDT at mid) and keeps the panel updated without a click.
+            dcc.Input(id="impact-size", type="number", value=None, step="any", className="size",
+                      placeholder="size", n_submit=0),
             html.Button("Simulate", id="impact-run", n_clicks=0, className="run"),
         ],
         className="impact-form",
@@ -124,9 +127,10 @@ def _impact_panel() -> html.Section:
                 ],
                 className="impact-body",
             ),
-        ]
+        ],
+        className="impact-wrap",
     )
-    return _panel("Market impact (walks the whole local book)", body, "panel-impact")
+    return _panel("Market impact (walks the whole local book, live)", body, "panel-impact")
 
 
 def _lower_grid() -> html.Div:
@@ -184,7 +188,8 @@ def create_app(api_url: str, symbols: Sequence[str], source_label: str | None = 
         ClientsideFunction(namespace="liq", function_name="impact"),
         Output("liq-impact-done", "data"),
         Input("impact-run", "n_clicks"),
-        State("impact-side", "value"),
+        Input("impact-size", "n_submit"),
+        Input("impact-side", "value"),
         State("impact-size", "value"),
     )
     return app

@@ -85,12 +85,16 @@ class TradePrint(Struct, kw_only=True, omit_defaults=True):
     nq: Annotated[Qty | None, _d("quantity without fills against RPI orders, when the exchange sent it")] = None
 
 
+class ReplayState(Struct, kw_only=True):
+    finished: bool
+
+
 class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
     """One frame of one symbol (the ``type`` field is ``"frame"``)."""
 
     symbol: Annotated[str, _d("lower case")]
-    timestamp: Annotated[float, _d("local wall time of the frame, seconds since the epoch (the recording's "
-                                   "receive time in a replay)")]
+    timestamp: Annotated[float, _d("local wall time of the frame, seconds since the epoch; in a replay the "
+                                   "recorded receive time of the last message played")]
     ts_event_ms: Annotated[int | None, _d("exchange event time E of the last applied depth event")]
     seq: Annotated[int, _d("frame counter of this symbol (gaps = frames a slow client missed)")]
     sync: Annotated[SyncInfo, _d("state: awaiting_snapshot / synced / quiet / resyncing / stale (quiet: in sync "
@@ -130,8 +134,14 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
                                            "without RPI fills) only when the exchange sent it; features use qty")] = \
         msgspec.field(default_factory=list)
     feed: Annotated[dict[str, Any], _d("messages_per_s, depth_events_per_s, lag_ms, latency_p50_ms, latency_p99_ms, "
-                                       "gaps, resyncs, reconnects, book_ticker_checks, book_ticker_failures")] = \
-        msgspec.field(default_factory=dict)
+                                       "gaps, resyncs, reconnects, book_ticker_checks, book_ticker_failures. In a "
+                                       "replay lag_ms is the recording's: its receive time minus the exchange's "
+                                       "event time, as recorded (negative when the recorder's clock was behind the "
+                                       "exchange's)")] = msgspec.field(default_factory=dict)
+    replay: Annotated[ReplayState | None, _d("null for live and simulated data; with --source replay, "
+                                             "{finished: false} while the recordings play and {finished: true} once "
+                                             "they have ended (the books stay, frames keep coming; /health says the "
+                                             "same). The dashboard shows replaying / replay finished from it")] = None
 
 
 encoder = msgspec.json.Encoder()

@@ -27,7 +27,10 @@
     backoffMaxMs: 10000,
     staleAfterMs: 15000,     // no message for this long on an open socket: reconnect
     healthEveryMs: 10000,
-    curveSizes: [0.1, 0.5, 1, 2, 5, 10, 25, 50],
+    disconnectedAfterMs: 30000,  // a socket down this long is shown as disconnected (retries go on)
+    impactEveryMs: 2000,     // impact panel: re-walk the book at most this often, one request in flight
+    impactNotional: 100000,  // default size: about this many USDT at mid, rounded to 1-2-5 (BTC ~1, ETH ~20-50)
+    impactSteps: [0.1, 0.2, 0.5, 1, 2, 5, 10],   // curve sizes, in default sizes (BTC: 0.1 .. 10 BTC)
     statsKept: 2000,
   };
 
@@ -54,6 +57,8 @@
     retryMs: CFG.backoffStartMs,
     attempts: 0,
     retryTimer: null,
+    retryAt: 0,
+    downSince: 0,
     lastMsgAt: 0,
     health: null,
     timers: [],
@@ -72,6 +77,11 @@
     lastHeavy: 0,
     lastSurface: 0,
     stats: null,
+    impact: {
+      side: 'buy', size: null, auto: null, gen: 0, inFlight: false, again: false, lastAt: 0,
+      clicks: 0, submits: 0, rejected: false, requests: 0, maxInFlight: 0, inFlightNow: 0,
+      visible: true, observer: null, skipped: 0,
+    },
   };
 
   /* ---------------------------------------------------------------- state */
@@ -243,18 +253,32 @@
     const gen = S.wsGen;
     const ws = new WebSocket(wsUrl(S.symbol));
     S.ws = ws;
-    setConn(S.attempts ? 'reconnecting' : 'connecting', S.attempts ? 'attempt ' + S.attempts : '');
+    if (S.attempts) setConn(S.conn === 'disconnected' ? 'disconnected' : 'reconnecting', 'attempt ' + S.attempts);
+    else setConn('connecting', '');
     ws.onmessage = function (ev) { if (gen === S.wsGen) onMessage(ev); };
-    ws.onclose = function (ev) { if (gen === S.wsGen) scheduleReconnect(ev.reason || 'closed (' + ev.code + ')'); };
+    ws.onclose = function (ev) {
+      if (gen === S.wsGen) scheduleReconnect(ev.reason || 'closed (' + ev.code + ')', ev.code === 1008);
+    };
     ws.onerror = function () { /* onclose follows and reconnects */ };
   }
 
-  function scheduleReconnect(why) {
+  /* Retry with backoff. The banner says "reconnecting" while retries are young and
+   * "disconnected" once the socket has been down for disconnectedAfterMs, or at once
+   * when the server refused the symbol (close code 1008: retrying cannot help). */
+  function scheduleReconnect(why, final) {
     closeSocket();
+    if (!S.downSince) S.downSince = Date.now();
+    if (final) {
+      S.retryAt = 0;
+      setConn('disconnected', '(' + why + ')');
+      return;
+    }
     const delay = S.retryMs;
     S.retryMs = Math.min(S.retryMs * 2, CFG.backoffMaxMs);
     S.attempts += 1;
-    setConn('reconnecting', 'in ' + (delay / 1000).toFixed(1) + ' s (' + why + ')');
+    S.retryAt = Date.now() + delay;
+    const down = Date.now() - S.downSince >= CFG.disconnectedAfterMs;
+    setConn(down ? 'disconnected' : 'reconnecting', 'retrying in ' + (delay / 1000).toFixed(1) + ' s (' + why + ')');
     S.retryTimer = setTimeout(connect, delay);
   }
 
@@ -269,10 +293,12 @@
       for (const f of msg.frames || []) ingest(f);
       S.retryMs = CFG.backoffStartMs;
       S.attempts = 0;
-      setConn('live', '');
+      S.downSince = 0;
+      setConn('connected', '');
       renderAll(true);
       S.stats.historyMs = performance.now() - t0;
       refreshHealth();
+      maybeImpact(true);
       return;
     }
     if (msg.type !== 'frame') return;
@@ -284,6 +310,7 @@
       S.inHandler = false;
     }
     record(performance.now() - t0);
+    maybeImpact(false);
   }
 
   function record(ms) {
@@ -319,6 +346,7 @@
     scheduleDepth(force);
     timed('feed', renderFeed);
     timed('sync', renderSync);
+    renderConn();
     if (D.alertsDirty) timed('alerts', renderAlerts);
     scheduleHeavy(force);
   }
@@ -385,13 +413,45 @@
 
   /* ---------------------------------------------------------------- banner */
 
+  /* S.conn is the socket's state: connecting, connected, reconnecting, disconnected. */
   function setConn(state, detail) {
     S.conn = state;
     S.connDetail = detail;
-    const label = { live: 'live', connecting: 'connecting\u2026', reconnecting: 'reconnecting', idle: 'idle' }[state];
-    setText('conn-status', label + (detail ? ' ' + detail : ''), 'conn conn-' + state);
     const root = byId('liq-root');
     if (root) root.dataset.conn = state;
+    renderConn();
+  }
+
+  function isReplay() {
+    if (D.last && D.last.replay) return true;
+    return sourceOf(S.health).kind === 'replay';
+  }
+
+  function replayFinished() {
+    if (D.last && D.last.replay) return Boolean(D.last.replay.finished);
+    return Boolean(S.health && S.health.replay && S.health.replay.finished);
+  }
+
+  /* What the banner says: the truth about the data, not only about the socket. A
+   * connected socket is "connected" for live and simulated data; for a replay it is
+   * "replaying", then "replay finished" (the frame's replay.finished). */
+  function connStatus() {
+    if (S.conn !== 'connected') return S.conn;
+    if (!isReplay()) return 'connected';
+    return replayFinished() ? 'finished' : 'replaying';
+  }
+
+  const CONN_TEXT = {
+    connecting: 'connecting\u2026', connected: 'connected', replaying: 'replaying', finished: 'replay finished',
+    reconnecting: 'reconnecting', disconnected: 'disconnected', idle: 'idle',
+  };
+
+  function renderConn() {
+    const status = connStatus();
+    const detail = S.conn === 'connected' ? '' : S.connDetail;
+    setText('conn-status', CONN_TEXT[status] + (detail ? ' ' + detail : ''), 'conn conn-' + status);
+    const root = byId('liq-root');
+    if (root && root.dataset.status !== status) root.dataset.status = status;
   }
 
   function sourceOf(health) {
@@ -409,9 +469,11 @@
     setText('src-reason', src.reason ? '(' + src.reason + ')' : '');
     const banner = byId('banner');
     if (banner) banner.className = 'banner banner-' + (src.kind || 'unknown');
+    renderConn();
   }
 
-  const SYNC_TEXT = { synced: 'in sync', resyncing: 'resyncing', stale: 'stale', awaiting_snapshot: 'awaiting snapshot' };
+  const SYNC_TEXT = { synced: 'in sync', quiet: 'in sync, quiet', resyncing: 'resyncing', stale: 'stale',
+                      awaiting_snapshot: 'awaiting snapshot' };
 
   function renderSync() {
     const box = byId('sync-chips');
@@ -435,10 +497,13 @@
     }
   }
 
+  /* Age of the last message; in a replay also the recorded time being shown (UTC). */
   function renderAge() {
     if (!S.lastMsgAt) { setText('update-age', 'no data yet', 'age'); return; }
     const age = (Date.now() - S.lastMsgAt) / 1000;
-    setText('update-age', 'updated ' + age.toFixed(1) + ' s ago', age > 3 ? 'age age-old' : 'age');
+    let text = 'updated ' + age.toFixed(1) + ' s ago';
+    if (isReplay() && D.last) text += ' \u00b7 recorded ' + new Date(D.last.timestamp * 1000).toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
+    setText('update-age', text, age > 3 ? 'age age-old' : 'age');
   }
 
   function refreshHealth() {
@@ -450,7 +515,10 @@
 
   function tickClock() {
     renderAge();
-    if (S.conn === 'live' && S.lastMsgAt && Date.now() - S.lastMsgAt > CFG.staleAfterMs) {
+    if (S.conn === 'reconnecting' && S.downSince && Date.now() - S.downSince >= CFG.disconnectedAfterMs) {
+      setConn('disconnected', S.connDetail);
+    }
+    if (S.conn === 'connected' && S.lastMsgAt && Date.now() - S.lastMsgAt > CFG.staleAfterMs) {
       scheduleReconnect('no data for ' + CFG.staleAfterMs / 1000 + ' s');
     }
   }
@@ -849,15 +917,28 @@
     if (!box) return;
     if (!S.feedCells) {
       S.feedCells = {};
+      S.feedKeys = {};
       box.textContent = '';
       for (const [key, label] of FEED_ROWS) {
         const row = el('div', 'frow');
+        const name = el('span', 'fkey', label);
         const value = el('span', 'fval');
+        name.dataset.field = key;
         value.dataset.field = key;
-        row.append(el('span', 'fkey', label), value);
+        row.append(name, value);
         box.appendChild(row);
         S.feedCells[key] = value;
+        S.feedKeys[key] = name;
       }
+    }
+    // In a replay, lag is the recording's (its receive time minus the exchange's event time).
+    const lagLabel = isReplay() ? 'recording lag ms' : 'lag ms';
+    const lagKey = S.feedKeys.lag_ms;
+    if (lagKey.textContent !== lagLabel) {
+      lagKey.textContent = lagLabel;
+      lagKey.title = isReplay()
+        ? 'receive time minus exchange event time, as recorded (negative: the recorder\'s clock was behind the exchange\'s)'
+        : 'receive time minus exchange event time';
     }
     const feed = D.last.feed || {};
     for (const [key, , decimals] of FEED_ROWS) {
@@ -870,13 +951,75 @@
 
   /* ---------------------------------------------------------------- impact calculator */
 
+  /* The panel is live: from the first frame it walks the book for a default size (about
+   * impactNotional USDT at mid, rounded to 1-2-5) and a curve of impactSteps multiples
+   * of it, then again every impactEveryMs as frames arrive. One refresh is two requests
+   * made one after the other (the size, with its fills; then the curve), so at most one
+   * request is in flight; a click while one is running is served right after it. The
+   * user's side applies at once; a typed size applies on Simulate or Enter, and stays
+   * until the symbol changes (an empty size means the default). Like the 3D surface,
+   * the panel is below the fold at 1400x900: it is drawn at once, then refreshed while
+   * it is on screen (and the tab visible), and the moment it scrolls into view. */
+
+  function watchImpact() {
+    const imp = S.impact;
+    const div = byId('panel-impact');
+    if (!div || imp.observer || typeof IntersectionObserver === 'undefined') return;
+    // on screen = at least a tenth of the panel shows (its top edge peeks in at 1400x900)
+    imp.observer = new IntersectionObserver(function (entries) {
+      for (const e of entries) imp.visible = e.isIntersecting && e.intersectionRatio >= 0.1;
+      if (imp.visible && D.last && performance.now() - imp.lastAt >= CFG.impactEveryMs) maybeImpact(true);
+    }, { threshold: [0, 0.1, 0.5, 1] });
+    imp.observer.observe(div);
+  }
+
   function fetchJson(path) {
+    const imp = S.impact;
+    imp.requests += 1;
+    imp.inFlightNow += 1;
+    imp.maxInFlight = Math.max(imp.maxInFlight, imp.inFlightNow);
+    const done = function () { imp.inFlightNow -= 1; };
     return fetch(apiUrl(path)).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (body) {
-        if (!r.ok) throw new Error(body.detail || 'HTTP ' + r.status);
+        if (!r.ok) { const e = new Error(body.detail || 'HTTP ' + r.status); e.status = r.status; throw e; }
         return body;
       });
-    });
+    }).finally(done);
+  }
+
+  function niceSize(raw) {
+    if (!(raw > 0) || !Number.isFinite(raw)) return 1;
+    const e = Math.floor(Math.log10(raw));
+    let best = 1;
+    let bestDist = Infinity;
+    for (const m of [1, 2, 5, 10]) {
+      const c = m * Math.pow(10, e);
+      const dist = Math.abs(Math.log(c / raw));
+      if (dist < bestDist) { bestDist = dist; best = c; }
+    }
+    return Number(best.toPrecision(6));
+  }
+
+  function baseAsset() {
+    return (S.symbol || '').replace(/(usdt|usdc|busd)$/i, '').toUpperCase();
+  }
+
+  function impactSize() {
+    const imp = S.impact;
+    return imp.size !== null ? imp.size : imp.auto;
+  }
+
+  function validSize(x) {
+    const n = Number(x);
+    return Number.isFinite(n) && n > 0 ? n : null;
+  }
+
+  function curveSizes(size) {
+    const unit = S.impact.auto;
+    const sizes = CFG.impactSteps.map(function (k) { return Number((k * unit).toPrecision(6)); });
+    const mine = validSize(size);
+    if (mine !== null) sizes.push(mine);
+    return Array.from(new Set(sizes)).sort(function (a, b) { return a - b; });
   }
 
   function impactRow(label, value) {
@@ -885,11 +1028,23 @@
     return row;
   }
 
+  function impactHead(res) {
+    const imp = S.impact;
+    const auto = imp.size === null;
+    return impactRow(res.side + ' ' + fmtQty(res.size) + ' ' + baseAsset() + (auto ? ' (default size)' : ''),
+      'book at update ' + res.last_update_id + (D.last ? ' \u00b7 ' + clockTime(D.last.timestamp) : ''));
+  }
+
   function showImpact(res) {
     const box = byId('impact-result');
     box.textContent = '';
     box.dataset.status = 'ok';
+    box.dataset.side = res.side;
+    box.dataset.size = String(res.size);
+    box.dataset.lastUpdateId = String(res.last_update_id);
+    box.dataset.updatedAt = String(Date.now());
     box.append(
+      impactHead(res),
       impactRow('filled', fmtQty(res.quantity_filled) + (res.fully_filled ? '' : ' (book too thin)')),
       impactRow('VWAP', fmt(res.vwap, D.decimals + 2)),
       impactRow('best / worst', fmtPrice(res.best_price) + ' / ' + fmtPrice(res.worst_price)),
@@ -901,7 +1056,7 @@
     for (const f of (res.fills || []).slice(0, 8)) {
       fills.appendChild(el('div', 'fill', fmtPrice(f.price) + '  \u00d7 ' + fmtQty(f.qty) + '  \u03a3 ' + fmtQty(f.cumulative_qty)));
     }
-    if ((res.fills || []).length > 8) fills.appendChild(el('div', 'fill muted', '\u2026 ' + (res.fills.length - 8) + ' more levels'));
+    if ((res.fills || []).length > 8) fills.appendChild(el('div', 'fill', '\u2026 ' + (res.fills.length - 8) + ' more levels'));
     box.appendChild(fills);
   }
 
@@ -909,11 +1064,13 @@
     const box = byId('impact-result');
     box.textContent = '';
     box.dataset.status = 'error';
+    box.dataset.updatedAt = String(Date.now());
     box.appendChild(el('div', 'error', message));
   }
 
   function renderCurve(body, size) {
     const div = byId('impact-curve');
+    if (!div) return;
     const pts = body.curve || [];
     const data = [
       { type: 'scatter', mode: 'lines+markers', name: 'slippage bps', x: pts.map(function (p) { return p.size; }),
@@ -921,27 +1078,100 @@
       { type: 'scatter', mode: 'lines+markers', name: 'impact bps', x: pts.map(function (p) { return p.size; }),
         y: pts.map(function (p) { return p.impact_bps; }), line: { color: COLOR.profile, dash: 'dot' } },
     ];
-    const layout = baseLayout({
-      margin: { l: 44, r: 8, t: 6, b: 34 }, showlegend: true, legend: { x: 0, y: 1, font: { size: 10 } },
-      xaxis: axis({ type: 'log', title: { text: 'size (' + body.side + ')', font: { size: 10 } } }),
-      yaxis: axis({ title: { text: 'bps', font: { size: 10 } }, rangemode: 'tozero' }),
-      shapes: [{ type: 'line', x0: size, x1: size, yref: 'paper', y0: 0, y1: 1, line: { color: COLOR.muted, dash: 'dash', width: 1 } }],
+    const shapes = validSize(size) === null ? [] : [{ type: 'line', x0: size, x1: size, yref: 'paper', y0: 0, y1: 1,
+      line: { color: COLOR.muted, dash: 'dash', width: 1 } }];
+    const layout = keptLayout('impact|' + body.side, function () {
+      return baseLayout({
+        margin: { l: 44, r: 8, t: 6, b: 34 }, showlegend: true, legend: { x: 0, y: 1, font: { size: 10 } },
+        xaxis: axis({ type: 'log', title: { text: 'size, ' + baseAsset() + ' (' + body.side + ')', font: { size: 10 } } }),
+        yaxis: axis({ title: { text: 'bps', font: { size: 10 } }, rangemode: 'tozero' }),
+      });
     });
+    layout.shapes = shapes;
     Plotly.react(div, data, layout, PLOT_CONFIG);
+    div.dataset.lastUpdateId = String(body.last_update_id);
+    div.dataset.side = body.side;
+    div.dataset.points = String(pts.length);
+    div.dataset.updatedAt = String(Date.now());
   }
 
-  function runImpact(side, size) {
+  /* Called with every frame (and at once on a click, a side change, a new history). */
+  function maybeImpact(force) {
+    const imp = S.impact;
+    if (!S.config || !S.symbol || !D.last) return;
+    if (imp.auto === null) {
+      const mid = D.last.mid_price;
+      if (mid === null || mid === undefined || !Number.isFinite(mid) || mid <= 0) return;   // not in sync yet
+      imp.auto = niceSize(CFG.impactNotional / mid);
+      if (imp.size === null) showSizeInInput(imp.auto);
+    }
+    if (imp.inFlight) { if (force) imp.again = true; return; }
+    if (!force && performance.now() - imp.lastAt < CFG.impactEveryMs) return;
+    if (!force && (!imp.visible || pageHidden())) { imp.skipped += 1; return; }
+    runImpact();
+  }
+
+  function showSizeInInput(size) {
+    const dc = window.dash_clientside;
+    if (dc && typeof dc.set_props === 'function') {
+      try { dc.set_props('impact-size', { value: size }); } catch (e) { /* the layout is not there yet */ }
+    }
+  }
+
+  function runImpact() {
+    const imp = S.impact;
+    const gen = imp.gen;
     const sym = S.symbol;
-    const sizes = CFG.curveSizes.concat([Number(size)]).filter(function (x) { return x > 0; });
-    sizes.sort(function (a, b) { return a - b; });
-    const box = byId('impact-result');
-    box.dataset.status = 'pending';
-    fetchJson('/simulate/' + sym + '?side=' + encodeURIComponent(side) + '&size=' + encodeURIComponent(size))
-      .then(showImpact)
-      .catch(function (e) { showImpactError(e.message); });
-    fetchJson('/simulate/' + sym + '?side=' + encodeURIComponent(side) + '&sizes=' + Array.from(new Set(sizes)).join(','))
-      .then(function (body) { renderCurve(body, Number(size)); })
-      .catch(function () { /* the result box shows the error */ });
+    const side = imp.side;
+    const size = impactSize();
+    imp.inFlight = true;
+    imp.lastAt = performance.now();
+    const base = '/simulate/' + encodeURIComponent(sym) + '?side=' + encodeURIComponent(side);
+    const current = function () { return gen === imp.gen && sym === S.symbol; };
+    let chain = Promise.resolve();
+    if (!imp.rejected) {
+      const box = byId('impact-result');
+      if (box && box.dataset.status !== 'ok') box.dataset.status = 'pending';
+      chain = fetchJson(base + '&size=' + encodeURIComponent(size))
+        .then(function (res) { if (current()) timed('impact', function () { showImpact(res); }); })
+        .catch(function (e) {
+          if (!current()) return;
+          showImpactError(e.message);
+          // a size the API refuses (4xx) is not asked again until the user changes it
+          if (e.status >= 400 && e.status < 500) imp.rejected = true;
+        });
+    }
+    chain
+      .then(function () {
+        if (!current()) return null;
+        return fetchJson(base + '&sizes=' + curveSizes(size).join(','))
+          .then(function (body) { if (current()) timed('impact', function () { renderCurve(body, validSize(size)); }); });
+      })
+      .catch(function () { /* the result box shows the error; the next frame tries again */ })
+      .then(function () {
+        imp.inFlight = false;
+        if (imp.again) { imp.again = false; maybeImpact(true); }
+      });
+  }
+
+  /* The user's side, and a typed size when Simulate or Enter was pressed. */
+  function impactInput(nClicks, nSubmit, side, size) {
+    const imp = S.impact;
+    let changed = false;
+    if (side && side !== imp.side) { imp.side = side; changed = true; }
+    const pressed = (nClicks || 0) > imp.clicks || (nSubmit || 0) > imp.submits;
+    imp.clicks = nClicks || 0;
+    imp.submits = nSubmit || 0;
+    if (pressed) {
+      changed = true;
+      if (size === null || size === undefined || size === '') imp.size = null;   // empty: the default size
+      else if (imp.auto !== null && Number(size) === imp.auto) imp.size = null;
+      else imp.size = size;
+    }
+    if (!changed) return;
+    imp.gen += 1;
+    imp.rejected = false;     // a refused size is asked once more: the API's message is shown as it is
+    maybeImpact(true);
   }
 
   /* ---------------------------------------------------------------- start / switch */
@@ -950,7 +1180,7 @@
     S.ladder = null;
     S.layouts = {};
     S.textCache.clear();
-    for (const id of ['heatmap', 'depth', 'surface']) {
+    for (const id of ['heatmap', 'depth', 'surface', 'impact-curve']) {
       const div = byId(id);
       if (div && div.data) Plotly.purge(div);
     }
@@ -958,6 +1188,12 @@
     if (alerts) alerts.textContent = '';
     const impact = byId('impact-result');
     if (impact) { impact.textContent = ''; impact.dataset.status = 'idle'; }
+    const imp = S.impact;
+    imp.gen += 1;             // answers for the previous symbol are dropped
+    imp.auto = null;          // the default size is the new symbol's
+    imp.size = null;
+    imp.rejected = false;
+    imp.lastAt = 0;
     const root = byId('liq-root');
     if (root) root.dataset.symbol = S.symbol;
   }
@@ -971,6 +1207,7 @@
     S.lastMsgAt = 0;
     S.retryMs = CFG.backoffStartMs;
     S.attempts = 0;
+    S.downSince = 0;
     clearPanels();
     connect();
   }
@@ -990,8 +1227,9 @@
     S.stats = freshStats();
     observeLongTasks();
     watchSurface();
+    watchImpact();
     document.addEventListener('visibilitychange', function () {
-      if (!pageHidden() && D.last) scheduleHeavy(true);
+      if (!pageHidden() && D.last) { scheduleHeavy(true); maybeImpact(false); }
     });
     S.timers.push(setInterval(tickClock, 500));
     S.timers.push(setInterval(refreshHealth, CFG.healthEveryMs));
@@ -1007,11 +1245,9 @@
       setSymbol(symbol || config.symbols[0]);
       return symbol;
     },
-    /* clientside callback: the impact calculator's button */
-    impact: function (nClicks, side, size) {
-      if (!nClicks || !S.config) return window.dash_clientside.no_update;
-      if (size === null || size === undefined || size === '') showImpactError('enter a size in base asset');
-      else runImpact(side, size);
+    /* clientside callback: the impact calculator's side, Simulate button and Enter in the size */
+    impact: function (nClicks, nSubmit, side, size) {
+      impactInput(nClicks, nSubmit, side, size);
       return window.dash_clientside.no_update;
     },
     /* for tests and the benchmark: what the page holds and what drawing it cost */
@@ -1022,6 +1258,9 @@
         seq: f ? f.seq : null, lastUpdateId: f && f.sync ? f.sync.last_update_id : null,
         mid: f ? f.mid_price : null, columns: D.columns.length, series: D.series.t.length,
         trades: D.trades.length, alerts: D.alerts.length, surfaceBusy: S.surfaceBusy,
+        impact: { side: S.impact.side, size: impactSize(), auto: S.impact.auto, requests: S.impact.requests,
+                  maxInFlight: S.impact.maxInFlight, inFlight: S.impact.inFlight, visible: S.impact.visible,
+                  skipped: S.impact.skipped },
         stats: S.stats ? JSON.parse(JSON.stringify(S.stats)) : null,
       };
     },

@@ -10,7 +10,10 @@ for the page or the stack to show something, with a generous ceiling.
 from __future__ import annotations
 
 import json
+import math
 import os
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +23,10 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
+from dashboard.app import create_app  # noqa: E402
 from dashboard.harness import CHROMIUM, RunningDashboard, launch_chromium, running_dashboard  # noqa: E402
+from dashboard.server import DashboardServer  # noqa: E402
+from tests.dashboard.contrast import STATE_SWATCHES_JS, contrast_failures, measure_contrast  # noqa: E402
 from tests.waiting import CEILING_S  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -85,7 +91,7 @@ def page(shared_page: Page, dash_env: RunningDashboard) -> Page:
     """The shared page, with what every test may assume re-established whatever the
     test before it did (or failed to undo)."""
     stack_ready(dash_env)
-    shared_page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'live'")
+    shared_page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'connected'")
     if shared_page.get_attribute("#ladder", "data-symbol") != "btcusdt":
         shared_page.click("label:has-text('BTCUSDT')")
         shared_page.wait_for_function("() => document.getElementById('ladder').dataset.symbol === 'btcusdt'")
@@ -136,9 +142,141 @@ def check_every_panel(page: Page, errors: list[str]) -> None:
         assert page.inner_text(f"#{ident}") not in ("", "\u2013"), ident
     assert page.inner_text("#feed [data-field=messages_per_s]") not in ("", "\u2013")
     assert "BTCUSDT" in page.inner_text("#sync-chips") and "ETHUSDT" in page.inner_text("#sync-chips")
-    assert page.get_attribute("#liq-root", "data-conn") == "live"
+    assert page.get_attribute("#liq-root", "data-conn") == "connected"
+    assert page.inner_text("#conn-status") == "connected"  # simulated data: never "live", never "replaying"
     page.wait_for_function("() => /updated [0-9.]+ s ago/.test(document.getElementById('update-age').textContent)")
     assert errors == [], errors
+
+
+class SimulateRequests:
+    """Every /simulate request the page makes, from the browser's network events:
+    how many, and the most that were in flight at once. Playwright's sync API hands
+    events over only while it is called, so wait with page.wait_for_timeout(), not
+    time.sleep(), inside the block."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.count = 0
+        self.max_in_flight = 0
+        self._open: set[int] = set()  # requests seen starting and not yet ended
+        self._lock = threading.Lock()
+
+    def _start(self, request: Any) -> None:
+        if "/simulate/" in request.url:
+            with self._lock:
+                self.count += 1
+                self._open.add(id(request))
+                self.max_in_flight = max(self.max_in_flight, len(self._open))
+
+    def _end(self, request: Any) -> None:
+        with self._lock:  # one that started before the block is not counted
+            self._open.discard(id(request))
+
+    def __enter__(self) -> SimulateRequests:
+        self.page.on("request", self._start)
+        self.page.on("requestfinished", self._end)
+        self.page.on("requestfailed", self._end)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.page.remove_listener("request", self._start)
+        self.page.remove_listener("requestfinished", self._end)
+        self.page.remove_listener("requestfailed", self._end)
+
+
+def test_impact_panel_shows_a_live_curve_without_any_click(browser: Browser, dash_env: RunningDashboard) -> None:
+    # A page of its own, on which nothing is clicked: the panel fills itself from the first frames.
+    stack_ready(dash_env)
+    page, _errors = open_page(browser, dash_env)
+    try:
+        check_impact_without_click(page)
+    finally:
+        page.close()
+
+
+def check_impact_without_click(page: Page) -> None:
+    page.wait_for_function(
+        """() => { const d = document.getElementById('impact-curve');
+                   return d.data && d.data[0].x.length >= 5 && d.dataset.lastUpdateId; }""",
+        timeout=15_000,
+    )
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
+    result = page.inner_text("#impact-result")
+    assert "VWAP" in result and "BTC (default size)" in result, result
+    # BTCUSDT near 97,000: the default size is 1 BTC (about 100k USDT), the curve 0.1 .. 10 BTC
+    assert page.input_value("#impact-size") == "1"
+    sizes = page.evaluate("() => document.getElementById('impact-curve').data[0].x")
+    assert math.isclose(min(sizes), 0.1) and math.isclose(max(sizes), 10.0), sizes
+    slippage = page.evaluate("() => document.getElementById('impact-curve').data[0].y")
+    assert all(y is not None and y >= 0 for y in slippage), slippage
+    assert slippage == sorted(slippage), "slippage must not fall as the size grows"
+
+    # Below the fold (1400x900) it is not refreshed: no request while nobody can see it.
+    assert page.evaluate("() => window.scrollY") == 0
+    page.wait_for_function(f"() => {LIQ}.debug().impact.visible === false", timeout=5_000)
+    with SimulateRequests(page) as unseen:
+        page.wait_for_timeout(5_000)
+    assert unseen.count == 0, unseen.count
+
+    # On screen it keeps up with the book: a later walk of a later book, still without a
+    # click, never more than one request at a time, at most one walk every 2 s.
+    page.locator("#panel-impact").scroll_into_view_if_needed()
+    try:
+        check_live_impact(page)
+    finally:
+        page.evaluate("() => window.scrollTo(0, 0)")
+
+
+def check_live_impact(page: Page) -> None:
+    first = page.evaluate(
+        """() => { const c = document.getElementById('impact-curve').dataset;
+                   const r = document.getElementById('impact-result').dataset;
+                   return [c.lastUpdateId, c.updatedAt, r.lastUpdateId]; }"""
+    )
+    with SimulateRequests(page) as seen:
+        started = time.monotonic()
+        page.wait_for_function(
+            """([curveId, curveAt, resultId]) => {
+                   const c = document.getElementById('impact-curve').dataset;
+                   const r = document.getElementById('impact-result').dataset;
+                   return c.lastUpdateId !== curveId && Number(c.updatedAt) > Number(curveAt)
+                          && r.lastUpdateId !== resultId; }""",
+            arg=first,
+            timeout=10_000,
+        )
+        page.wait_for_timeout(max(0.0, 8.0 - (time.monotonic() - started)) * 1000)
+        elapsed = time.monotonic() - started
+    assert seen.count >= 2, seen.count
+    assert seen.max_in_flight == 1, seen.max_in_flight
+    # two requests (the size, then the curve) per refresh, one refresh per 2 s at most;
+    # frames arrive every 0.5 s, so polling per frame would make about 32 here
+    assert seen.count <= 2 * (math.floor(elapsed / 2.0) + 1), (seen.count, elapsed)
+    assert int(page.get_attribute("#impact-curve", "data-last-update-id") or 0) > int(first[0])
+
+
+def test_every_visible_text_is_readable(page: Page) -> None:
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
+    measured = measure_contrast(page)
+    assert len(measured) > 100, f"only {len(measured)} text elements found"
+    texts = {m["text"] for m in measured}
+    assert {"buy", "sell", "BTCUSDT", "VWAP"} <= texts, "the impact form or the switcher was not measured"
+    failures = contrast_failures(measured)
+    assert not failures, "text under 4.5:1 contrast:\n" + "\n".join(failures)
+
+
+def test_every_state_the_page_can_show_is_readable(page: Page) -> None:
+    """Banners of every source, every sync chip and connection state, ladder rows over
+    full and empty bars, wall rows, every alert type, errors: drawn with the page's own
+    classes in a scratch block, measured, then removed."""
+    count = page.evaluate(STATE_SWATCHES_JS)
+    try:
+        assert count > 40
+        measured = measure_contrast(page, "#contrast-swatches")
+        assert len(measured) >= count, (len(measured), count)
+        failures = contrast_failures(measured)
+        assert not failures, "text under 4.5:1 contrast:\n" + "\n".join(failures)
+    finally:
+        page.evaluate("() => document.getElementById('contrast-swatches').remove()")
 
 
 def test_main_panels_fit_a_1400x900_window(page: Page) -> None:
@@ -231,16 +369,53 @@ def test_injected_wall_is_highlighted_on_the_ladder_and_alerted(dash_env: Runnin
 def test_impact_calculator_shows_vwap_and_errors(page: Page) -> None:
     page.fill("#impact-size", "2.5")
     page.click("#impact-run")
-    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'")
-    text = page.inner_text("#impact-result")
-    assert "VWAP" in text and "levels consumed" in text
     page.wait_for_function(
-        "() => { const d = document.getElementById('impact-curve'); return d.data && d.data[0].x.length >= 5; }"
+        """() => { const r = document.getElementById('impact-result');
+                   return r.dataset.status === 'ok' && r.dataset.size === '2.5'; }""",
+        timeout=10_000,
     )
+    text = page.inner_text("#impact-result")
+    assert "VWAP" in text and "levels consumed" in text and "2.500 BTC" in text
+    page.wait_for_function(
+        """() => { const d = document.getElementById('impact-curve');
+                   return d.data && d.data[0].x.length >= 5 && d.data[0].x.includes(2.5); }""",
+        timeout=10_000,
+    )
+    page.click("label:has-text('sell')")  # the side applies at once, no Simulate needed
+    page.wait_for_function(
+        """() => document.getElementById('impact-curve').dataset.side === 'sell'
+                 && document.getElementById('impact-result').dataset.side === 'sell'""",
+        timeout=10_000,
+    )
+    assert "sell 2.500 BTC" in page.inner_text("#impact-result")
     page.fill("#impact-size", "-1")
     page.click("#impact-run")
     page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'error'")
     assert "positive" in page.inner_text("#impact-result")
+
+
+def test_a_symbol_the_api_refuses_is_shown_as_disconnected(dash_env: RunningDashboard, page: Page) -> None:
+    """Close code 1008 (unknown symbol): retrying cannot help, so the page says
+    "disconnected" with the server's reason instead of "reconnecting" forever."""
+    app = create_app(dash_env.api_url, ["xrpusdt", "btcusdt"], "SIMULATED market")
+    server = DashboardServer(app, "127.0.0.1", 0)
+    server.start()
+    assert page.context.browser is not None
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 900})
+    other = context.new_page()
+    try:
+        other.goto(server.url)
+        other.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'disconnected'",
+                                timeout=20_000)
+        status = other.inner_text("#conn-status")
+        assert status.startswith("disconnected") and "unknown symbol 'xrpusdt'" in status, status
+        other.click("label:has-text('BTCUSDT')")  # a served symbol connects as usual
+        other.wait_for_function("() => document.getElementById('liq-root').dataset.status === 'connected'",
+                                timeout=15_000)
+        assert other.inner_text("#conn-status") == "connected"
+    finally:
+        context.close()
+        server.stop()
 
 
 def test_page_reconnects_by_itself_after_the_api_restarts(dash_env: RunningDashboard, page: Page) -> None:
@@ -251,6 +426,7 @@ def test_page_reconnects_by_itself_after_the_api_restarts(dash_env: RunningDashb
         assert "reconnecting" in page.inner_text("#conn-status")
     finally:
         dash_env.loop.run(stack.start_api_again())
-    page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'live'")
+    page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'connected'")
+    assert page.inner_text("#conn-status") == "connected"
     seq = debug(page)["seq"]
     page.wait_for_function(f"() => {LIQ}.debug().seq > {seq}")
