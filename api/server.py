@@ -13,7 +13,6 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -31,6 +30,7 @@ from api.publisher import FramePublisher
 from config import Settings
 from data_ingestion.feed import SymbolFeed
 from data_ingestion.runtime import IngestionRuntime
+from embedded_server import EmbeddedServer, bind_socket, start_serving, stop_serving
 from features.market_impact import BookUnavailable, ImpactError, ImpactSimulator
 from orderbook.sequence_validator import TRUSTED_STATES
 
@@ -371,14 +371,6 @@ async def _drain_client(websocket: WebSocket, hub: FrameHub, sub: Subscriber) ->
         hub.unsubscribe(sub)
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside our event loop: signals are main.py's business, not uvicorn's."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 # Kernel send buffer of every accepted connection (inherited from the listening
 # socket). Left to autotuning, Linux grows it to 4 MB: minutes of frames that a
 # client which stopped reading would still be handed, late, before the hub's bounded
@@ -388,21 +380,10 @@ class _EmbeddedServer(uvicorn.Server):
 CLIENT_SEND_BUFFER_BYTES = 256 * 1024
 
 
-def bind_socket(host: str, port: int, send_buffer: int = CLIENT_SEND_BUFFER_BYTES) -> socket.socket:
-    """Bind before anything starts, so a port in use is a clear error up front."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if send_buffer > 0:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound up front (a port in use is a clear error
+    before anything starts), its clients' send buffer capped."""
+    return bind_socket(host, port, send_buffer=CLIENT_SEND_BUFFER_BYTES)
 
 
 class ApiServer:
@@ -424,7 +405,7 @@ class ApiServer:
             timeout_graceful_shutdown=3,
             lifespan="off",
         )
-        self.server = _EmbeddedServer(config)
+        self.server = EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -432,11 +413,7 @@ class ApiServer:
         return self._port
 
     async def start(self) -> None:
-        self._task = asyncio.ensure_future(self.server.serve(sockets=[self.sock]))
-        while not self.server.started:
-            if self._task.done():
-                self._task.result()  # raises what stopped it
-            await asyncio.sleep(0.01)
+        self._task = await start_serving(self.server, self.sock, name="api-server")
 
     async def stop(self, grace_s: float = 1.0) -> None:
         hub = self.services.hub
@@ -452,10 +429,10 @@ class ApiServer:
             for transport in self._stalled_connections():
                 transport.abort()
             await self._wait_handlers(0.5)
-        self.server.should_exit = True
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_serving(self.server, self._task)
+        else:
+            self.server.should_exit = True
         hub.closing = False
 
     async def _wait_handlers(self, seconds: float) -> None:

@@ -17,14 +17,13 @@ import asyncio
 import contextlib
 import logging
 import random
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
+from embedded_server import EmbeddedServer, bind_socket, start_serving, stop_serving
 from exchange_sim.episodes import Episode, EpisodeScheduler
 from exchange_sim.faults import CONNECTION_FAULTS, SNAPSHOT_FAULTS, FaultError, SymbolFaults, validate
 from exchange_sim.market import StepOutput, SymbolMarket
@@ -43,15 +42,6 @@ from exchange_sim.ws import StreamHub, WebsocketServer
 log = logging.getLogger(__name__)
 
 MALFORMED_JSON_TEXT = '{"stream":"%s@depth","data":{"e":"depthUpdate","E":'
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: in-process, the host program owns
-    SIGINT/SIGTERM (uvicorn would swallow them, then raise them again on exit)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,20 +134,12 @@ class SimExchange:
 
         if ws_port is None:
             ws_port = port + 1 if port else 0
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock = bind_socket(host, port)
         rest_port = sock.getsockname()[1]
         config = uvicorn.Config(build_app(self), log_level="warning", lifespan="off", access_log=False)
-        self._rest_server = _QuietServer(config)
-        self._rest_task = asyncio.get_running_loop().create_task(
-            self._rest_server.serve(sockets=[sock]), name="sim-rest")
+        self._rest_server = EmbeddedServer(config)
+        self._rest_task = await start_serving(self._rest_server, sock, name="sim-rest")
         real_ws_port = await self.ws_server.start(host, ws_port)
-        while not self._rest_server.started:
-            if self._rest_task.done():
-                self._rest_task.result()
-            await asyncio.sleep(0.01)
         self._resume.set()
         self._clock_task = asyncio.get_running_loop().create_task(self._clock(), name="sim-clock")
         self._clock_task.add_done_callback(self._clock_done)
@@ -185,8 +167,7 @@ class SimExchange:
             self._clock_task = None
         await self.ws_server.stop()
         if self._rest_server is not None and self._rest_task is not None:
-            self._rest_server.should_exit = True
-            await self._rest_task
+            await stop_serving(self._rest_server, self._rest_task)
             self._rest_server = None
             self._rest_task = None
 
