@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from api.assembly import Stack
-from api.server import SourceInfo, bind_api_socket
+from api.server import bind_api_socket
+from api.services import SourceInfo
 from config import ENV_PREFIX, Settings, load_settings
 from data_ingestion.rest import RestrictedLocation
 from embedded_server import bind_socket

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from api.hub import FrameHub
 from api.publisher import FramePublisher
-from api.server import ApiServer, Services, SourceInfo, bind_api_socket
+from api.server import ApiServer, bind_api_socket
+from api.services import Services, SourceInfo
 from config import Settings, SymbolSpec
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry

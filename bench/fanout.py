@@ -46,7 +46,7 @@ CLIENTS_PER_ADDRESS = 50  # under the default per-address limit (100): spread ov
 
 async def _serve(symbols: Sequence[str], cadence_s: float, max_clients: int) -> None:
     from api.assembly import Stack
-    from api.server import SourceInfo
+    from api.services import SourceInfo
     from config import load_settings
     from exchange_sim.exchange import SimExchange
     from exchange_sim.settings import SimConfig

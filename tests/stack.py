@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.assembly import Stack
-from api.server import SourceInfo
+from api.services import SourceInfo
 from config import Settings, load_settings
 from exchange_sim.exchange import SimExchange
 from exchange_sim.settings import SimConfig
