@@ -17,10 +17,10 @@ from typing import Any, NamedTuple
 import httpx
 import orjson
 
-log = logging.getLogger("rest")
+from binance_usdm import DEPTH_WEIGHT
+from config import decimals_of
 
-# Request weight of GET /fapi/v1/depth by limit (Binance USDT-M docs).
-DEPTH_WEIGHT = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
+log = logging.getLogger("rest")
 
 
 class RestError(Exception):
@@ -176,7 +176,7 @@ def symbol_filters(info: dict[str, Any]) -> dict[str, SymbolFilters]:
             tick_s = filters["PRICE_FILTER"]["tickSize"]
             step_s = filters["LOT_SIZE"]["stepSize"]
             out[sym["symbol"].lower()] = SymbolFilters(
-                float(tick_s), float(step_s), _decimals(tick_s), _decimals(step_s), str(sym.get("status", "?"))
+                float(tick_s), float(step_s), decimals_of(tick_s), decimals_of(step_s), str(sym.get("status", "?"))
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
@@ -193,11 +193,3 @@ def restricted_message(body: bytes) -> str:
     detail = msg if isinstance(msg, str) and msg else body[:200].decode("utf-8", "replace").strip()
     return f"Binance refuses this location (HTTP 451): {detail}" if detail else \
         "Binance refuses this location (HTTP 451)"
-
-
-def _decimals(step: str) -> int:
-    """Decimals a tick string needs: "0.10" -> 1, "0.00100000" -> 3, "1" -> 0."""
-    if "." not in step:
-        return 0
-    frac = step.split(".", 1)[1].rstrip("0")
-    return len(frac)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from config import Settings, SymbolSpec
+from config import Settings, SymbolSpec, decimals_of
 from data_ingestion.connection import StreamConnection
 from data_ingestion.feed import FeatureSink, SymbolFeed
 from data_ingestion.monitor import ProcessMonitor
@@ -133,7 +133,7 @@ class IngestionRuntime:
                 from data_ingestion.audit import tick_for
 
                 tick = tick_for(sym, None)
-                self.specs[sym] = SymbolSpec(tick, 0.001, max(0, len(f"{tick:.10f}".rstrip("0").split(".")[1])), 3, 10)
+                self.specs[sym] = SymbolSpec(tick, 0.001, decimals_of(tick), 3, 10)
         self.settings = self.settings.replace(symbols=tuple(by_symbol))
         players = []
         for sym, paths in by_symbol.items():

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from binance_usdm import DEPTH_WEIGHT
 from exchange_sim.faults import FaultError
 from exchange_sim.market import TruthUnavailable
 from exchange_sim.protocol import snapshot_body
@@ -23,7 +24,6 @@ from exchange_sim.venue import Venue
 
 log = logging.getLogger(__name__)
 
-DEPTH_WEIGHTS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 # Binance's answer from a restricted location (HTTP 451), as its users report it.
 RESTRICTED_MSG = ("Service unavailable from a restricted location according to 'b. Eligibility' in "
@@ -129,10 +129,10 @@ def build_app(venue: Venue) -> Starlette:
         except ValueError:
             return _binance_error(400, -1100, "Illegal characters found in parameter 'limit'; "
                                   "legal range is '^[0-9]{1,20}$'.", weights.used(ip_of(request)))
-        refused, used = charge(request, DEPTH_WEIGHTS.get(limit, 2))
+        refused, used = charge(request, DEPTH_WEIGHT.get(limit, 2))
         if refused:
             return refused
-        if limit not in DEPTH_WEIGHTS:
+        if limit not in DEPTH_WEIGHT:
             return _binance_error(400, -1130, "Data sent for parameter 'limit' is not valid.", used)
         symbol = q.get("symbol", "")
         if not symbol:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from sortedcontainers import SortedDict
 
+from config import decimals_of
+
 PriceQty = Sequence[str]  # ["61800.20", "2.909"] as Binance sends it
 
 
@@ -67,7 +69,7 @@ class BookState:
         self.symbol = symbol.lower()
         self.tick_size = float(tick_size)
         if price_decimals is None:
-            price_decimals = max(0, -int(f"{tick_size:e}".split("e")[1]))
+            price_decimals = decimals_of(tick_size)
         self.price_decimals = price_decimals
         self._inv_tick = 1.0 / self.tick_size
         self.bids: SortedDict = SortedDict()
