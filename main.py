@@ -228,14 +228,9 @@ class App:
         if s.sim_url:
             self.settings = s.replace(**sim_urls_from(s.sim_url))
             return SourceInfo("sim", "SIMULATED market", f"{reason} (simulated exchange at {s.sim_url})")
-        from exchange_sim.exchange import SimExchange
-        from exchange_sim.settings import SimConfig
+        from sim_stack import start_sim_exchange
 
-        self.sim = SimExchange(SimConfig(symbols=s.symbols, seed=s.sim_seed, speed=s.sim_speed))
-        urls = await self.sim.start("127.0.0.1", 0, 0)
-        self.settings = s.replace(
-            rest_base_url=urls.rest_base_url, ws_public_url=urls.ws_public_url, ws_market_url=urls.ws_market_url
-        )
+        self.sim, self.settings = await start_sim_exchange(s)
         return SourceInfo("sim", "SIMULATED market", f"{reason} (in-process simulated exchange)")
 
     async def start(self, api_sock: socket.socket, dash_sock: socket.socket | None) -> None:

@@ -1,8 +1,9 @@
 """Wires ingestion, features, the frame publisher and the API server together.
 
-``main.py`` (the CLI) and the tests build the product through :class:`Stack`, so the
-tests exercise exactly what a user runs. The Dash server and the in-process
-simulated exchange are attached by main.py; the stack only needs their URLs.
+``main.py`` (the CLI) and ``sim_stack.py`` (the tests, benchmarks and browser tools)
+build the product through :class:`Stack`, so the tests exercise exactly what a user
+runs. The Dash server and the simulated exchange are attached by their callers; the
+stack only needs their URLs.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 from dashboard.app import create_app
 from dashboard.background_loop import LoopThread
 from dashboard.server import DashboardServer
+from sim_stack import StackHandle, running_stack
 
 CHROMIUM = os.environ.get("LIQ_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = (
@@ -32,7 +33,7 @@ class RunningDashboard:
     """What a browser test needs: the stack (sim, API), its loop, the page URL."""
 
     loop: LoopThread
-    stack: Any  # tests.stack.StackHandle
+    stack: StackHandle
     server: DashboardServer
 
     @property
@@ -41,7 +42,7 @@ class RunningDashboard:
 
     @property
     def api_url(self) -> str:
-        return str(self.stack.api_url)
+        return self.stack.api_url
 
 
 @contextlib.contextmanager
@@ -49,8 +50,6 @@ def running_dashboard(
     symbols: Sequence[str] = ("btcusdt", "ethusdt"), push_interval_s: float = 1.0, **overrides: Any
 ) -> Iterator[RunningDashboard]:
     """Start the simulated stack on a background loop and the dashboard beside it."""
-    from tests.stack import running_stack  # the documented way to run the whole product on loopback
-
     loop = LoopThread()
     server: DashboardServer | None = None
     try:

@@ -1,95 +1,19 @@
-"""The whole product on loopback for tests: the simulated exchange, ingestion,
-features, the frame publisher and the API, started exactly as main.py starts them.
+"""The product's loopback stack for the tests (``sim_stack.running_stack``, see
+there), and the test-only oracle that compares a feed's book with the exchange's.
 
     async with running_stack(symbols=("btcusdt", "ethusdt"), push_interval_s=0.2) as h:
-        h.api_url        # "http://127.0.0.1:<port>"
-        h.sim            # exchange_sim.exchange.SimExchange (faults, truth, pause, inject_wall)
-        h.stack          # api.assembly.Stack (runtime.feeds, hub, publisher, stop_api / start_api_again)
-        h.settings       # the Settings in force
-        await h.wait_synced()   # every symbol in sync (deadline, polls)
-
-Any Settings field can be overridden by keyword; ``sim_config`` overrides the
-simulated exchange's SimConfig fields. Everything is stopped on exit.
+        await h.wait_synced()
+        assert book_mismatches(h.feed("btcusdt"), h.sim) == []
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from api.assembly import Stack
-from api.services import SourceInfo
-from config import Settings, load_settings
 from exchange_sim.exchange import SimExchange
-from exchange_sim.settings import SimConfig
+from sim_stack import StackHandle, running_stack
 
-
-@dataclass
-class StackHandle:
-    sim: SimExchange
-    stack: Stack
-    settings: Settings
-
-    @property
-    def api_url(self) -> str:
-        return self.stack.api_url
-
-    @property
-    def ws_url(self) -> str:
-        return self.api_url.replace("http://", "ws://")
-
-    def feed(self, symbol: str):  # type: ignore[no-untyped-def]
-        return self.stack.runtime.feeds[symbol]
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-        """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-            await asyncio.sleep(0.02)
-
-    async def wait_synced(self, timeout: float = 20.0, symbols: tuple[str, ...] | None = None) -> None:
-        syms = symbols or tuple(self.stack.runtime.feeds)
-        await self.wait_for(
-            lambda: all(self.feed(s).in_sync for s in syms), timeout, f"{', '.join(syms)} in sync"
-        )
-
-
-@contextlib.asynccontextmanager
-async def running_stack(
-    symbols: tuple[str, ...] = ("btcusdt", "ethusdt"),
-    sim_config: dict[str, Any] | None = None,
-    source_reason: str = "chosen by the test",
-    **overrides: Any,
-) -> AsyncIterator[StackHandle]:
-    cfg = SimConfig(symbols=symbols, **{"warmup_s": 20.0, **(sim_config or {})})
-    sim = SimExchange(cfg)
-    urls = await sim.start("127.0.0.1", 0, 0)
-    settings = load_settings(
-        environ={},
-        symbols=symbols,
-        source="sim",
-        rest_base_url=urls.rest_base_url,
-        ws_public_url=urls.ws_public_url,
-        ws_market_url=urls.ws_market_url,
-        api_port=0,
-        host="127.0.0.1",
-        dashboard=False,
-        **overrides,
-    )
-    stack = Stack(settings, SourceInfo("sim", "SIMULATED market", source_reason))
-    try:
-        await stack.start()
-        yield StackHandle(sim, stack, settings)
-    finally:
-        await stack.stop()
-        await sim.stop()
-
+__all__ = ["StackHandle", "book_mismatches", "running_stack"]
 
 
 def book_mismatches(feed: Any, sim: SimExchange) -> list[str]:
