@@ -14,6 +14,7 @@ import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 ENV_PREFIX = "LIQ_"
 
@@ -28,6 +29,20 @@ class SymbolSpec:
     price_decimals: int
     qty_decimals: int
     heatmap_bin_ticks: int  # width of one heatmap / volume-profile price bin, in ticks
+
+
+def decimals_of(tick: str | float) -> int:
+    """Decimals a tick (or step) size needs, from the exchange's string or a number:
+    "0.10" -> 1, "0.00100000" -> 3, "1" -> 0, 0.1 -> 1, 1e-8 -> 8, 25 -> 0.
+    A float is read as its shortest repr, so 0.1 is 0.1, not 0.1000000000000000055."""
+    text = tick.strip() if isinstance(tick, str) else repr(float(tick))
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"tick size must be a number, got {tick!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"tick size must be positive, got {tick!r}")
+    return max(0, -int(value.normalize().as_tuple().exponent))
 
 
 # Real filters of the default symbols (GET /fapi/v1/exchangeInfo). Unknown symbols
@@ -178,4 +193,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **cli: object) -> Se
     return Settings(**values)  # type: ignore[arg-type]
 
 
-__all__ = ["ENV_PREFIX", "DEFAULT_SYMBOL_SPECS", "Settings", "SymbolSpec", "load_settings", "env_overrides"]
+__all__ = [
+    "ENV_PREFIX", "DEFAULT_SYMBOL_SPECS", "Settings", "SymbolSpec", "decimals_of", "load_settings", "env_overrides",
+]

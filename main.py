@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,9 +26,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from api.assembly import Stack
-from api.server import SourceInfo, bind_socket
+from api.server import bind_api_socket
+from api.services import SourceInfo
 from config import ENV_PREFIX, Settings, load_settings
 from data_ingestion.rest import RestrictedLocation
+from embedded_server import bind_socket
 
 log = logging.getLogger("main")
 
@@ -148,9 +150,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def reserve_port(host: str, port: int, what: str, flag: str) -> socket.socket:
+def reserve_port(
+    host: str, port: int, what: str, flag: str, bind: Callable[[str, int], socket.socket] = bind_socket
+) -> socket.socket:
     try:
-        return bind_socket(host, port)
+        return bind(host, port)
     except OSError as exc:
         raise UsageError(f"{what} port {port} on {host} is not available ({exc.strerror}); choose another "
                          f"with {flag}") from None
@@ -227,14 +231,9 @@ class App:
         if s.sim_url:
             self.settings = s.replace(**sim_urls_from(s.sim_url))
             return SourceInfo("sim", "SIMULATED market", f"{reason} (simulated exchange at {s.sim_url})")
-        from exchange_sim.exchange import SimExchange
-        from exchange_sim.settings import SimConfig
+        from sim_stack import start_sim_exchange
 
-        self.sim = SimExchange(SimConfig(symbols=s.symbols, seed=s.sim_seed, speed=s.sim_speed))
-        urls = await self.sim.start("127.0.0.1", 0, 0)
-        self.settings = s.replace(
-            rest_base_url=urls.rest_base_url, ws_public_url=urls.ws_public_url, ws_market_url=urls.ws_market_url
-        )
+        self.sim, self.settings = await start_sim_exchange(s)
         return SourceInfo("sim", "SIMULATED market", f"{reason} (in-process simulated exchange)")
 
     async def start(self, api_sock: socket.socket, dash_sock: socket.socket | None) -> None:
@@ -293,7 +292,7 @@ async def run(settings: Settings) -> int:
     s = settings
     if not is_loopback(s.host):
         log.warning("listening on %s: the API and dashboard are reachable from other machines", s.host)
-    api_sock = reserve_port(s.host, s.api_port, "API", "--api-port")
+    api_sock = reserve_port(s.host, s.api_port, "API", "--api-port", bind_api_socket)
     dash_sock = reserve_port(s.host, s.dash_port, "dashboard", "--dash-port") if s.dashboard else None
     app = App(s)
     loop = asyncio.get_running_loop()

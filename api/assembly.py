@@ -1,8 +1,9 @@
 """Wires ingestion, features, the frame publisher and the API server together.
 
-``main.py`` (the CLI) and the tests build the product through :class:`Stack`, so the
-tests exercise exactly what a user runs. The Dash server and the in-process
-simulated exchange are attached by main.py; the stack only needs their URLs.
+``main.py`` (the CLI) and ``sim_stack.py`` (the tests, benchmarks and browser tools)
+build the product through :class:`Stack`, so the tests exercise exactly what a user
+runs. The Dash server and the simulated exchange are attached by their callers; the
+stack only needs their URLs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Sequence
 
 from api.hub import FrameHub
 from api.publisher import FramePublisher
-from api.server import ApiServer, Services, SourceInfo, bind_socket
+from api.server import ApiServer, bind_api_socket
+from api.services import Services, SourceInfo
 from config import Settings, SymbolSpec
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry
@@ -68,7 +70,7 @@ class Stack:
             replay=self.source.kind == "replay",
         )
         self.services = Services(s, self.runtime, self.publisher, self.hub, self.source)
-        sock = self._api_socket if self._api_socket is not None else bind_socket(s.host, s.api_port)
+        sock = self._api_socket if self._api_socket is not None else bind_api_socket(s.host, s.api_port)
         self.api = ApiServer(self.services, sock, log_level="warning")
         await self.api.start()
         self.tasks.spawn(self.publisher.run(), name="frame-publisher")
@@ -85,7 +87,7 @@ class Stack:
     async def start_api_again(self) -> None:
         assert self.api is not None and self.services is not None
         port = self.api.port
-        self.api = ApiServer(self.services, bind_socket(self.settings.host, port), log_level="warning")
+        self.api = ApiServer(self.services, bind_api_socket(self.settings.host, port), log_level="warning")
         await self.api.start()
 
     async def stop(self) -> None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from api.services import Services
 from data_ingestion.monitor import LATENCY_BUCKETS_S
 from orderbook.sequence_validator import TRUSTED_STATES
-
-if TYPE_CHECKING:
-    from api.server import Services
 
 
 class _Collector:

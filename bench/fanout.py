@@ -45,31 +45,18 @@ CLIENTS_PER_ADDRESS = 50  # under the default per-address limit (100): spread ov
 
 
 async def _serve(symbols: Sequence[str], cadence_s: float, max_clients: int) -> None:
-    from api.assembly import Stack
-    from api.server import SourceInfo
-    from config import load_settings
-    from exchange_sim.exchange import SimExchange
-    from exchange_sim.settings import SimConfig
+    from sim_stack import running_stack
 
-    sim = SimExchange(SimConfig(symbols=tuple(symbols), warmup_s=20.0))
-    urls = await sim.start("127.0.0.1", 0, 0)
-    settings = load_settings(
-        environ={}, symbols=tuple(symbols), source="sim", rest_base_url=urls.rest_base_url,
-        ws_public_url=urls.ws_public_url, ws_market_url=urls.ws_market_url, api_port=0, host="127.0.0.1",
-        dashboard=False, push_interval_s=cadence_s, max_ws_clients=max(max_clients, 500), log_level="warning",
-    )
-    stack = Stack(settings, SourceInfo("sim", "SIMULATED market", "fan-out benchmark"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stack.start()
-        print(f"READY {stack.api_url}", flush=True)
+    async with running_stack(
+        tuple(symbols), source_reason="fan-out benchmark", push_interval_s=cadence_s,
+        max_ws_clients=max(max_clients, 500), log_level="warning",
+    ) as h:
+        print(f"READY {h.api_url}", flush=True)
         await stop.wait()
-    finally:
-        await stack.stop()
-        await sim.stop()
 
 
 def _start_server(symbols: Sequence[str], cadence_s: float, clients: int) -> tuple[subprocess.Popen[str], str]:

@@ -32,7 +32,7 @@ SYMBOLS: dict[str, tuple[SymbolSpec, float]] = {
 
 async def _record(directory: Path, seconds: float, speed: float) -> None:
     from api.assembly import Stack
-    from api.server import SourceInfo
+    from api.services import SourceInfo
     from config import load_settings
     from exchange_sim import SimConfig, SimExchange
 
@@ -65,7 +65,7 @@ async def _replay_one(path: str) -> dict[str, Any]:
     import psutil
 
     from api.assembly import Stack
-    from api.server import SourceInfo
+    from api.services import SourceInfo
     from config import load_settings
 
     settings = load_settings(environ={}, source="replay", replay_files=(path,), replay_speed=0.0, api_port=0,

@@ -17,6 +17,7 @@ from typing import Any
 from dashboard.app import create_app
 from dashboard.background_loop import LoopThread
 from dashboard.server import DashboardServer
+from sim_stack import StackHandle, running_stack
 
 CHROMIUM = os.environ.get("LIQ_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = (
@@ -34,7 +35,7 @@ class RunningDashboard:
     """What a browser test needs: the stack (sim, API), its loop, the page URL."""
 
     loop: LoopThread
-    stack: Any  # tests.stack.StackHandle
+    stack: StackHandle
     server: DashboardServer
 
     @property
@@ -43,7 +44,7 @@ class RunningDashboard:
 
     @property
     def api_url(self) -> str:
-        return str(self.stack.api_url)
+        return self.stack.api_url
 
 
 @contextlib.contextmanager
@@ -51,8 +52,6 @@ def running_dashboard(
     symbols: Sequence[str] = ("btcusdt", "ethusdt"), push_interval_s: float = 1.0, **overrides: Any
 ) -> Iterator[RunningDashboard]:
     """Start the simulated stack on a background loop and the dashboard beside it."""
-    from tests.stack import running_stack  # the documented way to run the whole product on loopback
-
     loop = LoopThread()
     server: DashboardServer | None = None
     try:
@@ -71,7 +70,7 @@ def running_dashboard(
 @contextlib.asynccontextmanager
 async def _replay_stack(files: Sequence[str], speed: float, push_interval_s: float) -> AsyncIterator[Any]:
     from api.assembly import Stack
-    from api.server import SourceInfo
+    from api.services import SourceInfo
     from config import load_settings
 
     settings = load_settings(environ={}, source="replay", replay_files=tuple(files), replay_speed=speed,

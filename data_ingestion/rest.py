@@ -17,12 +17,11 @@ from typing import Any, NamedTuple
 import httpx
 import orjson
 
+from binance_usdm import DEPTH_WEIGHT
+from config import decimals_of
 from wire.binance import DecodeError, DepthSnapshot, snapshot_decoder
 
 log = logging.getLogger("rest")
-
-# Request weight of GET /fapi/v1/depth by limit (Binance USDT-M docs).
-DEPTH_WEIGHT = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
 
 
 class RestError(Exception):
@@ -188,7 +187,7 @@ def symbol_filters(info: dict[str, Any]) -> dict[str, SymbolFilters]:
             step_s = filters["LOT_SIZE"]["stepSize"]
             pp, qp = sym.get("pricePrecision"), sym.get("quantityPrecision")
             out[sym["symbol"].lower()] = SymbolFilters(
-                float(tick_s), float(step_s), _decimals(tick_s), _decimals(step_s), str(sym.get("status", "?")),
+                float(tick_s), float(step_s), decimals_of(tick_s), decimals_of(step_s), str(sym.get("status", "?")),
                 pp if type(pp) is int else None, qp if type(qp) is int else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -206,11 +205,3 @@ def restricted_message(body: bytes) -> str:
     detail = msg if isinstance(msg, str) and msg else body[:200].decode("utf-8", "replace").strip()
     return f"Binance refuses this location (HTTP 451): {detail}" if detail else \
         "Binance refuses this location (HTTP 451)"
-
-
-def _decimals(step: str) -> int:
-    """Decimals a tick string needs: "0.10" -> 1, "0.00100000" -> 3, "1" -> 0."""
-    if "." not in step:
-        return 0
-    frac = step.split(".", 1)[1].rstrip("0")
-    return len(frac)

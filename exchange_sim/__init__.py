@@ -5,10 +5,11 @@ See docs/exchange_sim.md. Entry points: :class:`SimExchange` (in-process) and
 """
 
 from exchange_sim.episodes import Episode
-from exchange_sim.exchange import SimExchange, SimUrls, TrueBook, UnknownSymbol
+from exchange_sim.exchange import SimExchange, SimUrls
 from exchange_sim.faults import FAULT_PARAMS, FaultError
 from exchange_sim.market import TruthUnavailable
 from exchange_sim.settings import SimConfig
+from exchange_sim.venue import TrueBook, UnknownSymbol
 
 __all__ = [
     "FAULT_PARAMS",

@@ -1,57 +1,29 @@
-"""SimExchange: the markets, their clock, the servers and the control API in one object.
+"""SimExchange: the simulated venue (venue.py) behind its REST and websocket servers.
 
     sim = SimExchange(SimConfig(symbols=("btcusdt", "ethusdt"), seed=1, speed=1.0))
     urls = await sim.start(host="127.0.0.1", port=0)
     ...  # point the client at urls.rest_base_url / ws_public_url / ws_market_url
     await sim.stop()
 
-One asyncio task advances every market by one engine batch of ``step_ms``
-simulated milliseconds per ``step_ms / speed`` wall milliseconds and publishes
-what happened; everything else (REST, websockets) runs in the same event loop,
-so a snapshot and the stream always see a consistent book.
+Everything runs in the caller's event loop: the market clock, the REST side (uvicorn,
+embedded) and the websocket side.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
-import socket
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import uvicorn
 
-from exchange_sim.episodes import Episode, EpisodeScheduler
-from exchange_sim.faults import CONNECTION_FAULTS, SNAPSHOT_FAULTS, FaultError, SymbolFaults, validate
-from exchange_sim.market import StepOutput, SymbolMarket
-from exchange_sim.protocol import (
-    DEPTH_INTERVALS_MS,
-    DepthAggregator,
-    StreamKey,
-    agg_trade_event,
-    book_ticker_event,
-    depth_event,
-    dumps,
-)
-from exchange_sim.settings import SimConfig, mid_price_for, spec_for
-from exchange_sim.ws import StreamHub, WebsocketServer
+from embedded_server import EmbeddedServer, bind_socket, start_serving, stop_serving
+from exchange_sim.rest import build_app
+from exchange_sim.settings import SimConfig
+from exchange_sim.venue import Venue
+from exchange_sim.ws import WebsocketServer
 
 log = logging.getLogger(__name__)
-
-MALFORMED_JSON_TEXT = '{"stream":"%s@depth","data":{"e":"depthUpdate","E":'
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its signal handlers: in-process, the host program owns
-    SIGINT/SIGTERM (uvicorn would swallow them, then raise them again on exit)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,104 +36,28 @@ class SimUrls:
     ws_base_url: str  # unrouted (legacy) base: <base>/ws/<stream>, <base>/stream?streams=
 
 
-@dataclass(frozen=True, slots=True)
-class TrueBook:
-    """The exchange's full book right after ``update_id`` (ticks and lots converted
-    to the protocol's price/quantity strings)."""
-
-    symbol: str
-    update_id: int
-    bids: list[tuple[str, str]]  # best first
-    asks: list[tuple[str, str]]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "update_id": self.update_id,
-                "bids": [list(x) for x in self.bids], "asks": [list(x) for x in self.asks]}
-
-
-class UnknownSymbol(KeyError):
-    """A symbol the simulated exchange does not trade."""
-
-
-class SymbolState:
-    """One symbol's market, episodes, depth aggregators and faults."""
-
-    def __init__(self, symbol: str, cfg: SimConfig, start_ms: int) -> None:
-        self.symbol = symbol
-        self.market = SymbolMarket(
-            symbol, spec_for(cfg, symbol), mid_price_for(cfg, symbol), random.Random(f"{cfg.seed}:{symbol}"),
-            start_ms, truth_window_ms=int(cfg.truth_window_s * 1000),
-        )
-        self.episode_rng = random.Random(f"{cfg.seed}:{symbol}:episodes")
-        self.scheduler: EpisodeScheduler | None = None
-        self.aggregators = {ms: DepthAggregator(ms, self.market.update_id) for ms in DEPTH_INTERVALS_MS}
-        self.faults = SymbolFaults()
-        self.pending: list[tuple[asyncio.Future[Episode], dict[str, Any]]] = []
-
-
-class SimExchange:
-    """A simulated Binance USDT-M futures exchange on loopback."""
+class SimExchange(Venue):
+    """A simulated Binance USDT-M futures exchange on loopback: the venue, served."""
 
     def __init__(self, config: SimConfig | None = None) -> None:
-        self.cfg = config or SimConfig()
-        if not self.cfg.symbols:
-            raise ValueError("SimConfig.symbols is empty")
-        if self.cfg.speed <= 0:
-            raise ValueError(f"speed must be > 0, got {self.cfg.speed}")
-        # The warm-up runs before serving: start it in the past so that served
-        # exchange times are close to the wall clock at speed 1.
-        now_ms = int(time.time() * 1000) - int(self.cfg.warmup_s * 1000)
-        start_ms = self.cfg.start_ms if self.cfg.start_ms is not None else now_ms
-        start_ms -= start_ms % 1000  # depth windows align on whole 100/250/500 ms
-        self.symbols: dict[str, SymbolState] = {s.lower(): SymbolState(s.lower(), self.cfg, start_ms)
-                                                for s in self.cfg.symbols}
-        self.hub = StreamHub()
-        # Settable at run time too: every REST call and handshake then answers 451.
-        self.restricted_location = self.cfg.restricted_location
-        self.exchange_info_down = False  # exchangeInfo answers 503 (the rest works)
+        super().__init__(config)
         self.ws_server = WebsocketServer(self.cfg, self.hub, self.symbols, lambda: self.restricted_location)
-        self.paused = False
-        self._resume = asyncio.Event()
-        self._clock_task: asyncio.Task[None] | None = None
         self._rest_server: uvicorn.Server | None = None
         self._rest_task: asyncio.Task[None] | None = None
         self.urls: SimUrls | None = None
-        self.steps = 0
-        self._warm_up()
-
-    # ----------------------------------------------------------------- lifecycle
-    def _warm_up(self) -> None:
-        """Run ``warmup_s`` of market before serving, unpublished, so the book has its
-        steady shape and the undo log is full; episodes start after it."""
-        for state in self.symbols.values():
-            for _ in range(int(self.cfg.warmup_s * 1000 / state.market.params.step_ms)):
-                self._feed_aggregators(state, state.market.step(), publish=False)
-            state.scheduler = EpisodeScheduler(state.market, self.cfg, state.episode_rng)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, ws_port: int | None = None) -> SimUrls:
         """Start the REST and websocket listeners and the market clock. ``port`` 0
         picks free ports; ``ws_port`` defaults to ``port + 1`` (or free when 0)."""
-        from exchange_sim.rest import build_app
-
         if ws_port is None:
             ws_port = port + 1 if port else 0
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock = bind_socket(host, port)
         rest_port = sock.getsockname()[1]
         config = uvicorn.Config(build_app(self), log_level="warning", lifespan="off", access_log=False)
-        self._rest_server = _QuietServer(config)
-        self._rest_task = asyncio.get_running_loop().create_task(
-            self._rest_server.serve(sockets=[sock]), name="sim-rest")
+        self._rest_server = EmbeddedServer(config)
+        self._rest_task = await start_serving(self._rest_server, sock, name="sim-rest")
         real_ws_port = await self.ws_server.start(host, ws_port)
-        while not self._rest_server.started:
-            if self._rest_task.done():
-                self._rest_task.result()
-            await asyncio.sleep(0.01)
-        self._resume.set()
-        self._clock_task = asyncio.get_running_loop().create_task(self._clock(), name="sim-clock")
-        self._clock_task.add_done_callback(self._clock_done)
+        self.start_clock()
         shown = f"[{host}]" if ":" in host else host
         self.urls = SimUrls(
             rest_base_url=f"http://{shown}:{rest_port}",
@@ -172,231 +68,11 @@ class SimExchange:
         log.info("simulated exchange up: %s", self.urls)
         return self.urls
 
-    @staticmethod
-    def _clock_done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("simulated exchange clock failed", exc_info=task.exception())
-
     async def stop(self) -> None:
         """Close every connection with a close frame and stop both servers."""
-        if self._clock_task is not None:
-            self._clock_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock_task
-            self._clock_task = None
+        await self.stop_clock()
         await self.ws_server.stop()
         if self._rest_server is not None and self._rest_task is not None:
-            self._rest_server.should_exit = True
-            await self._rest_task
+            await stop_serving(self._rest_server, self._rest_task)
             self._rest_server = None
             self._rest_task = None
-
-    # --------------------------------------------------------------------- clock
-    async def _clock(self) -> None:
-        loop = asyncio.get_running_loop()
-        step_ms = next(iter(self.symbols.values())).market.params.step_ms
-        step_wall = step_ms / 1000.0 / self.cfg.speed
-        if self.cfg.start_ms is None:
-            # The warm-up took wall time: catch simulated time up with the wall clock so
-            # that event times E look like a live exchange's (lag near zero, not ~1 s).
-            market = next(iter(self.symbols.values())).market
-            behind_steps = (int(time.time() * 1000) - market.now_ms) // step_ms
-            for _ in range(max(0, min(int(behind_steps), 200))):
-                self.step_all()
-        next_at = loop.time()
-        while True:
-            if self.paused:
-                await self._resume.wait()
-                next_at = loop.time()
-            self.step_all()
-            next_at += step_wall
-            delay = next_at - loop.time()
-            if delay < -1.0:  # far behind (machine overloaded): slow simulated time, don't burst
-                log.warning("simulated exchange %.1f s behind its clock; skipping ahead", -delay)
-                next_at = loop.time()
-                delay = 0.0
-            await asyncio.sleep(max(0.0, delay))
-
-    def step_all(self) -> None:
-        """Advance every market by one engine batch and publish it."""
-        self.steps += 1
-        for state in self.symbols.values():
-            market = state.market
-            market.begin_step()
-            for future, request in state.pending:
-                if future.done():
-                    continue
-                try:
-                    assert state.scheduler is not None
-                    future.set_result(state.scheduler.start_wall(**request))
-                except Exception as exc:  # reported to the caller of inject_wall
-                    future.set_exception(exc)
-            state.pending.clear()
-            if state.scheduler is not None:
-                state.scheduler.on_step()
-            market.run_random_flow()
-            out = market.end_step()
-            self._publish(state, out)
-
-    def _feed_aggregators(self, state: SymbolState, out: StepOutput, publish: bool) -> None:
-        for interval, agg in state.aggregators.items():
-            window = agg.add(out)
-            if window is None or not publish:
-                continue
-            key = StreamKey(state.symbol, "depth", interval)
-            if not self.hub.has(key):
-                continue
-            event = depth_event(state.market, window)
-            self._send_depth(state, key, event)
-
-    def _publish(self, state: SymbolState, out: StepOutput) -> None:
-        market = state.market
-        key = StreamKey(state.symbol, "bookTicker")
-        if out.tickers and self.hub.has(key):
-            f = state.faults
-            for top in out.tickers:
-                if f.ticker_mismatch:
-                    f.ticker_mismatch -= 1
-                    uid, bt, bq, at, aq = top
-                    top = (uid, bt, bq + 1, at, aq)
-                self.hub.publish(key, dumps(book_ticker_event(market, top, out.time_ms)))
-        key = StreamKey(state.symbol, "aggTrade")
-        if out.trades and self.hub.has(key):
-            for trade in out.trades:
-                self.hub.publish(key, dumps(agg_trade_event(market, trade)))
-        self._feed_aggregators(state, out, publish=True)
-
-    def _send_depth(self, state: SymbolState, key: StreamKey, event: dict[str, Any]) -> None:
-        """Send one depth event through the symbol's stream faults."""
-        f = state.faults
-        data = dumps(event)
-        if f.malformed:
-            kind = f.malformed.pop(0)
-            if kind == "json":
-                self.hub.publish(key, MALFORMED_JSON_TEXT % state.symbol, wrap=False)
-            else:
-                broken = {k: v for k, v in event.items() if k not in ("U", "pu")}
-                self.hub.publish(key, dumps(broken))
-            log.info("%s: fault malformed (%s) sent", state.symbol, kind)
-        if f.drop:
-            f.drop -= 1
-            log.info("%s: fault drop: depth event U=%d u=%d not sent", state.symbol, event["U"], event["u"])
-            return
-        slot = f"{key.interval_ms}"
-        held = f.held.pop(slot, None)
-        if held is not None:
-            self.hub.publish(key, data)
-            self.hub.publish(key, held)
-            return
-        if f.reorder:
-            f.reorder -= 1
-            f.held[slot] = data
-            return
-        self.hub.publish(key, data)
-        if f.duplicate:
-            f.duplicate -= 1
-            self.hub.publish(key, data)
-
-    # ------------------------------------------------------------ control API
-    def state(self, symbol: str) -> SymbolState:
-        try:
-            return self.symbols[symbol.lower()]
-        except KeyError:
-            raise UnknownSymbol(f"unknown symbol {symbol!r}; trading {sorted(self.symbols)}") from None
-
-    def true_book(self, symbol: str, update_id: int | None = None) -> TrueBook:
-        """The full book right after ``update_id`` (now when None). Raises
-        TruthUnavailable when the id is older than the undo log or in the future."""
-        market = self.state(symbol).market
-        uid, bids, asks = market.book_at(update_id)
-        return TrueBook(
-            market.symbol, uid,
-            [(market.price_str(t), market.qty_str(bids[t])) for t in sorted(bids, reverse=True)],
-            [(market.price_str(t), market.qty_str(asks[t])) for t in sorted(asks)],
-        )
-
-    def episodes(self, symbol: str | None = None) -> list[Episode]:
-        """Labelled episodes so far (of one symbol, or all)."""
-        states = [self.state(symbol)] if symbol else list(self.symbols.values())
-        return [e for s in states if s.scheduler for e in s.scheduler.labels]
-
-    def set_fault(self, symbol: str, name: str, **params: Any) -> dict[str, Any]:
-        """Switch fault ``name`` on for ``symbol`` (see faults.FAULT_PARAMS);
-        returns the validated parameters."""
-        state = self.state(symbol)
-        p = validate(name, params)
-        f = state.faults
-        if name in ("drop", "duplicate", "reorder", "ticker_mismatch"):
-            setattr(f, name, getattr(f, name) + p["count"])
-        elif name == "malformed":
-            f.malformed.extend([p["kind"]] * p["count"])
-        elif name in SNAPSHOT_FAULTS:
-            f.snapshot[name] = p
-        elif name in CONNECTION_FAULTS:
-            conns = self.hub.connections_for(state.symbol)
-            for conn in conns:
-                if name == "silence":
-                    conn.silence(p["seconds"])
-                elif name == "rotate":
-                    conn.close(1001, "connection lifetime reached")
-                elif p["frame"]:
-                    conn.close(p["code"], "closed by fault injection")
-                else:
-                    conn.abort()
-            p = {**p, "connections": len(conns)}
-        log.info("%s: fault %s on %s", state.symbol, name, p)
-        return p
-
-    def clear_faults(self, symbol: str | None = None) -> None:
-        """Switch every fault off (of one symbol or all); held reordered events are sent."""
-        for state in [self.state(symbol)] if symbol else list(self.symbols.values()):
-            held = state.faults.held
-            state.faults = SymbolFaults()
-            for slot, data in held.items():
-                self.hub.publish(StreamKey(state.symbol, "depth", int(slot)), data)
-            log.info("%s: faults cleared", state.symbol)
-
-    def faults(self) -> dict[str, dict[str, Any]]:
-        return {s: st.faults.active() for s, st in self.symbols.items()}
-
-    def pause(self) -> None:
-        """Freeze the market (connections stay open, pings continue)."""
-        self.paused = True
-        self._resume.clear()
-        log.info("simulated market paused")
-
-    def resume(self) -> None:
-        self.paused = False
-        self._resume.set()
-        log.info("simulated market resumed")
-
-    async def inject_wall(
-        self, symbol: str, side: str = "bid", distance_ticks: int = 3, multiple: float = 10.0,
-        duration_s: float = 20.0, end_mode: str = "pulled",
-    ) -> Episode:
-        """Place a wall at the next engine batch and return its label (a running
-        episode of the symbol is ended first: episodes never overlap)."""
-        state = self.state(symbol)
-        if side not in ("bid", "ask"):
-            raise FaultError(f"side must be 'bid' or 'ask', got {side!r}")
-        if not 0 <= distance_ticks <= 50:
-            raise FaultError(f"distance_ticks must be in [0, 50], got {distance_ticks}")
-        if not 1.0 <= multiple <= 1000.0:
-            raise FaultError(f"multiple must be in [1, 1000], got {multiple}")
-        if not 0.1 <= duration_s <= 3600.0:
-            raise FaultError(f"duration_s must be in [0.1, 3600], got {duration_s}")
-        if end_mode not in ("pulled", "eaten"):
-            raise FaultError(f"end_mode must be 'pulled' or 'eaten', got {end_mode!r}")
-        if self.paused or self._clock_task is None:
-            raise FaultError("the market is paused or not started: a wall is placed by a running market")
-        future: asyncio.Future[Episode] = asyncio.get_running_loop().create_future()
-        state.pending.append((future, dict(is_bid=side == "bid", distance_ticks=distance_ticks,
-                                           multiple=multiple, duration_s=duration_s, end_mode=end_mode)))
-        return await future
-
-    def snapshot_book(self, symbol: str, age_s: float | None = None) -> tuple[int, dict[int, int], dict[int, int]]:
-        """(lastUpdateId, bids, asks) now, or ``age_s`` simulated seconds ago (stale fault)."""
-        market = self.state(symbol).market
-        if age_s is None:
-            return market.update_id, dict(market.top_levels(True, 1000)), dict(market.top_levels(False, 1000))
-        return market.book_at(market.update_id_at(market.now_ms - int(age_s * 1000)))

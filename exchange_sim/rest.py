@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -16,16 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from binance_usdm import DEPTH_WEIGHT
 from exchange_sim.faults import FaultError
 from exchange_sim.market import TruthUnavailable
 from exchange_sim.protocol import snapshot_body
-
-if TYPE_CHECKING:
-    from exchange_sim.exchange import SimExchange
+from exchange_sim.venue import Venue
 
 log = logging.getLogger(__name__)
 
-DEPTH_WEIGHTS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 # Binance's answer from a restricted location (HTTP 451), as its users report it.
 RESTRICTED_MSG = ("Service unavailable from a restricted location according to 'b. Eligibility' in "
@@ -66,9 +64,9 @@ def _binance_error(status: int, code: int, msg: str, used: int, extra: dict[str,
     return _json(status, {"code": code, "msg": msg}, {WEIGHT_HEADER: str(used), **(extra or {})})
 
 
-def build_app(sim: SimExchange) -> Starlette:
-    """The Starlette app serving ``sim``."""
-    weights = WeightTracker(sim.cfg.weight_budget_1m)
+def build_app(venue: Venue) -> Starlette:
+    """The Starlette app serving ``venue``."""
+    weights = WeightTracker(venue.cfg.weight_budget_1m)
 
     def ip_of(request: Request) -> str:
         return request.client.host if request.client else "?"
@@ -90,23 +88,23 @@ def build_app(sim: SimExchange) -> Starlette:
 
     async def server_time(request: Request) -> Response:
         refused, used = charge(request, 1)
-        now = next(iter(sim.symbols.values())).market.now_ms
+        now = next(iter(venue.symbols.values())).market.now_ms
         return refused or _json(200, {"serverTime": now}, {WEIGHT_HEADER: str(used)})
 
     async def exchange_info(request: Request) -> Response:
         refused, used = charge(request, 1)
         if refused:
             return refused
-        if sim.exchange_info_down:
+        if venue.exchange_info_down:
             return _binance_error(503, -1001, "Internal error; unable to process your request. Please try again.",
                                   used)
         symbols = []
-        for name, state in sim.symbols.items():
+        for name, state in venue.symbols.items():
             spec = state.market.spec
             base = name.upper().removesuffix("USDT")
             symbols.append({
                 "symbol": name.upper(), "pair": name.upper(), "contractType": "PERPETUAL",
-                "status": sim.cfg.symbol_status.get(name, "TRADING"),
+                "status": venue.cfg.symbol_status.get(name, "TRADING"),
                 "baseAsset": base, "quoteAsset": "USDT", "marginAsset": "USDT",
                 "pricePrecision": spec.price_decimals, "quantityPrecision": spec.qty_decimals,
                 "filters": [
@@ -118,7 +116,7 @@ def build_app(sim: SimExchange) -> Starlette:
             })
         body = {
             "timezone": "UTC",
-            "serverTime": next(iter(sim.symbols.values())).market.now_ms,
+            "serverTime": next(iter(venue.symbols.values())).market.now_ms,
             "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
                             "limit": weights.budget}],
             "exchangeFilters": [],
@@ -134,16 +132,16 @@ def build_app(sim: SimExchange) -> Starlette:
         except ValueError:
             return _binance_error(400, -1100, "Illegal characters found in parameter 'limit'; "
                                   "legal range is '^[0-9]{1,20}$'.", weights.used(ip_of(request)))
-        refused, used = charge(request, DEPTH_WEIGHTS.get(limit, 2))
+        refused, used = charge(request, DEPTH_WEIGHT.get(limit, 2))
         if refused:
             return refused
-        if limit not in DEPTH_WEIGHTS:
+        if limit not in DEPTH_WEIGHT:
             return _binance_error(400, -1130, "Data sent for parameter 'limit' is not valid.", used)
         symbol = q.get("symbol", "")
         if not symbol:
             return _binance_error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
                                   "or malformed.", used)
-        state = sim.symbols.get(symbol.lower())
+        state = venue.symbols.get(symbol.lower())
         if state is None:
             return _binance_error(400, -1121, "Invalid symbol.", used)
         f = state.faults
@@ -159,7 +157,7 @@ def build_app(sim: SimExchange) -> Starlette:
         stale = f.take_snapshot_fault("snapshot_stale")
         delay = f.take_snapshot_fault("snapshot_delay")
         market = state.market
-        uid, bids, asks = sim.snapshot_book(state.symbol, stale["age_s"] if stale else None)
+        uid, bids, asks = venue.snapshot_book(state.symbol, stale["age_s"] if stale else None)
         body = orjson.dumps(snapshot_body(market, uid, bids, asks, limit, market.now_ms))
         if delay is not None:
             await asyncio.sleep(delay["seconds"])
@@ -175,19 +173,19 @@ def build_app(sim: SimExchange) -> Starlette:
             update_id = int(raw) if raw not in (None, "") else None
         except ValueError:
             return error(400, f"update_id must be an integer, got {raw!r}")
-        if symbol.lower() not in sim.symbols:
-            return error(404, f"unknown symbol {symbol!r}; trading {sorted(sim.symbols)}")
+        if symbol.lower() not in venue.symbols:
+            return error(404, f"unknown symbol {symbol!r}; trading {sorted(venue.symbols)}")
         try:
-            book = sim.true_book(symbol, update_id)
+            book = venue.true_book(symbol, update_id)
         except TruthUnavailable as exc:
             return error(410 if exc.too_old else 404, str(exc))
         return _json(200, book.to_json())
 
     async def sim_episodes(request: Request) -> Response:
         symbol = request.query_params.get("symbol") or None
-        if symbol and symbol.lower() not in sim.symbols:
-            return error(404, f"unknown symbol {symbol!r}; trading {sorted(sim.symbols)}")
-        return _json(200, [e.to_json() for e in sim.episodes(symbol)])
+        if symbol and symbol.lower() not in venue.symbols:
+            return error(404, f"unknown symbol {symbol!r}; trading {sorted(venue.symbols)}")
+        return _json(200, [e.to_json() for e in venue.episodes(symbol)])
 
     async def body_of(request: Request) -> dict[str, Any]:
         try:
@@ -200,14 +198,14 @@ def build_app(sim: SimExchange) -> Starlette:
 
     async def sim_faults(request: Request) -> Response:
         if request.method == "GET":
-            return _json(200, sim.faults())
+            return _json(200, venue.faults())
         try:
             data = await body_of(request)
             symbol = data.get("symbol")
-            if symbol is not None and (not isinstance(symbol, str) or symbol.lower() not in sim.symbols):
-                return error(404, f"unknown symbol {symbol!r}; trading {sorted(sim.symbols)}")
+            if symbol is not None and (not isinstance(symbol, str) or symbol.lower() not in venue.symbols):
+                return error(404, f"unknown symbol {symbol!r}; trading {sorted(venue.symbols)}")
             if data.get("clear"):
-                sim.clear_faults(symbol)
+                venue.clear_faults(symbol)
                 return _json(200, {"cleared": symbol or "all"})
             fault = data.get("fault")
             if not isinstance(fault, str):
@@ -220,25 +218,25 @@ def build_app(sim: SimExchange) -> Starlette:
             extra = set(data) - {"symbol", "fault", "params", "clear"}
             if extra:
                 raise FaultError(f"unknown field(s) {sorted(extra)}")
-            applied = sim.set_fault(symbol, fault, **params)
+            applied = venue.set_fault(symbol, fault, **params)
         except FaultError as exc:
             return error(400, str(exc))
         return _json(200, {"symbol": symbol.lower(), "fault": fault, "params": applied})
 
     async def sim_pause(request: Request) -> Response:
-        sim.pause()
+        venue.pause()
         return _json(200, {"paused": True})
 
     async def sim_resume(request: Request) -> Response:
-        sim.resume()
+        venue.resume()
         return _json(200, {"paused": False})
 
     async def sim_inject(request: Request) -> Response:
         try:
             data = await body_of(request)
             symbol = data.pop("symbol", None)
-            if not isinstance(symbol, str) or symbol.lower() not in sim.symbols:
-                return error(404, f"unknown symbol {symbol!r}; trading {sorted(sim.symbols)}")
+            if not isinstance(symbol, str) or symbol.lower() not in venue.symbols:
+                return error(404, f"unknown symbol {symbol!r}; trading {sorted(venue.symbols)}")
             kind = data.pop("kind", "wall")
             if kind != "wall":
                 raise FaultError(f"only kind 'wall' can be injected, got {kind!r}")
@@ -250,7 +248,7 @@ def build_app(sim: SimExchange) -> Starlette:
                     raise FaultError(f"{key} must be a number, got {data[key]!r}")
             if "distance_ticks" in data:
                 data["distance_ticks"] = int(data["distance_ticks"])
-            label = await sim.inject_wall(symbol, **data)
+            label = await venue.inject_wall(symbol, **data)
         except FaultError as exc:
             return error(400, str(exc))
         return _json(200, label.to_json())
@@ -259,7 +257,7 @@ def build_app(sim: SimExchange) -> Starlette:
         """An exchange endpoint: from a restricted location Binance answers 451."""
 
         async def guarded(request: Request) -> Response:
-            if sim.restricted_location:
+            if venue.restricted_location:
                 return _json(451, {"code": 0, "msg": RESTRICTED_MSG})
             return await handler(request)
 

@@ -17,6 +17,8 @@ from typing import Literal
 
 from sortedcontainers import SortedDict
 
+from config import decimals_of
+
 PriceQty = Sequence[str]  # ["61800.20", "2.909"] as Binance sends it
 BookSide = Literal["bid", "ask"]
 # Price strings remembered with their tick key; cleared past this (a few MB).
@@ -72,7 +74,7 @@ class BookState:
         self.symbol = symbol.lower()
         self.tick_size = float(tick_size)
         if price_decimals is None:
-            price_decimals = max(0, -int(f"{tick_size:e}".split("e")[1]))
+            price_decimals = decimals_of(tick_size)
         self.price_decimals = price_decimals
         self._inv_tick = 1.0 / self.tick_size
         self._keys: dict[str, int] = {}  # price string -> tick key, bounded

@@ -1,126 +1,19 @@
-"""The whole product on loopback for tests: the simulated exchange, ingestion,
-features, the frame publisher and the API, started exactly as main.py starts them.
+"""The product's loopback stack for the tests (``sim_stack.running_stack``, see
+there), and the test-only oracle that compares a feed's book with the exchange's.
 
     async with running_stack(symbols=("btcusdt", "ethusdt"), push_interval_s=0.2) as h:
-        h.api_url        # "http://127.0.0.1:<port>"
-        h.sim            # exchange_sim.exchange.SimExchange (faults, truth, pause, inject_wall)
-        h.stack          # api.assembly.Stack (runtime.feeds, hub, publisher, stop_api / start_api_again)
-        h.settings       # the Settings in force
-        await h.wait_synced()   # every symbol in sync (polls, 60 s ceiling)
-        await h.wait_for(lambda: ..., what="...")  # any condition, same ceiling
-        h.sim.pause(); await h.settled("btcusdt")  # the feed holds the last event sent
-        h.leave_clean()          # faults cleared, market resumed (per-test cleanup)
-
-Any Settings field can be overridden by keyword; ``sim_config`` overrides the
-simulated exchange's SimConfig fields. Everything is stopped on exit.
+        await h.wait_synced()
+        assert book_mismatches(h.feed("btcusdt"), h.sim) == []
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from api.assembly import Stack
-from api.server import SourceInfo
-from config import Settings, load_settings
 from exchange_sim.exchange import SimExchange
-from exchange_sim.settings import SimConfig
-from tests.waiting import CEILING_S, wait_until
+from sim_stack import StackHandle, depth_interval_ms, last_published_u, running_stack
 
-
-@dataclass
-class StackHandle:
-    sim: SimExchange
-    stack: Stack
-    settings: Settings
-
-    @property
-    def api_url(self) -> str:
-        return self.stack.api_url
-
-    @property
-    def ws_url(self) -> str:
-        return self.api_url.replace("http://", "ws://")
-
-    def feed(self, symbol: str):  # type: ignore[no-untyped-def]
-        return self.stack.runtime.feeds[symbol]
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = CEILING_S,
-                       what: str = "condition") -> None:
-        """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
-        await wait_until(predicate, timeout, what)
-
-    async def wait_synced(self, timeout: float = CEILING_S, symbols: tuple[str, ...] | None = None) -> None:
-        syms = symbols or tuple(self.stack.runtime.feeds)
-        await self.wait_for(
-            lambda: all(self.feed(s).in_sync for s in syms), timeout, f"{', '.join(syms)} in sync"
-        )
-
-    def last_published_u(self, symbol: str) -> int:
-        """``u`` of the last depth event the exchange sent on the feed's stream."""
-        return last_published_u(self.sim, symbol, self.settings.depth_stream_suffix)
-
-    async def settled(self, symbol: str, timeout: float = CEILING_S) -> None:
-        """With the market paused: the feed in sync and holding the last event the
-        exchange published (the steps of an unfinished depth window stay unpublished
-        until the market resumes). Nothing is in flight after that."""
-        assert self.sim.paused, "settled() needs the market paused"
-        feed = self.feed(symbol)
-        await self.wait_for(
-            lambda: feed.in_sync and feed.book.last_update_id == self.last_published_u(symbol),
-            timeout, f"{symbol} holding the last published event with the market paused",
-        )
-
-    def leave_clean(self) -> None:
-        """What a test may have left behind on the exchange: faults, a paused market."""
-        self.sim.clear_faults()
-        if self.sim.paused:
-            self.sim.resume()
-
-
-@contextlib.asynccontextmanager
-async def running_stack(
-    symbols: tuple[str, ...] = ("btcusdt", "ethusdt"),
-    sim_config: dict[str, Any] | None = None,
-    source_reason: str = "chosen by the test",
-    **overrides: Any,
-) -> AsyncIterator[StackHandle]:
-    cfg = SimConfig(symbols=symbols, **{"warmup_s": 20.0, **(sim_config or {})})
-    sim = SimExchange(cfg)
-    urls = await sim.start("127.0.0.1", 0, 0)
-    settings = load_settings(
-        environ={},
-        symbols=symbols,
-        source="sim",
-        rest_base_url=urls.rest_base_url,
-        ws_public_url=urls.ws_public_url,
-        ws_market_url=urls.ws_market_url,
-        api_port=0,
-        host="127.0.0.1",
-        dashboard=False,
-        **overrides,
-    )
-    stack = Stack(settings, SourceInfo("sim", "SIMULATED market", source_reason))
-    try:
-        await stack.start()
-        yield StackHandle(sim, stack, settings)
-    finally:
-        await stack.stop()
-        await sim.stop()
-
-
-def depth_interval_ms(suffix: str) -> int:
-    """``@depth@100ms`` -> 100; ``@depth`` (no interval) -> 250, as on Binance."""
-    tail = suffix.rsplit("@", 1)[-1]
-    return int(tail[:-2]) if tail.endswith("ms") else 250
-
-
-def last_published_u(sim: SimExchange, symbol: str, suffix: str = "@depth@100ms") -> int:
-    """``u`` of the last depth event ``sim`` published for ``symbol`` on the stream
-    ``suffix`` (its depth windows are cut whether anyone listens or not)."""
-    return sim.state(symbol).aggregators[depth_interval_ms(suffix)].last_u
+__all__ = ["StackHandle", "book_mismatches", "depth_interval_ms", "last_published_u", "running_stack"]
 
 
 def book_mismatches(feed: Any, sim: SimExchange) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from api.assembly import Stack
-from api.server import SourceInfo
+from api.services import SourceInfo
 from config import load_settings
 from data_ingestion.audit import audit_files
 from data_ingestion.recording import DEPTH, SNAPSHOT, read_recording

@@ -1,0 +1,174 @@
+"""The REST endpoints about the books and the server: ``/symbols``, ``/stats``,
+``/book/{symbol}``, ``/simulate/{symbol}``, ``/metrics``.
+
+Every endpoint validates its input and answers a bad request with a 4xx and a
+message saying what is wrong; a book that is not in sync answers 503 with the
+reason (see api/errors.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query
+from fastapi.responses import PlainTextResponse, Response
+
+from api.errors import ApiError
+from api.metrics import prometheus_text
+from api.services import Services
+from data_ingestion.feed import SymbolFeed
+from features.market_impact import BookUnavailable, ImpactError
+from orderbook.sequence_validator import TRUSTED_STATES
+
+MAX_CURVE_POINTS = 50
+
+
+def add_rest_routes(app: FastAPI, services: Services) -> None:
+    """``/symbols``, ``/stats``, ``/book/{symbol}``, ``/simulate/{symbol}`` and ``/metrics`` on ``app``."""
+    s = services.settings
+    runtime = services.runtime
+
+    def feed_of(symbol: str) -> SymbolFeed:
+        feed = runtime.feeds.get(symbol.lower())
+        if feed is None:
+            known = ", ".join(sorted(runtime.feeds))
+            raise ApiError(404, f"unknown symbol {symbol!r}; served: {known}")
+        return feed
+
+    @app.get("/symbols", summary="The symbols served")
+    async def symbols() -> dict[str, Any]:
+        return {"symbols": list(runtime.feeds)}
+
+    @app.get("/stats", summary="Burst protection: clients per symbol, frames dropped, clients refused")
+    async def stats() -> dict[str, Any]:
+        hub = services.hub
+        st = hub.stats
+        return {
+            "clients": hub.client_count,
+            "clients_by_symbol": {sym: hub.clients_by_symbol().get(sym, 0) for sym in runtime.feeds},
+            "clients_total": st.clients_total,
+            "clients_refused": st.clients_refused,
+            "frames_published": st.frames_published,
+            "frames_dropped": st.frames_dropped,
+            "slow_clients": [
+                {"symbol": sub.symbol, "remote": sub.remote, "dropped": sub.dropped, "sent": sub.sent}
+                for sub in hub.subscribers()
+                if sub.dropped
+            ],
+            "limits": {
+                "max_clients": hub.max_clients,
+                "max_clients_per_address": hub.max_per_address,
+                "queue_frames": hub.queue_capacity,
+            },
+            "frame_build_ms": {k: round(v, 3) for k, v in services.publisher.build_ms_last.items()},
+            "frame_bytes": dict(services.publisher.frame_bytes_last),
+        }
+
+    @app.get("/book/{symbol}", summary="The rebuilt book: last update id, sync state, N levels a side")
+    async def book(
+        symbol: str,
+        depth: Annotated[int | None, Query(ge=1, le=100_000, description="levels a side; all when omitted")] = None,
+    ) -> dict[str, Any]:
+        feed = feed_of(symbol)
+        info = require_in_sync(feed)
+        n = depth if depth is not None else max(len(feed.book.bids), len(feed.book.asks))
+        bids, asks = feed.book.top(n)
+        band = feed.book.snapshot_band
+        return {
+            "symbol": feed.symbol,
+            "last_update_id": feed.book.last_update_id,
+            "state": info["state"],
+            "bid_levels_total": len(feed.book.bids),
+            "ask_levels_total": len(feed.book.asks),
+            "snapshot_band": None
+            if band is None
+            else {
+                "bid_low": feed.book.price(band.bid_low),
+                "bid_high": feed.book.price(band.bid_high),
+                "ask_low": feed.book.price(band.ask_low),
+                "ask_high": feed.book.price(band.ask_high),
+            },
+            "bids": [[p, q] for p, q in bids],
+            "asks": [[p, q] for p, q in asks],
+        }
+
+    @app.get("/simulate/{symbol}", summary="Market-impact walk of the whole local book")
+    async def simulate(
+        symbol: str,
+        side: Annotated[str, Query(description="buy (eats asks) or sell (eats bids)")],
+        size: Annotated[str | None, Query(description="order size in base asset, e.g. 1.5")] = None,
+        sizes: Annotated[
+            str | None, Query(description="comma-separated sizes for a slippage curve, e.g. 0.1,1,5,10")
+        ] = None,
+    ) -> dict[str, Any]:
+        feed = feed_of(symbol)
+        side_l = side.strip().lower()
+        if side_l not in ("buy", "sell"):
+            raise ApiError(422, f"side must be 'buy' or 'sell', got {side!r}")
+        if (size is None) == (sizes is None):
+            raise ApiError(422, "give exactly one of size=X or sizes=X,Y,...")
+        impact = services.impact
+        assert impact is not None
+        if size is not None:
+            value = parse_size(size, s.impact_max_size)
+        else:
+            assert sizes is not None
+            parts = [p for p in sizes.split(",") if p.strip()]
+            if not parts:
+                raise ApiError(422, "sizes: give at least one size")
+            if len(parts) > MAX_CURVE_POINTS:
+                raise ApiError(422, f"sizes: at most {MAX_CURVE_POINTS} sizes")
+            values = [parse_size(p, s.impact_max_size) for p in parts]
+        require_in_sync(feed)  # bad input first (422), then the book's state (503)
+        try:
+            if size is not None:
+                result = impact.walk(feed.book, side_l, value, in_sync=feed.in_sync)
+                return {**result.to_dict(), "last_update_id": feed.book.last_update_id}
+            points = impact.curve(feed.book, side_l, values, in_sync=feed.in_sync)
+            return {
+                "symbol": feed.symbol,
+                "side": side_l,
+                "last_update_id": feed.book.last_update_id,
+                "curve": [p.to_dict() for p in points],
+            }
+        except BookUnavailable as exc:
+            raise ApiError(503, str(exc)) from None
+        except ImpactError as exc:
+            raise ApiError(422, str(exc)) from None
+
+    @app.get("/metrics", summary="Prometheus text format", response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        body, content_type = prometheus_text(services)
+        return Response(body, media_type=content_type)
+
+
+def require_in_sync(feed: SymbolFeed) -> dict[str, Any]:
+    """The feed's sync info when its book can be served; else ApiError 503 with the
+    reason. A quiet book (in sync, its connection alive, nothing changed lately) is
+    served; a stale one (its connection silent past the liveness ping's deadline) is
+    not: /health counts it as out of sync, and events may be missing from it."""
+    info = feed.sync_info()
+    state = info["state"]
+    if state in TRUSTED_STATES:
+        return info
+    if state == "stale":
+        why = f"no message from the exchange for {info['last_message_age_s']} s and no answer to a ping"
+    else:
+        why = info["reason"] or "waiting for a snapshot"
+    raise ApiError(503, f"{feed.symbol}: book not in sync ({state}: {why})")
+
+
+def parse_size(raw: str, max_size: float) -> float:
+    """A finite positive size no larger than ``max_size``, or ApiError 422 saying why."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ApiError(422, f"size must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ApiError(422, f"size must be finite, got {raw!r}")
+    if value <= 0:
+        raise ApiError(422, f"size must be positive, got {raw!r}")
+    if value > max_size:
+        raise ApiError(422, f"size {value:g} is above the maximum {max_size:g}")
+    return value
