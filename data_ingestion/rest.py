@@ -17,9 +17,8 @@ from typing import Any, NamedTuple
 import httpx
 import orjson
 
-from binance_usdm import DEPTH_WEIGHT
 from config import decimals_of
-from wire.binance import DecodeError, DepthSnapshot, snapshot_decoder
+from wire.binance import DEPTH_WEIGHT, WEIGHT_HEADER, DecodeError, DepthSnapshot, snapshot_decoder
 
 log = logging.getLogger("rest")
 
@@ -78,7 +77,7 @@ class WeightBudget:
 
     def observe(self, headers: httpx.Headers, status: int) -> float | None:
         """Read the exchange's view of the used weight and any Retry-After."""
-        header = headers.get("x-mbx-used-weight-1m")
+        header = headers.get(WEIGHT_HEADER)  # httpx headers are case-insensitive
         if header is not None:
             try:
                 self._roll()

@@ -16,15 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from binance_usdm import DEPTH_WEIGHT
 from exchange_sim.faults import FaultError
 from exchange_sim.market import TruthUnavailable
 from exchange_sim.protocol import snapshot_body
 from exchange_sim.venue import Venue
+from wire.binance import DEPTH_WEIGHT, WEIGHT_HEADER
 
 log = logging.getLogger(__name__)
 
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 # Binance's answer from a restricted location (HTTP 451), as its users report it.
 RESTRICTED_MSG = ("Service unavailable from a restricted location according to 'b. Eligibility' in "
                   "https://www.binance.com/en/terms. Please contact customer service if you believe you "

@@ -1,4 +1,5 @@
-"""Binance USDT-M market data as typed structs, decoded once where bytes enter.
+"""Binance USDT-M market data as typed structs, decoded once where bytes enter,
+and the protocol facts the client and the simulated exchange share.
 
 Field names say what a value is; Binance's one-letter keys are the encoded names
 (``first_update_id`` is ``U``). Decoding validates types: a message whose ids are
@@ -17,6 +18,13 @@ import msgspec
 from msgspec import Struct, field
 
 Level = tuple[str, str]  # [price, quantity], both decimal strings
+
+# Protocol facts both sides rely on: the client (data_ingestion/) and the simulated
+# exchange (exchange_sim/) read them from here, so the two cannot drift apart.
+# Request weight of GET /fapi/v1/depth by ``limit``; no other limit is accepted.
+DEPTH_WEIGHT: dict[int, int] = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
+# Response header carrying the IP's request weight used in the current minute.
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 
 
 class DepthUpdate(Struct, tag_field="e", tag="depthUpdate", frozen=True, gc=False):
@@ -123,6 +131,8 @@ snapshot_decoder = msgspec.json.Decoder(DepthSnapshot)
 DecodeError = (msgspec.ValidationError, msgspec.DecodeError)
 
 __all__ = [
+    "DEPTH_WEIGHT",
+    "WEIGHT_HEADER",
     "AggTrade",
     "BookTicker",
     "DecodeError",
