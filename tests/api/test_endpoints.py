@@ -143,7 +143,8 @@ async def test_book_equals_the_true_book(h: StackHandle, http: httpx.AsyncClient
     assert body["bid_levels_total"] == len(body["bids"]) and body["ask_levels_total"] == len(body["asks"])
     # ...which is the exchange's: every level held equals the truth, and inside the
     # band the snapshot covered, every true level is held.
-    t_bids, t_asks = dict(map(tuple, as_levels(truth.bids))), dict(map(tuple, as_levels(truth.asks)))
+    t_bids: dict[float, float] = {p: q for p, q in as_levels(truth.bids)}
+    t_asks: dict[float, float] = {p: q for p, q in as_levels(truth.asks)}
     for p, q in body["bids"]:
         assert t_bids.get(p) == q, ("bid", p, q, t_bids.get(p))
     for p, q in body["asks"]:

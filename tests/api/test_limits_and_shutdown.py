@@ -41,6 +41,7 @@ async def h() -> AsyncIterator[StackHandle]:
 async def api_serving(h: StackHandle) -> AsyncIterator[None]:
     """Each test starts with the API serving, no client left and the books in sync,
     whatever the test before it did."""
+    assert h.stack.api is not None
     if not h.stack.api.server.started or h.stack.api.server.should_exit:
         await h.stack.start_api_again()
     await h.wait_for(lambda: h.stack.hub.client_count == 0, what="no client left")

@@ -102,7 +102,10 @@ async def test_history_grows_to_the_buffer() -> None:
                 assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
                 assert len(seqs) == min(seqs[-1], capacity), seqs
             lengths.append(len(seqs))
-            await h.wait_for(lambda p=published: h.stack.hub.stats.frames_published > p, what="the next frame")
+            def next_frame(before: int = published) -> bool:
+                return h.stack.hub.stats.frames_published > before
+
+            await h.wait_for(next_frame, what="the next frame")
         assert lengths == sorted(lengths), lengths
         assert max(lengths) == capacity
         # Full: stays at 10, the newest 10.

@@ -50,7 +50,7 @@ async def recv_frames(
 ) -> list[tuple[float, dict[str, Any]]]:
     """(local receive wall time, frame) of the next ``count`` messages."""
     deadline = time.monotonic() + timeout
-    out = []
+    out: list[Any] = []
     while len(out) < count:
         left = deadline - time.monotonic()
         assert left > 0, f"only {len(out)} of {count} frames within {timeout} s"

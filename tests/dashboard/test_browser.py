@@ -81,6 +81,7 @@ def stack_ready(env: RunningDashboard) -> None:
     """No fault, the market running, the API serving, both books in sync."""
     handle = env.stack
     env.loop.call(handle.leave_clean)
+    assert handle.stack.api is not None
     if handle.stack.api.server.should_exit:  # an API stop left behind
         env.loop.run(handle.stack.start_api_again())
     env.loop.run(handle.wait_synced(), timeout=None)

@@ -82,6 +82,7 @@ async def test_snapshot_requests_under_a_429_storm_stay_within_the_budget() -> N
 
     async with running_stack(symbols=("btcusdt",), backoff_initial_s=0.1) as h:
         await h.wait_synced()
+        assert h.stack.runtime.rest is not None
         budget = h.stack.runtime.rest.budget
         requests = budget.requests
         h.sim.set_fault("btcusdt", "snapshot_429", retry_after=1, count=1_000_000)

@@ -154,6 +154,7 @@ async def _force_resync(h: StackHandle) -> None:
 
 @pytest.mark.parametrize("fault", ["snapshot_429", "snapshot_418"])
 async def test_rate_limited_snapshot_honours_retry_after(h: StackHandle, fault: str) -> None:
+    assert h.stack.runtime.rest is not None
     budget = h.stack.runtime.rest.budget
     limited = budget.rate_limited
     h.sim.set_fault(SYM, fault, retry_after=1, count=1)

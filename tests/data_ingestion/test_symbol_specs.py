@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,8 @@ from tests.data_ingestion.test_record_replay import replay_books
 from tests.stack import running_stack
 
 # A symbol no default knows: a 1 USDT tick around 5,000 (the filters come from the exchange).
-YFI = {"symbol_specs": {"yfiusdt": SymbolSpec(1.0, 0.001, 0, 3, 10)}, "mid_prices": {"yfiusdt": 5_000.0}}
+YFI: dict[str, Any] = {"symbol_specs": {"yfiusdt": SymbolSpec(1.0, 0.001, 0, 3, 10)},
+                       "mid_prices": {"yfiusdt": 5_000.0}}
 
 
 def test_infer_step_by_hand() -> None:

@@ -121,16 +121,19 @@ async def test_accelerated_soak_with_faults() -> None:
             await wait_checking(counted, f"the client counting {what}")
             if name in RESYNCING:
                 expected_resyncs += 1
-                await wait_checking(lambda r=resyncs: total_resyncs() > r, f"a resync after {what}")
+                def resynced(before: int = resyncs) -> bool:
+                    return total_resyncs() > before
+
+                await wait_checking(resynced, f"a resync after {what}")
             # Recovered: both books in sync with events applied on top of the snapshot,
             # each equal to the exchange's truth, and the fault used up at the exchange.
             await wait_checking(lambda: all(f.in_sync for f in feeds.values()), f"both in sync after {what}")
             applied = {s: f.validator.counters.events_applied for s, f in feeds.items()}
-            await wait_checking(
-                lambda a=applied: all(f.in_sync and f.validator.counters.events_applied >= a[s] + 5
-                                      for s, f in feeds.items()),
-                f"events applied after {what}",
-            )
+            def applied_on_top(before: dict[str, int] = applied) -> bool:
+                return all(f.in_sync and f.validator.counters.events_applied >= before[s] + 5
+                           for s, f in feeds.items())
+
+            await wait_checking(applied_on_top, f"events applied after {what}")
             for sym, feed in feeds.items():
                 assert book_mismatches(feed, h.sim) == [], f"{sym} after {what}"
                 recovery_checks += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from typing import Any
 
 import websockets
 
@@ -22,7 +23,7 @@ def events_of(seed: int, n: int) -> list[dict]:
     market = SymbolMarket("ethusdt", spec_for(cfg, "ethusdt"), mid_price_for(cfg, "ethusdt"),
                           random.Random(f"{seed}:ethusdt"), 1_700_000_000_000)
     agg = DepthAggregator(100, market.update_id)
-    out = []
+    out: list[Any] = []
     while len(out) < n:
         window = agg.add(market.step())
         if window is not None:
@@ -50,7 +51,10 @@ async def test_same_seed_same_events_over_sockets() -> None:
         try:
             assert sim.urls is not None
             async with websockets.connect(sim.urls.ws_public_url + "/ws/btcusdt@depth@100ms") as ws:
-                await wait_for(lambda s=sim: s.hub.has(StreamKey("btcusdt", "depth", 100)), what="the subscription")
+                def subscribed(venue: SimExchange = sim) -> bool:
+                    return venue.hub.has(StreamKey("btcusdt", "depth", 100))
+
+                await wait_for(subscribed, what="the subscription")
                 assert sim.steps == steps
                 sim.resume()
                 events = [json.loads(await asyncio.wait_for(ws.recv(), CEILING_S)) for _ in range(15)]

@@ -102,8 +102,10 @@ async def test_injected_wall_is_labelled_and_holds_in_the_true_book() -> None:
             for _ in range(3):
                 book = (await http.get("/sim/book", params={"symbol": "btcusdt"})).json()
                 assert Decimal(dict(book["bids"])[price]) >= qty
-                await wait_for(lambda u=book["update_id"]: sim.true_book("btcusdt").update_id > u + 1000,
-                               what="1000 more updates")
+                def moved_on(held_at: int = book["update_id"]) -> bool:
+                    return sim.true_book("btcusdt").update_id > held_at + 1000
+
+                await wait_for(moved_on, what="1000 more updates")
 
             async def ended() -> bool:
                 eps = (await http.get("/sim/episodes", params={"symbol": "btcusdt"})).json()

@@ -19,7 +19,7 @@ DEPTH = "/ws/btcusdt@depth@100ms"
 
 
 async def collect(ws: websockets.ClientConnection, n: int, timeout: float = CEILING_S) -> list[str]:
-    return [await asyncio.wait_for(ws.recv(), timeout) for _ in range(n)]  # type: ignore[misc]
+    return [str(await asyncio.wait_for(ws.recv(), timeout)) for _ in range(n)]
 
 
 async def test_drop_gives_a_real_pu_gap(sim: SimExchange, urls: SimUrls) -> None:
@@ -116,7 +116,7 @@ async def test_silence_is_silence_then_data_resumes(sim: SimExchange, urls: SimU
 
 
 async def test_snapshot_429_418_5xx(sim: SimExchange, http: httpx.AsyncClient) -> None:
-    params = {"symbol": "BTCUSDT", "limit": 100}
+    params: dict[str, str | int] = {"symbol": "BTCUSDT", "limit": 100}
     sim.set_fault("btcusdt", "snapshot_429", retry_after=7, count=1)
     resp = await http.get("/fapi/v1/depth", params=params)
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "7"

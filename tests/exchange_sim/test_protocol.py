@@ -185,7 +185,7 @@ async def test_subscribe_unsubscribe_and_list(urls: SimUrls) -> None:
         await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@aggTrade"], "id": 2}))
         await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}))
         await ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["ethusdt@depth@100ms"], "id": 4}))
-        replies = {}
+        replies: dict[int, dict[str, Any]] = {}
         while len(replies) < 3:
             msg = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
             if "id" in msg:
@@ -215,7 +215,7 @@ async def test_at_most_1024_streams_a_connection(urls: SimUrls) -> None:
         for i in range(0, len(names), 200):
             await ws.send(json.dumps({"method": "SUBSCRIBE", "params": names[i : i + 200], "id": i}))
         await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@bookTicker"], "id": 9999}))
-        replies = {}
+        replies: dict[int, dict[str, Any]] = {}
         while len(replies) < 7:
             msg = json.loads(await asyncio.wait_for(ws.recv(), CEILING_S))
             if "id" in msg:

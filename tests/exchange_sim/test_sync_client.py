@@ -5,6 +5,7 @@ symbols and must equal the exchange's true book at its last applied ``u``."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from decimal import Decimal
 
@@ -95,6 +96,15 @@ ROUNDS = 10
 EVENTS_PER_ROUND = 10  # about a second of the 100 ms stream
 
 
+
+def received_more(book: MiniBook, before: int) -> bool:
+    return book.received > before
+
+
+def applied_more(book: MiniBook, before: int) -> bool:
+    """EVENTS_PER_ROUND more events applied, or the book lost its sync (a gap)."""
+    return book.applied >= before + EVENTS_PER_ROUND or book.last_u is None
+
 async def test_independent_client_matches_true_book_every_ten_events() -> None:
     """Ten comparisons per symbol, each after ten more events applied: counted, so a
     slow machine makes the test longer, not weaker."""
@@ -125,7 +135,7 @@ async def test_independent_client_matches_true_book_every_ten_events() -> None:
                     seen = book.received
                     if not book.on_snapshot(resp.json()):
                         # Older or newer than the buffered stream: the next event changes that.
-                        await wait_for(lambda n=seen: book.received > n, what=f"{symbol} next event")
+                        await wait_for(functools.partial(received_more, book, seen), what=f"{symbol} next event")
 
             await asyncio.gather(*(sync(s) for s in books))
             checks = 0
@@ -134,7 +144,7 @@ async def test_independent_client_matches_true_book_every_ten_events() -> None:
                     if book.last_u is None:
                         await sync(symbol)
                     start = book.applied
-                    await wait_for(lambda b=book, n=start: b.applied >= n + EVENTS_PER_ROUND or b.last_u is None,
+                    await wait_for(functools.partial(applied_more, book, start),
                                    what=f"{symbol}: {EVENTS_PER_ROUND} more events applied")
                     if book.last_u is None:
                         continue  # a gap: counted below, and fails the test
