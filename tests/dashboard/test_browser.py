@@ -92,7 +92,7 @@ def page(shared_page: Page, dash_env: RunningDashboard) -> Page:
     """The shared page, with what every test may assume re-established whatever the
     test before it did (or failed to undo)."""
     stack_ready(dash_env)
-    shared_page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'connected'")
+    shared_page.wait_for_function("() => document.getElementById('liq-root')?.dataset.conn === 'connected'")
     if shared_page.get_attribute("#ladder", "data-symbol") != "btcusdt":
         shared_page.click("label:has-text('BTCUSDT')")
         shared_page.wait_for_function("() => document.getElementById('ladder').dataset.symbol === 'btcusdt'")
@@ -406,12 +406,12 @@ def test_a_symbol_the_api_refuses_is_shown_as_disconnected(dash_env: RunningDash
     other = context.new_page()
     try:
         other.goto(server.url)
-        other.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'disconnected'",
+        other.wait_for_function("() => document.getElementById('liq-root')?.dataset.conn === 'disconnected'",
                                 timeout=20_000)
         status = other.inner_text("#conn-status")
         assert status.startswith("disconnected") and "unknown symbol 'xrpusdt'" in status, status
         other.click("label:has-text('BTCUSDT')")  # a served symbol connects as usual
-        other.wait_for_function("() => document.getElementById('liq-root').dataset.status === 'connected'",
+        other.wait_for_function("() => document.getElementById('liq-root')?.dataset.status === 'connected'",
                                 timeout=15_000)
         assert other.inner_text("#conn-status") == "connected"
     finally:
@@ -423,11 +423,11 @@ def test_page_reconnects_by_itself_after_the_api_restarts(dash_env: RunningDashb
     stack = dash_env.stack.stack
     dash_env.loop.run(stack.stop_api())
     try:
-        page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'reconnecting'")
+        page.wait_for_function("() => document.getElementById('liq-root')?.dataset.conn === 'reconnecting'")
         assert "reconnecting" in page.inner_text("#conn-status")
     finally:
         dash_env.loop.run(stack.start_api_again())
-    page.wait_for_function("() => document.getElementById('liq-root').dataset.conn === 'connected'")
+    page.wait_for_function("() => document.getElementById('liq-root')?.dataset.conn === 'connected'")
     assert page.inner_text("#conn-status") == "connected"
     seq = debug(page)["seq"]
     page.wait_for_function(f"() => {LIQ}.debug().seq > {seq}")

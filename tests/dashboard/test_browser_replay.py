@@ -72,7 +72,7 @@ def test_replay_says_replaying_then_replay_finished(
     assert not health(stack)["replay"]["finished"], "the replay ended before the page was up; lower SPEED"
 
     # While it plays
-    page.wait_for_function("() => document.getElementById('liq-root').dataset.status === 'replaying'",
+    page.wait_for_function("() => document.getElementById('liq-root')?.dataset.status === 'replaying'",
                            timeout=10_000)
     assert page.inner_text("#conn-status") == "replaying"
     assert page.get_attribute("#liq-root", "data-conn") == "connected"  # the socket itself
@@ -92,7 +92,7 @@ def test_replay_says_replaying_then_replay_finished(
     assert "live" not in banner.lower() and "connected" not in banner.lower(), banner
 
     # At the end: /health says finished, and so does the page, from the frames
-    page.wait_for_function("() => document.getElementById('liq-root').dataset.status === 'finished'",
+    page.wait_for_function("() => document.getElementById('liq-root')?.dataset.status === 'finished'",
                            timeout=120_000)
     assert page.inner_text("#conn-status") == "replay finished"
     assert health(stack)["replay"]["finished"] is True
