@@ -1,8 +1,14 @@
-"""The Dash page: a static layout plus clientside JavaScript (assets/liquidity.js).
+"""The Dash page: a static layout plus clientside JavaScript (assets/*.js).
 
 The browser subscribes to ``ws://<api>/ws/<symbol>`` itself and draws every frame
 in JavaScript; no server callback runs per tick. The API base URL reaches the page
 at layout time in the ``liq-config`` store (and as ``data-api-url`` on the root).
+
+The JavaScript is one file per panel plus core, connection and main files, all adding
+to one namespace (``window.dash_clientside.liq``, also ``window.LIQ``). Dash serves
+every ``.js`` in ``assets/`` as a plain script in file-name order, so the number
+prefix of each name is its load order: ``00-core.js`` first, ``90-main.js`` last
+(docs/dashboard.md lists them).
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ def contrast_failures(measured: list[dict[str, Any]], minimum: float = 4.5) -> l
 
 # Every state the page's own classes can show, built in a scratch block at the end of
 # the page (the live page shows only some of them at a time: one source, whatever
-# alerts happened, bars of whatever width). Mirrors the markup liquidity.js makes.
+# alerts happened, bars of whatever width). Mirrors the markup dashboard/assets/ makes.
 # Returns the number of text elements it made.
 STATE_SWATCHES_JS = r"""
 () => {

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.app import PLOTLY_ROUTE, create_app
+from dashboard.app import ASSETS, PLOTLY_ROUTE, create_app
 from dashboard.server import DashboardServer
 
 
@@ -53,12 +53,17 @@ def test_server_serves_page_script_and_plotly_then_stops_and_frees_the_port() ->
     try:
         with urllib.request.urlopen(server.url + "/", timeout=5) as resp:
             assert resp.status == 200
+            page = resp.read().decode()
+        # every page script is listed, in file-name order: that order is the load order
+        scripts = sorted(p.name for p in ASSETS.glob("*.js"))
+        positions = [page.index("/assets/" + name) for name in scripts]
+        assert positions == sorted(positions)
         with urllib.request.urlopen(server.url + PLOTLY_ROUTE, timeout=5) as resp:
             assert b"plotly" in resp.read(2000).lower()
         with urllib.request.urlopen(server.url + "/_dash-layout", timeout=5) as resp:
             layout = json.loads(resp.read())
         assert layout["props"]["data-api-url"] == "http://127.0.0.1:9999"
-        with urllib.request.urlopen(server.url + "/assets/liquidity.js", timeout=5) as resp:
+        with urllib.request.urlopen(server.url + "/assets/00-core.js", timeout=5) as resp:
             assert b"dash_clientside" in resp.read()
     finally:
         server.stop()

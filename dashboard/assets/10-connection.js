@@ -1,0 +1,138 @@
+/*
+ * The connection: the websocket to ws://<api>/ws/<symbol>, reconnects with backoff,
+ * the watchdog for a silent socket, and the intake of its messages (a `history`
+ * replaces the store and redraws everything; each `frame` is ingested and drawn).
+ * Owns LIQ.state.conn and the API's base URL (LIQ.connection.apiUrl for fetches).
+ */
+(function (LIQ) {
+  'use strict';
+
+  const CFG = LIQ.cfg;
+  const session = LIQ.state.session;
+  const conn = LIQ.state.conn;
+  const sched = LIQ.state.schedule;
+  const byId = LIQ.dom.byId;
+
+  /* A server bound to every interface (0.0.0.0 / ::) is reached on the host the page came from. */
+  function apiBase(configured) {
+    const url = new URL(configured);
+    if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = window.location.hostname;
+    return url.origin;
+  }
+
+  function wsUrl(symbol) {
+    return session.apiBase.replace(/^http/, 'ws') + '/ws/' + encodeURIComponent(symbol);
+  }
+
+  function apiUrl(path) {
+    return session.apiBase + path;
+  }
+
+  function closeSocket() {
+    conn.gen += 1;           // late events of the old socket are ignored
+    if (conn.ws) {
+      try { conn.ws.close(1000, 'switching'); } catch (e) { /* already closed */ }
+    }
+    conn.ws = null;
+  }
+
+  function connect() {
+    clearTimeout(conn.retryTimer);
+    closeSocket();
+    const gen = conn.gen;
+    const ws = new WebSocket(wsUrl(session.symbol));
+    conn.ws = ws;
+    if (conn.attempts) setConn(conn.state === 'disconnected' ? 'disconnected' : 'reconnecting', 'attempt ' + conn.attempts);
+    else setConn('connecting', '');
+    ws.onmessage = function (ev) { if (gen === conn.gen) onMessage(ev); };
+    ws.onclose = function (ev) {
+      if (gen === conn.gen) scheduleReconnect(ev.reason || 'closed (' + ev.code + ')', ev.code === 1008);
+    };
+    ws.onerror = function () { /* onclose follows and reconnects */ };
+  }
+
+  /* Retry with backoff. The banner says "reconnecting" while retries are young and
+   * "disconnected" once the socket has been down for disconnectedAfterMs, or at once
+   * when the server refused the symbol (close code 1008: retrying cannot help). */
+  function scheduleReconnect(why, final) {
+    closeSocket();
+    if (!conn.downSince) conn.downSince = Date.now();
+    if (final) {
+      conn.retryAt = 0;
+      setConn('disconnected', '(' + why + ')');
+      return;
+    }
+    const delay = conn.retryMs;
+    conn.retryMs = Math.min(conn.retryMs * 2, CFG.backoffMaxMs);
+    conn.attempts += 1;
+    conn.retryAt = Date.now() + delay;
+    const down = Date.now() - conn.downSince >= CFG.disconnectedAfterMs;
+    setConn(down ? 'disconnected' : 'reconnecting', 'retrying in ' + (delay / 1000).toFixed(1) + ' s (' + why + ')');
+    conn.retryTimer = setTimeout(connect, delay);
+  }
+
+  /* Drop the socket and forget its retries: a new symbol starts clean (then connect()). */
+  function reset() {
+    clearTimeout(conn.retryTimer);
+    closeSocket();
+    conn.lastMsgAt = 0;
+    conn.retryMs = CFG.backoffStartMs;
+    conn.attempts = 0;
+    conn.downSince = 0;
+  }
+
+  function onMessage(ev) {
+    const t0 = performance.now();
+    conn.lastMsgAt = Date.now();
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch (e) { return; }
+    if (msg.symbol && msg.symbol !== session.symbol) return;
+    if (msg.type === 'history') {
+      LIQ.store.reset();
+      for (const f of msg.frames || []) LIQ.store.ingest(f);
+      conn.retryMs = CFG.backoffStartMs;
+      conn.attempts = 0;
+      conn.downSince = 0;
+      setConn('connected', '');
+      LIQ.schedule.renderAll(true);
+      LIQ.state.stats.historyMs = performance.now() - t0;
+      LIQ.panels.banner.refreshHealth();
+      LIQ.panels.impact.maybe(true);
+      return;
+    }
+    if (msg.type !== 'frame') return;
+    sched.inHandler = true;
+    try {
+      LIQ.store.ingest(msg);
+      LIQ.schedule.renderAll(false);
+    } finally {
+      sched.inHandler = false;
+    }
+    LIQ.schedule.record(performance.now() - t0);
+    LIQ.panels.impact.maybe(false);
+  }
+
+  /* conn.state is the socket's state: connecting, connected, reconnecting, disconnected. */
+  function setConn(state, detail) {
+    conn.state = state;
+    conn.detail = detail;
+    const root = byId('liq-root');
+    if (root) root.dataset.conn = state;
+    LIQ.panels.banner.renderConn();
+  }
+
+  /* Twice a second: a long outage turns "reconnecting" into "disconnected", and a
+   * socket that went silent is dropped and reopened. */
+  function watchdog() {
+    if (conn.state === 'reconnecting' && conn.downSince && Date.now() - conn.downSince >= CFG.disconnectedAfterMs) {
+      setConn('disconnected', conn.detail);
+    }
+    if (conn.state === 'connected' && conn.lastMsgAt && Date.now() - conn.lastMsgAt > CFG.staleAfterMs) {
+      scheduleReconnect('no data for ' + CFG.staleAfterMs / 1000 + ' s');
+    }
+  }
+
+  LIQ.connection = {
+    apiBase: apiBase, apiUrl: apiUrl, reset: reset, connect: connect, watchdog: watchdog,
+  };
+})(window.LIQ);

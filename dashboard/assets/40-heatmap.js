@@ -1,0 +1,127 @@
+/*
+ * The liquidity heatmap: time x price, colour = resting size, with the best bid/ask
+ * lines, trades as bubbles and the volume profile (41-profile.js) on a second x axis
+ * sharing the price axis. Drawn by the scheduler in its own task, about once a second.
+ */
+(function (LIQ) {
+  'use strict';
+
+  const CFG = LIQ.cfg;
+  const COLOR = LIQ.style.color;
+  const data = LIQ.data;
+  const byId = LIQ.dom.byId;
+  const { axis, keptLayout, baseLayout } = LIQ.plot;
+
+  /* The heatmap is drawn on a regular time grid (one step = the usual spacing of the
+   * columns, a multiple of columnS). Each grid slot shows the newest column at or before
+   * it (the book as it stood then), holes longer than maxGapCols steps stay empty. With
+   * evenly spaced x and y Plotly paints one pixel per cell and scales the image
+   * (its "fast" heatmap path), instead of one fillRect per cell on a canvas the size of
+   * the plot. */
+  function gridStep(cols) {
+    const diffs = [];
+    for (let i = Math.max(1, cols.length - 21); i < cols.length; i += 1) diffs.push(cols[i].t - cols[i - 1].t);
+    if (!diffs.length) return CFG.columnS;
+    diffs.sort(function (a, b) { return a - b; });
+    const median = diffs[diffs.length >> 1];
+    return Math.max(1, Math.round(median / CFG.columnS)) * CFG.columnS;
+  }
+
+  function heatGrid() {
+    const cols = data.columns;
+    const last = cols[cols.length - 1];
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const c of cols) { lo = Math.min(lo, c.bin0); hi = Math.max(hi, c.bin0 + c.sizes.length); }
+    if (hi - lo > CFG.maxHeatRows) {
+      lo = Math.round(last.bin0 + last.sizes.length / 2 - CFG.maxHeatRows / 2);
+      hi = lo + CFG.maxHeatRows;
+    }
+    const rows = hi - lo;
+    const step = gridStep(cols);
+    const n = Math.min(Math.floor((last.t - cols[0].t) / step + 1e-9) + 1, Math.ceil(CFG.windowS / step));
+    const x = new Array(n);
+    const pick = new Array(n);
+    let j = 0;
+    for (let k = 0; k < n; k += 1) {
+      const ts = last.t - (n - 1 - k) * step;
+      x[k] = ts * 1000;
+      while (j + 1 < cols.length && cols[j + 1].t <= ts + step / 2) j += 1;
+      const c = cols[j];
+      pick[k] = c.t <= ts + step / 2 && ts - c.t <= CFG.maxGapCols * step ? c : null;
+    }
+    const y = new Array(rows);
+    const z = new Array(rows);
+    for (let r = 0; r < rows; r += 1) {
+      y[r] = (lo + r + 0.5) * last.binSize;
+      const row = new Array(n);
+      const bin = lo + r;
+      for (let k = 0; k < n; k += 1) {
+        const c = pick[k];
+        const v = c ? c.sizes[bin - c.bin0] : undefined;
+        row[k] = v === undefined ? null : v;
+      }
+      z[r] = row;
+    }
+    return { x: x, y: y, z: z, lo: lo, hi: hi, binSize: last.binSize };
+  }
+
+  function colourTop(z) {
+    // the 97th percentile of recent sizes: one wall must not wash out the rest
+    const sample = [];
+    for (const row of z) {
+      for (let c = Math.max(0, row.length - 20); c < row.length; c += 1) if (row[c] > 0) sample.push(row[c]);
+    }
+    if (!sample.length) return 1;
+    sample.sort(function (a, b) { return a - b; });
+    return sample[Math.floor(sample.length * 0.97)] || sample[sample.length - 1];
+  }
+
+  function tradeTrace(side, maxQty) {
+    const x = [];
+    const y = [];
+    const size = [];
+    for (const tr of data.trades) {
+      if (tr.side !== side) continue;
+      x.push(tr.ts * 1000);
+      y.push(tr.price);
+      size.push(4 + 22 * Math.sqrt(tr.qty / maxQty));
+    }
+    return {
+      type: 'scattergl', mode: 'markers', name: side === 'buy' ? 'buys' : 'sells', x: x, y: y,
+      marker: { size: size, color: side === 'buy' ? COLOR.bid : COLOR.ask, opacity: 0.7, line: { width: 0 } },
+      hovertemplate: side + ' %{y}<extra></extra>',
+    };
+  }
+
+  function render() {
+    const div = byId('heatmap');
+    if (!div || !data.columns.length) return;
+    const g = heatGrid();
+    let maxQty = 1e-9;
+    for (const tr of data.trades) maxQty = Math.max(maxQty, tr.qty);
+    const traces = [
+      { type: 'heatmap', name: 'resting size', x: g.x, y: g.y, z: g.z, zmin: 0, zmax: colourTop(g.z),
+        colorscale: LIQ.style.heatScale, showscale: false, hovertemplate: '%{y}<br>%{z:.3f}<extra></extra>' },
+      { type: 'scattergl', mode: 'lines', name: 'best bid', x: data.series.t, y: data.series.bid,
+        line: { color: COLOR.bid, width: 1.5, shape: 'hv' }, hoverinfo: 'skip' },
+      { type: 'scattergl', mode: 'lines', name: 'best ask', x: data.series.t, y: data.series.ask,
+        line: { color: COLOR.ask, width: 1.5, shape: 'hv' }, hoverinfo: 'skip' },
+      tradeTrace('buy', maxQty),
+      tradeTrace('sell', maxQty),
+      LIQ.panels.profile.trace(g),
+    ];
+    const layout = keptLayout('heatmap', function () {
+      return baseLayout({
+        margin: { l: 64, r: 8, t: 6, b: 28 },
+        xaxis: axis({ type: 'date', domain: [0, 0.85] }),
+        xaxis2: axis({ domain: [0.865, 1], anchor: 'y', showticklabels: false, title: { text: '' } }),
+        yaxis: axis({ tickformat: ',.' + data.decimals + 'f' }),
+        bargap: 0,
+      });
+    });
+    Plotly.react(div, traces, layout, LIQ.style.plotConfig);
+  }
+
+  LIQ.panels.heatmap = { render: render };
+})(window.LIQ);
