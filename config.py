@@ -127,6 +127,22 @@ class Settings:
     max_ws_clients: int = 500
     max_ws_clients_per_ip: int = 100
     ws_client_queue: int = 4
+    # A websocket client whose frame waits this long to be written (it stopped
+    # reading), or that keeps dropping frames this long, is closed (1008) and, if the
+    # close frame cannot be written either, aborted: its slot and buffers are freed.
+    ws_stall_timeout_s: float = 10.0
+    ws_client_msgs_per_s: float = 10.0  # what a client may send on /ws (burst: twice that); over it: 1008
+    # Open TCP connections to the API, HTTP and websocket together (also capped below
+    # the descriptor limit); one over is answered 503 and closed at once.
+    max_connections: int = 1000
+    header_timeout_s: float = 10.0  # a request's headers must be complete this long after the connection opens
+    keepalive_idle_s: float = 5.0  # an idle keep-alive HTTP connection is closed after this
+    # Browser origins allowed to read the API besides the dashboard's own and same
+    # origin ("*": any page).
+    allow_origins: tuple[str, ...] = ()
+    # Addresses of proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    # (comma-separated, "*" any); empty: the headers are ignored, the peer address counts.
+    forwarded_allow_ips: str = ""
     log_level: str = "info"
     log_file: str = ""
 

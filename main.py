@@ -26,10 +26,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from api.assembly import Stack
+from api.limits import raise_open_files_limit
 from api.server import bind_api_socket
 from api.services import SourceInfo
 from config import ENV_PREFIX, Settings, load_settings
 from data_ingestion.rest import RestrictedLocation
+from data_ingestion.tasks import install_loop_error_log
 from embedded_server import bind_socket
 
 log = logging.getLogger("main")
@@ -79,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"in-process simulated market speed [{_env('SIM_SPEED')}, default {d.sim_speed:g}]")
     p.add_argument("--seed", type=int, default=None,
                    help=f"simulated market seed [{_env('SIM_SEED')}, default {d.sim_seed}]")
+    p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
+                   help=f"a browser origin (scheme://host:port) allowed to read the API besides the dashboard's "
+                        f"own and same origin; repeat for several, '*' for any page "
+                        f"[{_env('ALLOW_ORIGINS')}, separated by commas]")
+    p.add_argument("--forwarded-allow-ips", default=None, metavar="IPS",
+                   help=f"proxies whose X-Forwarded-For is believed (comma-separated, '*' any); by default "
+                        f"none: each client counts as its own address [{_env('FORWARDED_ALLOW_IPS')}]")
     p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"),
                    help=f"log verbosity [{_env('LOG_LEVEL')}, default {d.log_level}]")
     p.add_argument("--log-file", default=None, help=f"also write the log to this file [{_env('LOG_FILE')}]")
@@ -102,6 +111,9 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "sim_seed": args.seed,
         "log_level": args.log_level,
         "log_file": args.log_file,
+        "allow_origins": tuple(o.strip() for a in args.allow_origin for o in a.split(",") if o.strip())
+        if args.allow_origin else None,
+        "forwarded_allow_ips": args.forwarded_allow_ips,
     }
     return load_settings(environ, **cli)
 
@@ -249,13 +261,14 @@ class App:
             app = create_app(self.stack.api_url, list(self.stack.runtime.feeds), source.label)
             self.dashboard = DashboardServer(app, s.host, s.dash_port)
             self.dashboard.start()
+            self.stack.allow_origin(self.dashboard.url)
         shown = f"[{s.host}]" if ":" in s.host else s.host
         log.info("source: %s (%s)", source.label, source.reason)
         if self.dashboard is not None:
             log.info("dashboard: http://%s:%d/", shown, s.dash_port)
         log.info("API: %s  (docs %s/docs, health %s/health)", self.stack.api_url, self.stack.api_url,
                  self.stack.api_url)
-        self.stack.tasks.spawn(self.minute_report(), name="minute-report")
+        self.stack.tasks.supervise(self.minute_report, name="minute-report")
 
     async def minute_report(self) -> None:
         """One log line a minute per symbol: state, rates, gaps, alerts; a warning when
@@ -296,6 +309,7 @@ async def run(settings: Settings) -> int:
     dash_sock = reserve_port(s.host, s.dash_port, "dashboard", "--dash-port") if s.dashboard else None
     app = App(s)
     loop = asyncio.get_running_loop()
+    install_loop_error_log(loop)
     stop = asyncio.Event()
     signals_seen = 0
 
@@ -332,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings)
+    soft, hard = raise_open_files_limit()
+    log.debug("open files limit: %d (hard %d)", soft, hard)
     try:
         return asyncio.run(run(settings))
     except (UsageError, RestrictedLocation) as exc:

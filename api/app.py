@@ -1,14 +1,15 @@
 """The API's FastAPI application, composed from its parts: error handling
-(api/errors.py), /health (api/health.py), the REST endpoints (api/rest.py) and the
-/ws/{symbol} push (api/ws.py), all reading the same :class:`Services`."""
+(api/errors.py), the origins allowed to read it from a browser (api/origins.py),
+/health (api/health.py), the REST endpoints (api/rest.py) and the /ws/{symbol}
+push (api/ws.py), all reading the same :class:`Services`."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
 from api.health import add_health_routes
+from api.origins import OriginMiddleware
 from api.rest import add_rest_routes
 from api.services import Services
 from api.ws import add_ws_routes
@@ -21,7 +22,7 @@ def create_app(services: Services) -> FastAPI:
         description="Live L2 books of Binance USDT-M futures rebuilt from the depth stream, "
         "their microstructure metrics, liquidity alerts and a market-impact walk.",
     )
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"], allow_headers=["*"])
+    app.add_middleware(OriginMiddleware, policy=services.origins)
     app.state.services = services
     install_error_handlers(app)
     add_health_routes(app, services)

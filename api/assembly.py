@@ -41,7 +41,8 @@ class Stack:
         self.tasks = TaskRegistry()
         self.features: dict[str, SymbolFeatures] = {}
         self.runtime = IngestionRuntime(settings, self.tasks, self._make_features)
-        self.hub = FrameHub(settings.max_ws_clients, settings.max_ws_clients_per_ip, settings.ws_client_queue)
+        self.hub = FrameHub(settings.max_ws_clients, settings.max_ws_clients_per_ip, settings.ws_client_queue,
+                            behind_limit_s=settings.ws_stall_timeout_s)
         self._api_socket = api_socket
         self.publisher: FramePublisher | None = None
         self.services: Services | None = None
@@ -73,12 +74,17 @@ class Stack:
         sock = self._api_socket if self._api_socket is not None else bind_api_socket(s.host, s.api_port)
         self.api = ApiServer(self.services, sock, log_level="warning")
         await self.api.start()
-        self.tasks.spawn(self.publisher.run(), name="frame-publisher")
+        self.tasks.supervise(self.publisher.run, name="frame-publisher")
         # What lives from start-up on (modules, the first books, the simulated
         # exchange's warm market) leaves the collector's view: full collections then
         # walk only young objects, which keeps their pauses off the frames' tail.
         gc.collect()
         gc.freeze()
+
+    def allow_origin(self, url: str) -> None:
+        """Let pages served from ``url`` (the dashboard) read the API from a browser."""
+        assert self.services is not None
+        self.services.origins.add(url)
 
     async def stop_api(self) -> None:
         assert self.api is not None

@@ -5,6 +5,7 @@ in sync."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -72,6 +73,10 @@ def health_body(services: Services) -> dict[str, Any]:
         b = runtime.rest.budget
         body["rest_weight"] = {"used_1m": b.used, "limit_1m": b.limit, "rate_limited": b.rate_limited,
                                "waits": b.waits, "requests": b.requests}
+    body["tasks"] = {"running": len(runtime.tasks.running), "restarts": dict(runtime.tasks.restarts)}
     if runtime.replay is not None:
-        body["replay"] = runtime.replay.as_dict()
+        replay = runtime.replay.as_dict()
+        # File names, not paths: /health is readable by any client of the API.
+        replay["files"] = [Path(str(f)).name for f in runtime.replay.files]
+        body["replay"] = replay
     return body

@@ -9,6 +9,7 @@ ingestion loop (publishing never awaits a socket).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -20,9 +21,14 @@ class Subscriber:
     capacity: int
     queue: deque[str] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Dropping frames continuously for this long (the queue never emptied since the
+    # first drop) closes the client: it is not keeping up and never will.
+    behind_limit_s: float = 10.0
     dropped: int = 0
     sent: int = 0
     closed: bool = False
+    behind_since: float | None = None  # monotonic time of the first drop since the queue was last empty
+    evicted: tuple[int, str] | None = None  # (close code, reason) when the server ends the client
 
     def offer(self, message: str) -> bool:
         """Queue ``message``; when full, the oldest queued message is dropped.
@@ -32,9 +38,24 @@ class Subscriber:
             self.queue.popleft()
             self.dropped += 1
             ok = False
+            now = time.monotonic()
+            if self.behind_since is None:
+                self.behind_since = now
+            elif now - self.behind_since >= self.behind_limit_s and self.evicted is None:
+                self.evict(1008, f"too slow: frames dropped for {now - self.behind_since:.0f} s "
+                                 f"({self.dropped} in all)")
+                return False
         self.queue.append(message)
         self.ready.set()
         return ok
+
+    def evict(self, code: int, reason: str) -> None:
+        """End this client from the server's side: its sender stops and closes with ``code``."""
+        if self.evicted is None:
+            self.evicted = (code, reason)
+        self.closed = True
+        self.queue.clear()
+        self.ready.set()
 
     async def next_message(self) -> str | None:
         """The oldest queued message; None once the subscriber is closed (what is
@@ -42,6 +63,7 @@ class Subscriber:
         while not self.queue:
             if self.closed:
                 return None
+            self.behind_since = None  # caught up
             self.ready.clear()
             await self.ready.wait()
         if self.closed:
@@ -59,15 +81,20 @@ class HubStats:
     frames_dropped: int = 0  # over all subscribers, including departed ones
     clients_refused: int = 0
     clients_total: int = 0  # accepted since start
+    clients_evicted: int = 0  # closed by the server: stalled, too slow or talking too much
+    origins_refused: int = 0  # websocket handshakes from a page of another origin (403)
 
 
 class FrameHub:
     """Subscribers of every symbol, with global and per-address limits."""
 
-    def __init__(self, max_clients: int, max_per_address: int, queue_capacity: int) -> None:
+    def __init__(
+        self, max_clients: int, max_per_address: int, queue_capacity: int, behind_limit_s: float = 10.0
+    ) -> None:
         self.max_clients = max_clients
         self.max_per_address = max_per_address
         self.queue_capacity = max(1, queue_capacity)
+        self.behind_limit_s = behind_limit_s
         self._subs: dict[str, set[Subscriber]] = {}
         self._per_address: dict[str, int] = {}
         self.stats = HubStats()
@@ -95,7 +122,7 @@ class FrameHub:
         if self._per_address.get(remote, 0) >= self.max_per_address:
             self.stats.clients_refused += 1
             raise LimitExceeded(f"too many websocket clients from {remote} (limit {self.max_per_address})")
-        sub = Subscriber(symbol, remote, self.queue_capacity)
+        sub = Subscriber(symbol, remote, self.queue_capacity, behind_limit_s=self.behind_limit_s)
         self._subs.setdefault(symbol, set()).add(sub)
         self._per_address[remote] = self._per_address.get(remote, 0) + 1
         self.stats.clients_total += 1
@@ -111,6 +138,7 @@ class FrameHub:
             else:
                 self._per_address.pop(sub.remote, None)
         sub.closed = True
+        sub.queue.clear()
         sub.ready.set()
 
     def publish(self, symbol: str, message: str) -> None:

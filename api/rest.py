@@ -9,6 +9,7 @@ reason (see api/errors.py).
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
@@ -56,10 +57,17 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
                 for sub in hub.subscribers()
                 if sub.dropped
             ],
+            "clients_evicted": st.clients_evicted,
+            "origins_refused": st.origins_refused + services.origins.refused,
+            "connections": connection_stats(services),
             "limits": {
                 "max_clients": hub.max_clients,
                 "max_clients_per_address": hub.max_per_address,
                 "queue_frames": hub.queue_capacity,
+                "stall_timeout_s": s.ws_stall_timeout_s,
+                "client_messages_per_s": s.ws_client_msgs_per_s,
+                "max_connections": services.limits.max_connections if services.limits else None,
+                "header_timeout_s": s.header_timeout_s,
             },
             "frame_build_ms": {k: round(v, 3) for k, v in services.publisher.build_ms_last.items()},
             "frame_bytes": dict(services.publisher.frame_bytes_last),
@@ -68,11 +76,12 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
     @app.get("/book/{symbol}", summary="The rebuilt book: last update id, sync state, N levels a side")
     async def book(
         symbol: str,
-        depth: Annotated[int | None, Query(ge=1, le=100_000, description="levels a side; all when omitted")] = None,
+        depth: Annotated[str | None, Query(description="levels a side, 1 to 100000; all when omitted")] = None,
     ) -> dict[str, Any]:
+        levels = None if depth is None else parse_count(depth, "depth", 1, 100_000)
         feed = feed_of(symbol)
         info = require_in_sync(feed)
-        n = depth if depth is not None else max(len(feed.book.bids), len(feed.book.asks))
+        n = levels if levels is not None else max(len(feed.book.bids), len(feed.book.asks))
         bids, asks = feed.book.top(n)
         band = feed.book.snapshot_band
         return {
@@ -143,6 +152,18 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
         return Response(body, media_type=content_type)
 
 
+def connection_stats(services: Services) -> dict[str, int]:
+    """What the connection limits of api/limits.py refused or closed since start."""
+    limits = services.limits
+    if limits is None:
+        return {}
+    return {
+        "refused_over_cap": limits.refused_over_cap,
+        "closed_header_timeout": limits.closed_header_timeout,
+        "refused_upgrade_too_long": limits.refused_upgrade_too_long,
+    }
+
+
 def require_in_sync(feed: SymbolFeed) -> dict[str, Any]:
     """The feed's sync info when its book can be served; else ApiError 503 with the
     reason. A quiet book (in sync, its connection alive, nothing changed lately) is
@@ -159,12 +180,38 @@ def require_in_sync(feed: SymbolFeed) -> dict[str, Any]:
     raise ApiError(503, f"{feed.symbol}: book not in sync ({state}: {why})")
 
 
+# A number as people write it in a query: optional sign, ASCII digits, an optional
+# fraction and exponent. Not Python's float() syntax, which also takes "1_000",
+# "inf", "nan" and digits of other scripts ("١٢").
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_COUNT = re.compile(r"[0-9]+")
+
+
+def parse_number(raw: str, what: str) -> float:
+    """``raw`` as a float when it is a plain decimal or exponent number, else
+    ApiError 422 naming ``what``."""
+    text = raw.strip()
+    if not _NUMBER.fullmatch(text):
+        if text.lstrip("+-").lower() in ("nan", "inf", "infinity"):
+            raise ApiError(422, f"{what} must be finite, got {raw!r}")
+        raise ApiError(422, f"{what} must be a number like 1.5 or 2e-3, got {raw!r}")
+    return float(text)
+
+
+def parse_count(raw: str, what: str, low: int, high: int) -> int:
+    """``raw`` as a whole number in [low, high] written in ASCII digits, else ApiError 422."""
+    text = raw.strip()
+    if not _COUNT.fullmatch(text):
+        raise ApiError(422, f"{what} must be a whole number from {low} to {high}, got {raw!r}")
+    value = int(text)
+    if not low <= value <= high:
+        raise ApiError(422, f"{what} must be from {low} to {high}, got {value}")
+    return value
+
+
 def parse_size(raw: str, max_size: float) -> float:
     """A finite positive size no larger than ``max_size``, or ApiError 422 saying why."""
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ApiError(422, f"size must be a number, got {raw!r}") from None
+    value = parse_number(raw, "size")
     if not math.isfinite(value):
         raise ApiError(422, f"size must be finite, got {raw!r}")
     if value <= 0:

@@ -11,6 +11,7 @@ import time
 import uvicorn
 
 from api.app import create_app
+from api.limits import ConnectionLimits, connection_cap, guarded_protocols
 from api.services import Services
 from embedded_server import EmbeddedServer, bind_socket, start_serving, stop_serving
 
@@ -37,10 +38,23 @@ class ApiServer:
         self.sock = sock
         self._port = int(sock.getsockname()[1])
         self.app = create_app(services)
+        s = services.settings
+        if services.limits is None:
+            services.limits = ConnectionLimits(connection_cap(s.max_connections), s.header_timeout_s)
+        http_protocol, ws_protocol = guarded_protocols(services.limits)
+        # X-Forwarded-For is believed only from the proxies named in the settings:
+        # uvicorn's default trusts it from 127.0.0.1, where any local client could
+        # then pose as any number of addresses and pass the per-address limit.
+        forwarded = s.forwarded_allow_ips.strip()
         config = uvicorn.Config(
             self.app,
+            http=http_protocol,
+            ws=ws_protocol,
             log_level=log_level,
             access_log=False,
+            proxy_headers=bool(forwarded),
+            forwarded_allow_ips=forwarded or None,
+            timeout_keep_alive=max(1, round(s.keepalive_idle_s)),
             ws_max_size=64 * 1024,
             ws_per_message_deflate=False,
             ws_ping_interval=20.0,

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 
 from api.hub import FrameHub
+from api.limits import ConnectionLimits
+from api.origins import OriginPolicy
 from api.publisher import FramePublisher
 from config import Settings
 from data_ingestion.runtime import IngestionRuntime
@@ -35,7 +37,11 @@ class Services:
     source: SourceInfo
     started_mono: float = field(default_factory=time.monotonic)
     impact: ImpactSimulator | None = None
+    origins: OriginPolicy = field(default_factory=OriginPolicy)
+    limits: ConnectionLimits | None = None  # set by the API server from the settings and the descriptor limit
 
     def __post_init__(self) -> None:
         if self.impact is None:
             self.impact = ImpactSimulator(self.settings.impact_max_size)
+        if not self.origins.allowed and self.settings.allow_origins:
+            self.origins = OriginPolicy(self.settings.allow_origins)

@@ -1,19 +1,46 @@
 """``/ws/{symbol}``: one websocket client, its ``history`` message then one frame
-per tick, until either side closes. An unknown symbol is closed with 1008, a client
-beyond the hub's limits with 1013, every client with 1001 at shutdown."""
+per tick, until either side closes.
+
+How a client ends, and the close code it gets:
+
+* an unknown symbol, or any other path under ``/ws``: 1008 with the reason;
+* a page of another origin: 403 at the handshake (see api/origins.py);
+* beyond the hub's limits: 1013;
+* a client that sends more than it may (it has nothing to say beyond control
+  frames; ``ws_client_msgs_per_s``, burst of twice that): 1008;
+* a client whose frame waits ``ws_stall_timeout_s`` to be written (it stopped
+  reading), or that keeps dropping frames that long (it reads too slowly): 1008,
+  then its connection is aborted if the close frame cannot be written either, so
+  its slot and buffers are freed within seconds whatever the peer does;
+* every client at shutdown: 1001.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.hub import FrameHub, LimitExceeded, Subscriber
+from api.limits import abort_of
 from api.services import Services
 from features.frame import json_schema
+
+CLOSE_REASON_MAX_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes, 2 of them the code
+CLOSE_WAIT_S = 1.0  # how long a close frame may wait to be written before the connection is aborted
+
+
+def close_reason(text: str, limit: int = CLOSE_REASON_MAX_BYTES) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    return raw[:limit].decode("utf-8", errors="ignore")
 
 
 def add_ws_routes(app: FastAPI, services: Services) -> None:
@@ -29,55 +56,110 @@ def add_ws_routes(app: FastAPI, services: Services) -> None:
     async def ws_frames(websocket: WebSocket, symbol: str) -> None:
         await serve_subscriber(services, websocket, symbol)
 
+    @app.websocket("/ws")
+    @app.websocket("/ws/")
+    @app.websocket("/ws/{symbol}/{rest:path}")
+    async def ws_bad_path(websocket: WebSocket) -> None:
+        if await _origin_refused(services, websocket):
+            return
+        await websocket.accept()
+        known = ", ".join(sorted(services.runtime.feeds))
+        await websocket.close(code=1008, reason=close_reason(f"use /ws/<symbol>; served: {known}"))
+
+
+async def _origin_refused(services: Services, websocket: WebSocket) -> bool:
+    """Refuse (HTTP 403 at the handshake) a page of an origin that is not allowed."""
+    if services.origins.allows(websocket.headers.get("origin"), websocket.headers.get("host")):
+        return False
+    services.hub.stats.origins_refused += 1
+    await websocket.close(code=1008)  # before accept: the server answers 403
+    return True
+
 
 async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str) -> None:
     """One websocket client: history, then frames, until either side closes."""
+    if await _origin_refused(services, websocket):
+        return
     hub = services.hub
     sym = symbol.lower()
     await websocket.accept()
     if sym not in services.runtime.feeds:
         known = ", ".join(sorted(services.runtime.feeds))
-        await websocket.close(code=1008, reason=f"unknown symbol {symbol!r}; served: {known}"[:120])
+        await websocket.close(code=1008, reason=close_reason(f"unknown symbol {symbol!r}; served: {known}"))
         return
     remote = websocket.client.host if websocket.client else "unknown"
     try:
         sub = hub.subscribe(sym, remote)
     except LimitExceeded as exc:
-        await websocket.close(code=1013, reason=str(exc)[:120])
+        await websocket.close(code=1013, reason=close_reason(str(exc)))
         return
     hub.active_handlers += 1
+    settings = services.settings
+    stall_s = settings.ws_stall_timeout_s
     reader: asyncio.Future[None] | None = None
     try:
-        history = services.publisher.buffers[sym].history_message().decode()
-        await websocket.send_text(history)
-        # The reader notices the client leaving and closes the subscription, which
-        # wakes this loop: one task step per frame sent, no task made per frame.
-        reader = asyncio.ensure_future(_drain_client(websocket, hub, sub))
+        # The history message is shared by every client of this tick and not kept
+        # here once written: a client pins no more than its queue of shared frames.
+        async with asyncio.timeout(stall_s):
+            await websocket.send_text(services.publisher.buffers[sym].history_text())
+        # The reader notices the client leaving (or talking too much) and closes the
+        # subscription, which wakes this loop: one task step per frame sent.
+        reader = asyncio.ensure_future(_drain_client(websocket, hub, sub, settings.ws_client_msgs_per_s))
         while True:
             message = await sub.next_message()
             if message is None:
                 break
-            await websocket.send_text(message)
+            async with asyncio.timeout(stall_s):
+                await websocket.send_text(message)
             sub.sent += 1
+    except TimeoutError:
+        sub.evict(1008, f"not reading: a frame waited {stall_s:g} s to be written")
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
         if reader is not None:
             reader.cancel()
         hub.unsubscribe(sub)
-        if hub.closing and websocket.application_state is WebSocketState.CONNECTED:
+        if sub.evicted is not None:
+            hub.stats.clients_evicted += 1
+            await _close_or_abort(websocket, *sub.evicted, abort=abort_of(websocket.scope))
+        elif hub.closing and websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close(code=1001, reason="server shutting down")
         hub.active_handlers -= 1
 
 
-async def _drain_client(websocket: WebSocket, hub: FrameHub, sub: Subscriber) -> None:
-    """Read (and ignore) what the client sends; when it goes away, end its subscription."""
+async def _close_or_abort(websocket: WebSocket, code: int, reason: str, abort: Callable[[], None] | None) -> None:
+    """Close with ``code``; if the close frame cannot be written within a second (the
+    client is not reading), drop the connection and its buffered bytes."""
+    closed = False
+    if websocket.application_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_WAIT_S):
+                await websocket.close(code=code, reason=close_reason(reason))
+                closed = True
+    if not closed and abort is not None:
+        abort()
+
+
+async def _drain_client(websocket: WebSocket, hub: FrameHub, sub: Subscriber, per_second: float) -> None:
+    """Read (and drop) what the client sends; when it goes away, end its subscription.
+    A token bucket (``per_second``, burst of twice that) bounds what it may send: a
+    client over it is ended with 1008 and nothing more is read from it."""
+    burst = max(1.0, 2 * per_second)
+    tokens, last = burst, time.monotonic()
     try:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             while True:
                 msg = await websocket.receive()
                 if msg.get("type") == "websocket.disconnect":
                     return
+                now = time.monotonic()
+                tokens = min(burst, tokens + (now - last) * per_second)
+                last = now
+                if tokens < 1.0:
+                    sub.evict(1008, f"too many messages: a client may send {per_second:g}/s on this socket")
+                    return
+                tokens -= 1.0
     finally:
         hub.unsubscribe(sub)

@@ -60,6 +60,7 @@ def running_dashboard(
         app = create_app(handle.api_url, list(symbols), handle.stack.source.label)
         server = DashboardServer(app, "127.0.0.1", 0)
         server.start()
+        handle.stack.allow_origin(server.url)
         yield RunningDashboard(loop, handle, server)
     finally:
         if server is not None:
@@ -106,6 +107,7 @@ def running_replay_dashboard(
         app = create_app(stack.api_url, list(stack.runtime.feeds), stack.source.label)
         server = DashboardServer(app, "127.0.0.1", 0)
         server.start()
+        stack.allow_origin(server.url)
         yield loop, stack, server
     finally:
         if server is not None:

@@ -9,6 +9,7 @@ read while snapshots download. For ``replay`` the same feeds are fed from files.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -131,7 +132,7 @@ class IngestionRuntime:
             public[f"{sym}{s.depth_stream_suffix}"] = ("depth", feed)
             public[f"{sym}@bookTicker"] = ("bookTicker", feed)
             market[f"{sym}@aggTrade"] = ("aggTrade", feed)
-            self.tasks.spawn(feed.run_snapshot_sync(self.rest), name=f"snapshot-sync:{sym}")
+            self.tasks.supervise(functools.partial(feed.run_snapshot_sync, self.rest), name=f"snapshot-sync:{sym}")
         for route, url, streams in (("public", s.ws_public_url, public), ("market", s.ws_market_url, market)):
             items = list(streams.items())
             per_conn = s.max_streams_per_connection
@@ -139,10 +140,10 @@ class IngestionRuntime:
                 chunk = dict(items[i : i + per_conn])
                 conn = StreamConnection(f"{route}#{i // per_conn}", url, chunk, s, self.recorder)
                 self.connections.append(conn)
-                self.tasks.spawn(conn.run(), name=f"ws:{conn.name}")
+                self.tasks.supervise(conn.run, name=f"ws:{conn.name}")
         if self.recorder is not None:
-            self.tasks.spawn(self._flush_recorder(), name="recorder-flush")
-        self.tasks.spawn(self._baseline_memory(), name="memory-baseline")
+            self.tasks.supervise(self._flush_recorder, name="recorder-flush")
+        self.tasks.supervise(self._baseline_memory, name="memory-baseline")
 
     async def start_replay(self, files: Sequence[str], speed: float) -> None:
         """Play ``files``; each symbol's tick and step come from the recording's
@@ -177,7 +178,7 @@ class IngestionRuntime:
             feed = self._make_feed(sym)
             players.append(self.tasks.spawn(play(feed, paths, speed, self.replay), name=f"replay:{sym}"))
         self.tasks.spawn(self._replay_done(players), name="replay-done")
-        self.tasks.spawn(self._baseline_memory(), name="memory-baseline")
+        self.tasks.supervise(self._baseline_memory, name="memory-baseline")
 
     async def _replay_done(self, players: list[asyncio.Task[Any]]) -> None:
         await asyncio.gather(*players)

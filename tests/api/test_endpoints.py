@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.limits import connection_cap
 from config import Settings, load_settings
 from tests.api.wsclient import recv_json, ws_connect
 from tests.stack import StackHandle, running_stack
@@ -231,6 +232,9 @@ BAD_REQUESTS = [
     ("/book/btcusdt?depth=-3", 422, "depth"),
     ("/book/btcusdt?depth=ten", 422, "depth"),
     ("/book/btcusdt?depth=1.5", 422, "depth"),
+    ("/book/btcusdt?depth=1_000", 422, "depth must be a whole number"),
+    ("/book/btcusdt?depth=%D9%A1%D9%A2", 422, "depth must be a whole number"),  # Arabic-Indic 12
+    ("/book/btcusdt?depth=100001", 422, "from 1 to 100000"),
     ("/simulate/dogeusdt?side=buy&size=1", 404, "unknown symbol"),
     ("/simulate/btcusdt?size=1", 422, "side"),
     ("/simulate/btcusdt?side=hold&size=1", 422, "side must be 'buy' or 'sell'"),
@@ -247,6 +251,10 @@ BAD_REQUESTS = [
     ("/simulate/btcusdt?side=buy&size=-Infinity", 422, "must be finite"),
     ("/simulate/btcusdt?side=buy&size=1e400", 422, "must be finite"),
     ("/simulate/btcusdt?side=buy&size=1e10", 422, "above the maximum"),
+    ("/simulate/btcusdt?side=buy&size=1_000", 422, "must be a number"),
+    ("/simulate/btcusdt?side=buy&size=%D9%A1%D9%A2", 422, "must be a number"),  # Arabic-Indic 12
+    ("/simulate/btcusdt?side=buy&size=%EF%BC%91", 422, "must be a number"),  # fullwidth 1
+    ("/simulate/btcusdt?side=buy&size=0x10", 422, "must be a number"),
     ("/simulate/btcusdt?side=buy&sizes=1,abc", 422, "must be a number"),
     ("/simulate/btcusdt?side=buy&sizes=1,-2", 422, "must be positive"),
     ("/simulate/btcusdt?side=buy&sizes=1,nan", 422, "must be finite"),
@@ -275,7 +283,13 @@ async def test_stats(h: StackHandle, http: httpx.AsyncClient) -> None:
         assert key in body
     assert body["limits"] == {"max_clients": h.settings.max_ws_clients,
                               "max_clients_per_address": h.settings.max_ws_clients_per_ip,
-                              "queue_frames": h.settings.ws_client_queue}
+                              "queue_frames": h.settings.ws_client_queue,
+                              "stall_timeout_s": h.settings.ws_stall_timeout_s,
+                              "client_messages_per_s": h.settings.ws_client_msgs_per_s,
+                              "max_connections": connection_cap(h.settings.max_connections),
+                              "header_timeout_s": h.settings.header_timeout_s}
+    assert set(body["connections"]) == {"refused_over_cap", "closed_header_timeout", "refused_upgrade_too_long"}
+    assert body["clients_evicted"] == 0 and body["origins_refused"] == 0
     assert body["frames_published"] >= 2
     assert set(body["frame_bytes"]) == set(SYMS)
 

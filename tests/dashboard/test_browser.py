@@ -401,6 +401,7 @@ def test_a_symbol_the_api_refuses_is_shown_as_disconnected(dash_env: RunningDash
     app = create_app(dash_env.api_url, ["xrpusdt", "btcusdt"], "SIMULATED market")
     server = DashboardServer(app, "127.0.0.1", 0)
     server.start()
+    dash_env.stack.stack.allow_origin(server.url)
     assert page.context.browser is not None
     context = page.context.browser.new_context(viewport={"width": 1400, "height": 900})
     other = context.new_page()

@@ -34,6 +34,8 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
     "--seed": (["7"], "LIQ_SIM_SEED", "7"),
     "--log-level": (["debug"], "LIQ_LOG_LEVEL", "debug"),
     "--log-file": (["/tmp/liq.log"], "LIQ_LOG_FILE", "/tmp/liq.log"),
+    "--allow-origin": (["https://desk.example"], "LIQ_ALLOW_ORIGINS", "https://desk.example"),
+    "--forwarded-allow-ips": (["10.0.0.1"], "LIQ_FORWARDED_ALLOW_IPS", "10.0.0.1"),
 }
 NO_VARIABLE = {"-h", "--help"}
 

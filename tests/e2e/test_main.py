@@ -235,6 +235,7 @@ def test_replay_at_full_speed_ends_with_the_audit_book(procs: list[Proc], btc_fi
 
     wait_until_sync(finished, 120, "the replay to finish", poll_s=0.2)
     assert health["source"]["kind"] == "replay" and health["status"] == "healthy"
+    assert health["replay"]["files"] == [btc_file.name]  # a name, not the path on this machine
     book = httpx.get(f"{p.base}/book/btcusdt", timeout=CEILING_S).json()
     assert book["last_update_id"] == audit.book.last_update_id
     assert len(book["bids"]) == len(audit.book.bids) and len(book["asks"]) == len(audit.book.asks)

@@ -1,0 +1,170 @@
+"""Connection-level limits of the API server, below the application.
+
+uvicorn accepts every connection and keeps it for as long as the peer likes: a
+client that opens sockets and sends nothing holds a descriptor each, forever, and
+enough of them starve the exchange connections of descriptors. The protocols here
+are uvicorn's own (h11 for HTTP, the websockets sans-I/O one after an upgrade)
+with four limits added:
+
+* **a cap on open connections** (HTTP and websocket together): one over the cap
+  is answered 503 and closed at once, so it costs a descriptor for microseconds;
+* **a deadline for request headers**: a connection that has not completed its
+  request's headers within ``header_timeout_s`` of opening (or of its previous
+  response) is closed; idle keep-alive connections are closed by uvicorn's own
+  ``timeout_keep_alive``;
+* **a bound on a websocket upgrade's request**: a target or header line the
+  websocket parser would refuse (it then leaves the socket open without an answer)
+  is answered 414 / 431 here and closed;
+* **a way to abort** an upgraded connection from the application: the scope of
+  every websocket carries ``extensions["liq.abort"]``, which drops the transport
+  and its buffered bytes at once (a client that stopped reading cannot be handed a
+  close frame).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+ABORT_EXTENSION = "liq.abort"
+
+# The longest request target and header line a websocket upgrade may carry. Ours
+# are "/ws/<symbol>" and browser headers; the websocket parser refuses lines over
+# 8 KiB without answering, so anything near that is refused here with a status.
+MAX_UPGRADE_TARGET_BYTES = 4096
+MAX_UPGRADE_HEADER_BYTES = 8000
+
+
+@dataclass(slots=True)
+class ConnectionLimits:
+    """The limits, and what they refused (shown in /stats and /metrics)."""
+
+    max_connections: int
+    header_timeout_s: float
+    refused_over_cap: int = 0
+    closed_header_timeout: int = 0
+    refused_upgrade_too_long: int = 0
+
+
+def _simple_response(status: int, reason: str, body: str) -> bytes:
+    payload = body.encode()
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n"
+    ).encode() + payload
+
+
+class _GuardedHttp(H11Protocol):
+    limits: ConnectionLimits  # set on the subclass made by guarded_protocols()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._header_timer: asyncio.TimerHandle | None = None
+        limits = self.limits
+        if len(self.connections) > limits.max_connections:
+            limits.refused_over_cap += 1
+            self.transport.write(_simple_response(
+                503, "Service Unavailable", f"too many connections (limit {limits.max_connections})\n"))
+            self.transport.close()
+            return
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_header_timer()  # the next request's headers get the same deadline
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._cancel_header_timer()
+        too_long = None
+        if len(event.target) > MAX_UPGRADE_TARGET_BYTES:
+            too_long = (414, "URI Too Long", f"request target over {MAX_UPGRADE_TARGET_BYTES} bytes\n")
+        elif any(len(k) + len(v) + 2 > MAX_UPGRADE_HEADER_BYTES for k, v in self.headers):
+            too_long = (431, "Request Header Fields Too Large",
+                        f"a header line over {MAX_UPGRADE_HEADER_BYTES} bytes\n")
+        if too_long is not None:
+            self.limits.refused_upgrade_too_long += 1
+            self.transport.write(_simple_response(*too_long))
+            self.transport.close()
+            return
+        super().handle_websocket_upgrade(event)
+
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        if not self.transport.is_closing():
+            self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._header_deadline)
+
+    def _cancel_header_timer(self) -> None:
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._header_timer = None
+
+    def _header_deadline(self) -> None:
+        self._header_timer = None
+        transport = self.transport
+        if transport.is_closing() or transport.get_protocol() is not self:
+            return  # gone, or upgraded to a websocket (its own keepalive watches it)
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered: its headers were complete
+        self.limits.closed_header_timeout += 1
+        transport.close()
+
+
+class _AbortableWebSocket(WebSocketsSansIOProtocol):
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # the handshake went on to the application
+            cast(dict[str, Any], scope["extensions"])[ABORT_EXTENSION] = self.transport.abort
+
+
+def guarded_protocols(limits: ConnectionLimits) -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:
+    """The (http, ws) protocol classes to give uvicorn.Config for ``limits``."""
+    http = type("GuardedHttpProtocol", (_GuardedHttp,), {"limits": limits})
+    return http, _AbortableWebSocket
+
+
+def abort_of(scope: dict[str, Any] | Any) -> Callable[[], None] | None:
+    """The abort callable of a websocket's scope (None when served another way)."""
+    extensions = scope.get("extensions") or {}
+    fn = extensions.get(ABORT_EXTENSION)
+    return fn if callable(fn) else None
+
+
+# Descriptors kept out of the API's connection cap: the exchange connections, the
+# recorder's files, the dashboard server, log files, the simulated exchange.
+RESERVED_DESCRIPTORS = 256
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise this process's soft limit on open descriptors to its hard limit (the
+    default soft limit, often 1,024, is what a few idle clients exhaust); return
+    the (soft, hard) limits now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft, hard
+
+
+def connection_cap(configured: int) -> int:
+    """``configured``, lowered to leave :data:`RESERVED_DESCRIPTORS` of the soft
+    descriptor limit to everything else."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(16, min(configured, soft - RESERVED_DESCRIPTORS))

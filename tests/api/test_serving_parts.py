@@ -1,0 +1,127 @@
+"""The parts that keep the serving side in bounds, one at a time: close reasons cut
+by bytes, a subscriber that falls behind for too long, the descriptor limit, the
+loop's error log, supervised tasks, the origin policy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+
+import pytest
+
+from api.hub import FrameHub
+from api.limits import raise_open_files_limit
+from api.origins import OriginPolicy
+from api.ws import CLOSE_REASON_MAX_BYTES, close_reason
+from data_ingestion.tasks import LoopErrorLog, TaskRegistry
+
+
+@pytest.mark.parametrize("text", ["é" * 60, "a" * 200, "€" * 50, "ab" + "😀" * 40, "short"])
+def test_close_reason_is_cut_by_bytes_on_a_character_boundary(text: str) -> None:
+    cut = close_reason(text)
+    raw = cut.encode("utf-8")
+    assert len(raw) <= CLOSE_REASON_MAX_BYTES
+    assert text.startswith(cut)
+    if len(text.encode()) > CLOSE_REASON_MAX_BYTES:
+        # As long as fits: one more character would not.
+        assert len(raw) + len(text[len(cut)].encode()) > CLOSE_REASON_MAX_BYTES
+    else:
+        assert cut == text
+
+
+def test_a_subscriber_dropping_frames_past_the_deadline_is_evicted(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("api.hub.time.monotonic", lambda: now[0])
+    hub = FrameHub(max_clients=10, max_per_address=10, queue_capacity=2, behind_limit_s=10.0)
+    slow = hub.subscribe("btcusdt", "127.0.0.1")
+    for i in range(2):
+        hub.publish("btcusdt", f"f{i}")
+    hub.publish("btcusdt", "f2")  # first drop: the clock starts
+    assert slow.behind_since == 1000.0 and slow.evicted is None
+    now[0] += 9.9
+    hub.publish("btcusdt", "f3")
+    assert slow.evicted is None and list(slow.queue) == ["f2", "f3"]
+    now[0] += 0.2  # 10.1 s of drops without ever catching up
+    hub.publish("btcusdt", "f4")
+    assert slow.evicted is not None and slow.evicted[0] == 1008 and "too slow" in slow.evicted[1]
+    assert slow.closed and not slow.queue
+
+
+async def test_a_subscriber_that_catches_up_starts_a_fresh_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr("api.hub.time.monotonic", lambda: now[0])
+    hub = FrameHub(10, 10, queue_capacity=1, behind_limit_s=10.0)
+    sub = hub.subscribe("btcusdt", "127.0.0.1")
+    hub.publish("btcusdt", "a")
+    hub.publish("btcusdt", "b")  # drop
+    assert sub.behind_since == 0.0
+    assert await sub.next_message() == "b"
+    waiter = asyncio.ensure_future(sub.next_message())
+    await asyncio.sleep(0)  # the sender finds the queue empty: caught up
+    assert sub.behind_since is None
+    now[0] = 50.0
+    hub.publish("btcusdt", "c")
+    assert await waiter == "c" and sub.evicted is None
+
+
+def test_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
+    soft, hard = raise_open_files_limit()
+    assert (soft, hard) == resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard == resource.RLIM_INFINITY or soft == hard
+
+
+def test_loop_errors_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    handler = LoopErrorLog(interval_s=10.0, clock=lambda: now[0], logger=logging.getLogger("test.loop"))
+    context = {"message": "socket.accept() out of system resource", "exception": OSError(24, "Too many open files")}
+    with caplog.at_level(logging.ERROR, logger="test.loop"):
+        for _ in range(5000):
+            handler(None, context)  # type: ignore[arg-type]
+            now[0] += 0.001
+        assert len(caplog.records) == 1
+        now[0] = 20.0
+        handler(None, context)  # type: ignore[arg-type]
+        handler(None, {"message": "another kind"})  # type: ignore[arg-type]
+    assert len(caplog.records) == 3
+    assert "4999 more like this" in caplog.records[1].getMessage()
+    assert caplog.records[2].getMessage() == "another kind"
+    assert handler.reports == 5002
+
+
+async def test_a_supervised_task_that_dies_is_restarted(caplog: pytest.LogCaptureFixture) -> None:
+    tasks = TaskRegistry(backoff_s=(0.0,))
+    runs: list[int] = []
+    done = asyncio.Event()
+
+    async def flaky() -> None:
+        runs.append(len(runs))
+        if len(runs) <= 2:
+            raise OSError(24, "Too many open files")
+        done.set()
+        await asyncio.Event().wait()  # then runs for good
+
+    with caplog.at_level(logging.ERROR, logger="tasks"):
+        tasks.supervise(flaky, name="memory-baseline")
+        await asyncio.wait_for(done.wait(), 30)
+    assert runs == [0, 1, 2] and tasks.restarts == {"memory-baseline": 2}
+    assert tasks.running == ["memory-baseline"]
+    assert sum("task memory-baseline died" in r.getMessage() for r in caplog.records) == 2
+    await tasks.cancel_all()
+    assert tasks.running == []
+
+
+def test_origin_policy() -> None:
+    policy = OriginPolicy()
+    policy.add("http://127.0.0.1:8050")
+    assert policy.allows(None, "127.0.0.1:8000")  # not a browser
+    for origin in ("http://127.0.0.1:8050", "http://localhost:8050", "http://[::1]:8050", "HTTP://LOCALHOST:8050"):
+        assert policy.allows(origin, "127.0.0.1:8000"), origin
+    assert policy.allows("http://127.0.0.1:8000", "127.0.0.1:8000")  # same origin
+    for origin in ("https://evil.example", "http://127.0.0.1:8051", "null", "http://localhost.evil.example:8050"):
+        assert not policy.allows(origin, "127.0.0.1:8000"), origin
+    extra = OriginPolicy(["https://desk.example.com/"])
+    assert extra.allows("https://desk.example.com", "h") and not extra.allows("https://other.example", "h")
+    assert OriginPolicy(["*"]).allows("https://anything.example", "h")
+    with pytest.raises(ValueError):
+        OriginPolicy(["not an origin"])
