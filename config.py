@@ -70,6 +70,10 @@ class Settings:
     replay_files: tuple[str, ...] = ()
     replay_speed: float = 1.0
     record_dir: str = ""
+    # --- history: raw segments and the metric store under data_dir -----------------
+    data_dir: str = ""
+    history: bool = False
+    retain_s: float = 24 * 3600.0
 
     # --- network behaviour ----------------------------------------------------
     backoff_initial_s: float = 1.0

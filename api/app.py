@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.health import add_health_routes
+from api.history import add_history_routes
 from api.origins import OriginMiddleware
 from api.rest import add_rest_routes
 from api.services import Services
@@ -27,5 +28,6 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     add_health_routes(app, services)
     add_rest_routes(app, services)
+    add_history_routes(app, services)
     add_ws_routes(app, services)
     return app

@@ -8,10 +8,12 @@ stack only needs their URLs.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 from api.hub import FrameHub
 from api.publisher import FramePublisher
@@ -21,6 +23,7 @@ from config import Settings, SymbolSpec
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry
 from features.engine import SymbolFeatures
+from history.store import HISTORY_DB, HistoryStore, band_fields
 
 log = logging.getLogger("stack")
 
@@ -47,6 +50,7 @@ class Stack:
         self.publisher: FramePublisher | None = None
         self.services: Services | None = None
         self.api: ApiServer | None = None
+        self.history: HistoryStore | None = None
 
     def _make_features(self, symbol: str, spec: SymbolSpec) -> SymbolFeatures:
         features = SymbolFeatures(symbol, self.settings, spec)
@@ -66,11 +70,14 @@ class Stack:
             await self.runtime.start_replay(self.replay_files, s.replay_speed)
         else:
             await self.runtime.start_live()
+        if s.history and s.data_dir and self.source.kind != "replay":
+            self.history = HistoryStore(Path(s.data_dir) / HISTORY_DB, s.retain_s, band_fields(s.depth_bands_bps),
+                                        gap_after_s=max(3.0, 3 * s.push_interval_s))
         self.publisher = FramePublisher(
             self.runtime.feeds, self.features, self.hub, s.buffer_seconds, s.push_interval_s,
-            replay=self.source.kind == "replay",
+            replay=self.source.kind == "replay", history=self.history,
         )
-        self.services = Services(s, self.runtime, self.publisher, self.hub, self.source)
+        self.services = Services(s, self.runtime, self.publisher, self.hub, self.source, history=self.history)
         sock = self._api_socket if self._api_socket is not None else bind_api_socket(s.host, s.api_port)
         self.api = ApiServer(self.services, sock, log_level="warning")
         await self.api.start()
@@ -103,3 +110,5 @@ class Stack:
             await self.api.stop()
         await self.runtime.stop()
         await self.tasks.cancel_all()
+        if self.history is not None:
+            await asyncio.to_thread(self.history.close)

@@ -16,6 +16,7 @@ from data_ingestion.feed import SymbolFeed
 from features.engine import SymbolFeatures
 from features.frame import Frame, ReplayState
 from features.frame import encode as encode_frame
+from history.store import HistoryStore
 from state.rolling_buffer import FrameBuffer
 
 log = logging.getLogger("publisher")
@@ -43,12 +44,14 @@ class FramePublisher:
         buffer_seconds: float,
         push_interval_s: float,
         replay: bool = False,
+        history: HistoryStore | None = None,
     ) -> None:
         self.feeds = feeds
         self.features = features
         self.hub = hub
         self.push_interval_s = push_interval_s
         self.replay = replay
+        self.history = history
         self.buffers = {sym: FrameBuffer(sym, buffer_seconds, push_interval_s) for sym in feeds}
         self.frames_built = 0
         self.build_ms_last: dict[str, float] = {}
@@ -69,6 +72,8 @@ class FramePublisher:
         frame.replay = ReplayState(finished=feed.replay_finished) if self.replay else None
         encoded = encode_frame(frame)
         self.buffers[symbol].append(frame, encoded)
+        if self.history is not None:
+            self.history.add_frame(frame)
         self.frames_built += 1
         self.build_ms_last[symbol] = (time.perf_counter() - t0) * 1000
         self.frame_bytes_last[symbol] = len(encoded)

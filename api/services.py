@@ -12,6 +12,7 @@ from api.publisher import FramePublisher
 from config import Settings
 from data_ingestion.runtime import IngestionRuntime
 from features.market_impact import ImpactSimulator
+from history.store import HistoryStore
 
 
 @dataclass(slots=True)
@@ -39,6 +40,7 @@ class Services:
     impact: ImpactSimulator | None = None
     origins: OriginPolicy = field(default_factory=OriginPolicy)
     limits: ConnectionLimits | None = None  # set by the API server from the settings and the descriptor limit
+    history: HistoryStore | None = None  # the metric history, when on
 
     def __post_init__(self) -> None:
         if self.impact is None:

@@ -228,6 +228,7 @@ async def test_simulate_vwap_equals_the_book_walked_by_hand(h: StackHandle, http
 
 BAD_REQUESTS = [
     ("/book/dogeusdt", 404, "unknown symbol"),
+    ("/history/btcusdt/metrics", 404, "history is off"),
     ("/book/btcusdt?depth=0", 422, "depth"),
     ("/book/btcusdt?depth=-3", 422, "depth"),
     ("/book/btcusdt?depth=ten", 422, "depth"),

@@ -1,0 +1,89 @@
+"""``/history/{symbol}/...``: what the metric history (history/store.py) holds.
+
+* ``coverage``: the time ranges with an in-sync book, and the gaps with their reason;
+* ``metrics?from=&to=&fields=&step=``: frame scalars, averaged per step, at most a
+  few thousand points, gaps left out (never interpolated);
+* ``alerts?from=&to=``: every alert raised in the range, oldest first.
+
+Times are seconds since the epoch (decimals allowed). Reads run in a worker thread
+on their own SQLite connection: a long range never holds up ingestion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query
+
+from api.errors import ApiError
+from api.rest import parse_number
+from api.services import Services
+from history.store import HistoryStore
+
+DEFAULT_SPAN_S = 3600.0
+DEFAULT_FIELDS = ("mid_price", "spread", "microprice", "imbalance", "ofi")
+
+
+def add_history_routes(app: FastAPI, services: Services) -> None:
+    def store_for(symbol: str) -> tuple[HistoryStore, str]:
+        store = services.history
+        if store is None:
+            raise ApiError(404, "history is off in this process (it records unless started with --no-history)")
+        sym = symbol.lower()
+        if sym not in services.runtime.feeds and sym not in store.symbols():
+            known = ", ".join(sorted(set(services.runtime.feeds) | set(store.symbols())))
+            raise ApiError(404, f"no history of {symbol!r}; recorded: {known}")
+        return store, sym
+
+    def time_range(start: str | None, end: str | None, default_span: float) -> tuple[float, float]:
+        hi = parse_number(end, "to") if end is not None else time.time()
+        lo = parse_number(start, "from") if start is not None else hi - default_span
+        if not lo < hi:
+            raise ApiError(422, f"from must be before to, got from={lo:g} to={hi:g}")
+        return lo, hi
+
+    @app.get("/history/{symbol}/coverage", summary="Time ranges with an in-sync book, and the gaps with their reason")
+    async def coverage(
+        symbol: str,
+        start: Annotated[str | None, Query(alias="from", description="seconds since the epoch")] = None,
+        end: Annotated[str | None, Query(alias="to", description="seconds since the epoch")] = None,
+    ) -> dict[str, Any]:
+        store, sym = store_for(symbol)
+        lo = parse_number(start, "from") if start is not None else None
+        hi = parse_number(end, "to") if end is not None else None
+        return await asyncio.to_thread(store.coverage, sym, lo, hi)
+
+    @app.get("/history/{symbol}/metrics", summary="Frame scalars over time, downsampled, gaps left out")
+    async def metrics(
+        symbol: str,
+        start: Annotated[str | None, Query(alias="from", description="epoch seconds; default to - 1 h")] = None,
+        end: Annotated[str | None, Query(alias="to", description="seconds since the epoch; default now")] = None,
+        fields: Annotated[str | None, Query(description="comma-separated columns; default "
+                                            + ",".join(DEFAULT_FIELDS))] = None,
+        step: Annotated[str | None, Query(description="seconds per point (raised to keep at most 3000)")] = None,
+    ) -> dict[str, Any]:
+        store, sym = store_for(symbol)
+        lo, hi = time_range(start, end, DEFAULT_SPAN_S)
+        names = [f.strip() for f in fields.split(",") if f.strip()] if fields is not None else list(DEFAULT_FIELDS)
+        if not names:
+            raise ApiError(422, "fields: give at least one field")
+        unknown = [f for f in names if f not in store.fields]
+        if unknown:
+            raise ApiError(422, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(store.fields)}")
+        step_s = parse_number(step, "step") if step is not None else None
+        if step_s is not None and not 0 < step_s < 1e9:
+            raise ApiError(422, f"step must be a positive number of seconds, got {step!r}")
+        return await asyncio.to_thread(store.series, sym, lo, hi, names, step_s)
+
+    @app.get("/history/{symbol}/alerts", summary="Alerts raised in a time range, oldest first")
+    async def alerts(
+        symbol: str,
+        start: Annotated[str | None, Query(alias="from", description="epoch seconds; default to - 24 h")] = None,
+        end: Annotated[str | None, Query(alias="to", description="seconds since the epoch; default now")] = None,
+    ) -> dict[str, Any]:
+        store, sym = store_for(symbol)
+        lo, hi = time_range(start, end, 24 * 3600.0)
+        found = await asyncio.to_thread(store.alerts, sym, lo, hi)
+        return {"symbol": sym, "from": lo, "to": hi, "alerts": found}

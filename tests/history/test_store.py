@@ -1,0 +1,131 @@
+"""The metric history: what goes in comes back, averaged per step by hand, gaps
+reported where the app was stopped or the book out of sync, never filled in."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from features.frame import BidAsk, DepthBands, Frame, FrameAlert, SyncInfo
+from history.store import HistoryStore, band_fields
+
+T0 = 1_764_201_600.0  # 2025-11-27 00:00:00 UTC
+
+
+def frame(ts: float, mid: float | None, state: str = "synced", seq: int = 0,
+          alerts: list[FrameAlert] | None = None) -> Frame:
+    synced = state in ("synced", "quiet")
+    return Frame(
+        symbol="btcusdt", timestamp=ts, ts_event_ms=None, seq=seq, sync=SyncInfo(state=state),
+        mid_price=mid if synced else None, spread=0.1 if synced else None,
+        imbalance=(mid - 100.0) / 10 if synced and mid is not None else None,
+        slope=BidAsk(bid=2.0, ask=3.0) if synced else BidAsk(),
+        depth_bands=DepthBands(bid={"5": 1.5, "10": 4.0}, ask={"5": 2.5, "10": 6.0}) if synced else DepthBands(),
+        alerts=alerts or [],
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[HistoryStore]:
+    s = HistoryStore(tmp_path / "history.sqlite", retain_s=1e9, fields=band_fields((5.0, 10.0)))
+    yield s
+    s.close()
+
+
+def feed(store: HistoryStore) -> None:
+    """0-59 s in sync (mid 100 + s/10), 60-69 s out of sync, 70-99 s in sync, then
+    the app is down 100-200 s, then 200-229 s in sync; frames at 4 Hz (one kept a second)."""
+    seq = 0
+    for hundredth in range(0, 23000, 25):
+        t = hundredth / 100
+        if 100 <= t < 200:
+            continue
+        state = "resyncing" if 60 <= t < 70 else "synced"
+        seq += 1
+        store.add_frame(frame(T0 + t, 100.0 + t / 10, state, seq))
+    store.flush()
+
+
+def test_coverage_reports_gaps_with_their_reason(store: HistoryStore) -> None:
+    feed(store)
+    cov = store.coverage("btcusdt")
+    assert cov["ranges"] == [[T0, T0 + 59], [T0 + 70, T0 + 99], [T0 + 200, T0 + 229]]
+    assert cov["gaps"] == [
+        {"from": T0 + 60, "to": T0 + 70, "reason": "book not in sync (resyncing)"},
+        {"from": T0 + 99, "to": T0 + 200, "reason": "no data (not running)"},
+    ]
+
+
+def test_series_is_averaged_per_step_and_leaves_gaps_out(store: HistoryStore) -> None:
+    feed(store)
+    out = store.series("btcusdt", T0, T0 + 230, ["mid_price", "imbalance", "depth_bid_5bps", "slope_ask"], 10)
+    assert out["step"] == 10
+    # Buckets 0-5 (0-59 s), 7-9 (70-99 s), 20-22 (200-229 s): none for the gaps.
+    starts = [round(t - T0) for t in out["t"]]
+    assert starts == [0, 10, 20, 30, 40, 50, 70, 80, 90, 200, 210, 220]
+    assert out["samples"] == [10] * 12
+    for start, mid, imb in zip(starts, out["mid_price"], out["imbalance"], strict=True):
+        # The rows kept are the first frame of each second: mid 100 + s/10, s = start..start+9.
+        expected = sum(100.0 + s / 10 for s in range(start, start + 10)) / 10
+        assert math.isclose(mid, expected, rel_tol=1e-12)
+        assert math.isclose(imb, (expected - 100.0) / 10, rel_tol=1e-9)
+    assert out["depth_bid_5bps"] == [1.5] * 12 and out["slope_ask"] == [3.0] * 12
+
+
+def test_series_keeps_to_at_most_max_points(store: HistoryStore) -> None:
+    feed(store)
+    out = store.series("btcusdt", T0 - 1e6, T0 + 1e6, ["mid_price"], None)
+    assert out["step"] == pytest.approx(2e6 / 3000)
+    assert len(out["t"]) <= 3000 and sum(out["samples"]) == 60 + 30 + 30
+
+
+def test_unknown_field_is_refused(store: HistoryStore) -> None:
+    with pytest.raises(KeyError):
+        store.series("btcusdt", T0, T0 + 1, ["mid_price", "state"], None)
+
+
+def test_alerts_are_kept_and_returned_in_order(store: HistoryStore) -> None:
+    wall = FrameAlert(type="WALL", symbol="btcusdt", side="bid", price=99.5, ts=T0 + 5.2, details={"size": 12.0})
+    gone = FrameAlert(type="WALL_REMOVED", symbol="btcusdt", side="bid", price=99.5, ts=T0 + 40.0,
+                      details={"how": "pulled"})
+    store.add_frame(frame(T0 + 5.2, 100.0, alerts=[wall]))
+    store.add_frame(frame(T0 + 40.0, 100.0, alerts=[gone]))
+    store.flush()
+    found = store.alerts("btcusdt", T0, T0 + 60)
+    assert [a["type"] for a in found] == ["WALL", "WALL_REMOVED"]
+    assert found[0]["price"] == 99.5 and found[0]["details"] == {"size": 12.0}
+    assert store.alerts("btcusdt", T0 + 10, T0 + 60)[0]["type"] == "WALL_REMOVED"
+
+
+def test_retention_drops_what_is_older(tmp_path: Path) -> None:
+    store = HistoryStore(tmp_path / "h.sqlite", retain_s=3600)
+    try:
+        import time
+
+        now = time.time()
+        for t in (now - 7200, now - 3700, now - 100, now - 10):
+            store.add_frame(frame(t, 100.0))
+        store.flush()
+        store.expire_now()
+        cov = store.coverage("btcusdt")
+        assert [r[0] for r in cov["ranges"]] == [pytest.approx(now - 100, abs=1e-3), pytest.approx(now - 10, abs=1e-3)]
+    finally:
+        store.close()
+
+
+def test_a_reopened_store_keeps_its_rows_and_gains_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    first = HistoryStore(path, retain_s=1e9)
+    first.add_frame(frame(T0, 100.0))
+    first.close()
+    second = HistoryStore(path, retain_s=1e9, fields=band_fields((5.0,)))
+    try:
+        second.add_frame(frame(T0 + 1, 101.0))
+        second.flush()
+        out = second.series("btcusdt", T0, T0 + 2, ["mid_price", "depth_ask_5bps"], 1)
+        assert out["mid_price"] == [100.0, 101.0] and out["depth_ask_5bps"] == [None, 2.5]
+    finally:
+        second.close()
