@@ -14,6 +14,8 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
+import msgspec
+
 from config import Settings, SymbolSpec
 from data_ingestion.backoff import Backoff
 from data_ingestion.monitor import FeedMonitor
@@ -68,6 +70,7 @@ class SymbolFeed:
         self.recorder = recorder
         self.connected = False
         self.last_ts_ns: int = 0  # local receive time (epoch ns) of the last message
+        self.last_event_ms: int = 0  # exchange event time E of the last applied depth event
         self.replay_finished = False  # a finished replay keeps its book; it is not stale
         self.link: Link | None = None  # set by the connection carrying the depth stream
         # (u, raw) of the last applied depth messages: the log of a bookTicker mismatch
@@ -76,6 +79,29 @@ class SymbolFeed:
         self.last_ticker_mismatch: dict[str, Any] | None = None
         self._wake = asyncio.Event()
         self._last_state = self.validator.state
+
+    # --- history ----------------------------------------------------------------------
+    def checkpoint_line(self) -> bytes | None:
+        """The whole book as a recording's checkpoint line (docs/recording.md), or None
+        when it is not in sync: a reader seeking into history starts from it and
+        applies the depth events recorded after it. Called by the recorder once a
+        minute; the prices are written with the tick's decimals, the quantities as
+        the shortest text that reads back to the same float."""
+        if not self.validator.in_sync:
+            return None
+        book = self.book
+        fmt = f"{{:.{book.price_decimals}f}}".format
+        tick = book.tick_size
+
+        def levels(side: Any, reverse: bool) -> list[tuple[str, str]]:
+            keys = reversed(side.keys()) if reverse else side.keys()
+            return [(fmt(k * tick), repr(side[k])) for k in keys]
+
+        body = {"bookCheckpoint": {
+            "symbol": self.symbol.upper(), "lastUpdateId": book.last_update_id, "E": self.last_event_ms,
+            "bids": levels(book.bids, True), "asks": levels(book.asks, False),
+        }}
+        return msgspec.json.encode(body)
 
     # --- state for the API ----------------------------------------------------------
     @property
@@ -142,6 +168,7 @@ class SymbolFeed:
         outcome = self.validator.on_depth_event(event)
         e_ms = event.event_time_ms or None
         if outcome is EventOutcome.APPLIED:
+            self.last_event_ms = event.event_time_ms
             u = event.final_update_id
             if raw is not None:
                 self._recent_depth_raw.append((u, raw))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from orderbook.book_state import BookState, MalformedLevel
@@ -209,6 +210,29 @@ class SequenceValidator:
         self.state = SyncState.SYNCED
         self.counters.syncs += 1
         self.reason = f"in sync at update id {self._last_u}"
+
+    # --- checkpoints (history) -----------------------------------------------------------
+    def resume_from_checkpoint(
+        self, last_update_id: int, bids: Iterable[tuple[str, str]], asks: Iterable[tuple[str, str]]
+    ) -> None:
+        """Start from a book this validator's own kind wrote while in sync at
+        ``last_update_id`` (a history checkpoint): unlike a REST snapshot, the next
+        event continues the chain (its ``pu`` is ``last_update_id``), so the book is
+        in sync at once and the usual pu rule checks every event after it.
+
+        Raises MalformedLevel (state left awaiting a snapshot) when a level does not parse."""
+        self._buffer.clear()
+        self._pending_snapshot_id = None
+        try:
+            self.book.apply_snapshot(last_update_id, bids, asks)
+        except MalformedLevel:
+            self.state = SyncState.AWAITING_SNAPSHOT
+            self.reason = "checkpoint with malformed levels refused"
+            self._last_u = None
+            raise
+        self._last_u = int(last_update_id)
+        self.state = SyncState.SYNCED
+        self.reason = f"in sync from a checkpoint at update id {last_update_id}"
 
     # --- snapshots -------------------------------------------------------------------
     def on_snapshot(self, snapshot: DepthSnapshot) -> SnapshotOutcome:
