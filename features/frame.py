@@ -89,6 +89,12 @@ class ReplayState(Struct, kw_only=True):
     finished: bool
 
 
+class HistoryState(Struct, kw_only=True):
+    time: Annotated[float, _d("the recorded moment this frame shows, seconds since the epoch")]
+    speed: Annotated[float, _d("playback speed, x real time (0: as fast as the client reads)")]
+    finished: Annotated[bool, _d("true on the last frame: the recording ends here")]
+
+
 class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
     """One frame of one symbol (the ``type`` field is ``"frame"``)."""
 
@@ -142,6 +148,9 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
                                              "{finished: false} while the recordings play and {finished: true} once "
                                              "they have ended (the books stay, frames keep coming; /health says the "
                                              "same). The dashboard shows replaying / replay finished from it")] = None
+    history: Annotated[HistoryState | None, _d("null on the live path; on /ws/{symbol}?from=..., the recorded "
+                                               "moment shown, the playback speed and whether the recording "
+                                               "ended: a frame of the past is never taken for a live one")] = None
 
 
 encoder = msgspec.json.Encoder()
