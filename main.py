@@ -29,7 +29,8 @@ from api.assembly import Stack
 from api.limits import raise_open_files_limit
 from api.server import bind_api_socket
 from api.services import SourceInfo
-from config import ENV_PREFIX, Settings, load_settings
+from config import ENV_PREFIX, Settings, load_settings, parse_duration_s, parse_size_bytes
+from data_ingestion.recorder import Recorder, RecorderError, format_duration, format_size, open_recorder
 from data_ingestion.rest import RestrictedLocation
 from data_ingestion.tasks import install_loop_error_log
 from embedded_server import bind_socket
@@ -63,8 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=None,
                    help=f"replay speed: 1 real time, 0 as fast as possible "
                         f"[{_env('REPLAY_SPEED')}, default {d.replay_speed:g}]")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help=f"where history is recorded: every raw message, in DIR/raw/<symbol>/ "
+                        f"[{_env('DATA_DIR')}, default {d.data_dir}]")
+    p.add_argument("--no-history", action="store_true", default=None,
+                   help=f"record nothing [{_env('HISTORY')}=0]")
+    p.add_argument("--retain", default=None, metavar="DURATION",
+                   help=f"remove recorded segments last written longer ago than this: 24h, 90m, 3600s, 2d "
+                        f"[{_env('RETAIN_S')} in seconds, default {format_duration(d.retain_s)}]")
+    p.add_argument("--max-disk", default=None, metavar="SIZE",
+                   help=f"remove the oldest recorded segments while the data directory holds more: 2GB, "
+                        f"500MB [{_env('MAX_DISK_BYTES')} in bytes, default {format_size(d.max_disk_bytes)}]")
     p.add_argument("--record", default=None, metavar="DIR",
-                   help=f"append every raw message to DIR/<symbol>_<YYYYMMDD>.gz [{_env('RECORD_DIR')}]")
+                   help=f"record into DIR (as --data-dir DIR, even with --no-history) [{_env('RECORD_DIR')}]")
     p.add_argument("--host", default=None,
                    help=f"address the API and dashboard listen on [{_env('HOST')}, default {d.host}]")
     p.add_argument("--api-port", type=int, default=None, help=f"API port [{_env('API_PORT')}, default {d.api_port}]")
@@ -101,6 +113,10 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "replay_files": tuple(args.replay) if args.replay else None,
         "replay_speed": args.speed,
         "record_dir": args.record,
+        "data_dir": args.data_dir,
+        "history": False if args.no_history else None,
+        "retain_s": parse_duration_s(args.retain) if args.retain is not None else None,
+        "max_disk_bytes": parse_size_bytes(args.max_disk) if args.max_disk is not None else None,
         "host": args.host,
         "api_port": args.api_port,
         "dash_port": args.dash_port,
@@ -137,6 +153,24 @@ def check_settings(s: Settings) -> None:
                 raise UsageError(f"--replay: no such file: {f}")
     if s.replay_speed < 0:
         raise UsageError("--speed must be >= 0")
+    if not s.retain_s > 0:
+        raise UsageError(f"--retain must be a positive duration, got {s.retain_s:g} s")
+    if s.max_disk_bytes <= 0:
+        raise UsageError(f"--max-disk must be a positive size, got {s.max_disk_bytes} bytes")
+    if s.recorder_retry_s <= 0 or s.retention_interval_s <= 0:
+        raise UsageError("the recorder's retry and retention intervals must be positive")
+
+
+def open_history(s: Settings) -> Recorder | None:
+    """The recorder, its data directory checked and locked before anything starts: a
+    file, an unwritable path or a directory another process records into is a
+    one-line error."""
+    try:
+        return open_recorder(s)
+    except RecorderError as exc:
+        flag = "--record" if s.record_dir else "--data-dir"
+        hint = "" if s.record_dir else ", or --no-history to record nothing"
+        raise UsageError(f"{exc} ({flag} chooses another{hint})") from None
 
 
 def setup_logging(s: Settings) -> None:
@@ -214,8 +248,9 @@ def expected_depth_rate(suffix: str) -> float:
 class App:
     """The running process: the simulated exchange (if any), the stack, the dashboard."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, recorder: Recorder | None = None) -> None:
         self.settings = settings
+        self.recorder = recorder
         self.sim: Any = None
         self.stack: Stack | None = None
         self.dashboard: Any = None
@@ -251,7 +286,7 @@ class App:
     async def start(self, api_sock: socket.socket, dash_sock: socket.socket | None) -> None:
         source = await self.choose_source()
         s = self.settings
-        self.stack = Stack(s, source, api_socket=api_sock, replay_files=s.replay_files)
+        self.stack = Stack(s, source, api_socket=api_sock, replay_files=s.replay_files, recorder=self.recorder)
         await self.stack.start()
         if dash_sock is not None:
             from dashboard.app import create_app
@@ -268,6 +303,11 @@ class App:
             log.info("dashboard: http://%s:%d/", shown, s.dash_port)
         log.info("API: %s  (docs %s/docs, health %s/health)", self.stack.api_url, self.stack.api_url,
                  self.stack.api_url)
+        if self.recorder is not None:
+            log.info("history: recording into %s (kept %s, at most %s)", self.recorder.directory,
+                     format_duration(self.recorder.retain_s), format_size(self.recorder.max_disk_bytes))
+        elif source.kind != "replay":
+            log.info("history: off")
         self.stack.tasks.supervise(self.minute_report, name="minute-report")
 
     async def minute_report(self) -> None:
@@ -307,7 +347,7 @@ async def run(settings: Settings) -> int:
         log.warning("listening on %s: the API and dashboard are reachable from other machines", s.host)
     api_sock = reserve_port(s.host, s.api_port, "API", "--api-port", bind_api_socket)
     dash_sock = reserve_port(s.host, s.dash_port, "dashboard", "--dash-port") if s.dashboard else None
-    app = App(s)
+    app = App(s, open_history(s))
     loop = asyncio.get_running_loop()
     install_loop_error_log(loop)
     stop = asyncio.Event()

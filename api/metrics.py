@@ -11,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.services import Services
 from data_ingestion.monitor import LATENCY_BUCKETS_S
+from data_ingestion.recorder import RECORDER_STATES, recorder_status
 from orderbook.sequence_validator import TRUSTED_STATES
 
 
@@ -70,6 +71,22 @@ class _Collector:
         yield CounterMetricFamily("liq_ws_clients_refused", "websocket clients refused", value=st.clients_refused)
         yield GaugeMetricFamily("liq_process_rss_bytes", "resident set size",
                                 value=runtime.process.rss_mb() * 1024 * 1024)
+        yield from _recorder_metrics(recorder_status(runtime.recorder))
+
+
+def _recorder_metrics(rec: dict[str, Any]) -> Iterator[Metric]:
+    state = GaugeMetricFamily("liq_recorder_state", "1 for the recorder's state", labels=["state"])
+    for name in RECORDER_STATES:
+        state.add_metric([name], 1.0 if rec["state"] == name else 0.0)
+    yield state
+    yield GaugeMetricFamily("liq_recorder_segments_open", "segment files open", value=rec["segments_open"])
+    yield CounterMetricFamily("liq_recorder_lines_written_total", "raw messages recorded",
+                              value=rec["lines_written"])
+    yield CounterMetricFamily("liq_recorder_lines_dropped_total", "raw messages not recorded (write errors, paused)",
+                              value=rec["lines_dropped"])
+    yield CounterMetricFamily("liq_recorder_errors_total", "recorder write errors", value=rec["errors"])
+    yield GaugeMetricFamily("liq_recorder_disk_bytes", "bytes of the segments and indexes in the data directory",
+                            value=rec["bytes_on_disk"])
 
 
 def prometheus_text(services: Services) -> tuple[bytes, str]:

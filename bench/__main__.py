@@ -50,6 +50,12 @@ def _replay_memory() -> dict[str, Any]:
     return bench_replay_memory()
 
 
+def _recorder() -> dict[str, Any]:
+    from bench.recorder import bench_recorder
+
+    return bench_recorder()
+
+
 def _flat(result: dict[str, Any]) -> dict[str, Any]:
     """Scalars only, for the table (the heap series stays in the JSON as a string)."""
     out: dict[str, Any] = {}
@@ -72,6 +78,8 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
         "ratio": ("pipeline / bare loop, alternated in one run (target >= 1.0)", ingest.bench_ratio),
         "replay_memory": ("replay RSS of a 50,000-priced and a 0.001-priced symbol vs BTCUSDT",
                           _replay_memory),
+        "recorder": ("recorder: disk per symbol-hour and CPU per message at the real recordings' rate",
+                     _recorder),
         "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
         "fanout": ("200 websocket clients on two symbols at 1 s for 60 s", fanout.bench_fanout),
         "detectors": ("detector recall/precision vs labelled episodes, 30 simulated minutes", _detectors),

@@ -98,6 +98,9 @@ class HistoryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
         self._last_second: dict[str, int] = {}
+        # Rows of one process run carry its id: the time between two runs is a gap
+        # however short it was (the app was not running), never joined.
+        self.run_id = time.time_ns() // 1_000_000
         self.rows_written = 0
         self.alerts_written = 0
         self.errors = 0
@@ -116,7 +119,7 @@ class HistoryStore:
     def _create(self) -> None:
         with closing(self._connect()) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS frames (symbol TEXT NOT NULL, ts REAL NOT NULL, "
-                         "state TEXT NOT NULL, in_sync INTEGER NOT NULL)")
+                         "state TEXT NOT NULL, in_sync INTEGER NOT NULL, run INTEGER NOT NULL DEFAULT 0)")
             conn.execute("CREATE INDEX IF NOT EXISTS frames_by_time ON frames (symbol, ts)")
             have = {r[1] for r in conn.execute("PRAGMA table_info(frames)")}
             for name in self.fields:
@@ -142,7 +145,8 @@ class HistoryStore:
         row = frame_row(frame)
         values = [row.get(name) for name in self.fields]
         state = frame.sync.state
-        self._queue.put(("frame", (frame.symbol, frame.timestamp, state, int(state in TRUSTED_STATES), *values)))
+        self._queue.put(("frame", (frame.symbol, frame.timestamp, state, int(state in TRUSTED_STATES), self.run_id,
+                                   *values)))
 
     def close(self, timeout: float = 5.0) -> None:
         self._queue.put(None)
@@ -151,8 +155,8 @@ class HistoryStore:
     # --- the writer thread -----------------------------------------------------------
     def _writer(self) -> None:
         conn = self._connect()
-        cols = ", ".join(["symbol", "ts", "state", "in_sync", *self.fields])
-        insert_frame = f"INSERT INTO frames ({cols}) VALUES ({', '.join('?' * (4 + len(self.fields)))})"
+        cols = ", ".join(["symbol", "ts", "state", "in_sync", "run", *self.fields])
+        insert_frame = f"INSERT INTO frames ({cols}) VALUES ({', '.join('?' * (5 + len(self.fields)))})"
         insert_alert = "INSERT INTO alerts (symbol, ts, type, side, price, body) VALUES (?, ?, ?, ?, ?, ?)"
         last_commit = last_retention = time.monotonic()
         pending = 0
@@ -237,13 +241,14 @@ class HistoryStore:
         ranges: list[list[float]] = []
         gaps: list[Gap] = []
         with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT ts, in_sync, state FROM frames WHERE symbol = ? AND ts >= ? AND ts <= ? "
-                                "ORDER BY ts", (symbol, lo, hi))
+            rows = conn.execute("SELECT ts, in_sync, state, run FROM frames WHERE symbol = ? AND ts >= ? "
+                                "AND ts <= ? ORDER BY ts", (symbol, lo, hi))
             cur: list[float] | None = None
             bad: tuple[float, float, str] | None = None
             prev_ts: float | None = None
-            for ts, in_sync, state in rows:
-                if prev_ts is not None and ts - prev_ts > self.gap_after_s:
+            prev_run = None
+            for ts, in_sync, state, run in rows:
+                if prev_ts is not None and (ts - prev_ts > self.gap_after_s or run != prev_run):
                     if cur is not None:
                         ranges.append(cur)
                         cur = None
@@ -264,7 +269,7 @@ class HistoryStore:
                         cur = None
                     reason = f"book not in sync ({state})"
                     bad = (bad[0] if bad is not None else ts, ts, bad[2] if bad is not None else reason)
-                prev_ts = ts
+                prev_ts, prev_run = ts, run
             if cur is not None:
                 ranges.append(cur)
             if bad is not None:
@@ -281,7 +286,7 @@ class HistoryStore:
         """``fields`` between ``start`` and ``end``, averaged over buckets of ``step``
         seconds (at least the span / MAX_POINTS, at least 1 s); only seconds whose
         book was in sync count, and a bucket without any is left out, not filled."""
-        unknown = [f for f in fields if f not in self.columns or f in ("symbol", "ts", "state", "in_sync")]
+        unknown = [f for f in fields if f not in self.columns or f in ("symbol", "ts", "state", "in_sync", "run")]
         if unknown:
             raise KeyError(", ".join(unknown))
         span = max(0.0, end - start)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Not LIQ_DATA_DIR: that one is the product's data directory (--data-dir).
 DATA_DIR = Path(os.environ.get("LIQ_TEST_RECORDINGS", REPO.parent / "shared" / "data" / "binance-usdm"))
 BTC_FILE = DATA_DIR / "btcusdt_20240808.gz"
 ETH_FILE = DATA_DIR / "ethusdt_20240808.gz"

@@ -26,7 +26,7 @@ FRAME_FIELDS = {
     "imbalance", "imbalance_l1", "ofi", "ofi_levels", "depth_delta",
     "total_bid_volume", "total_ask_volume", "depth_weighted_price", "depth_weighted_mid",
     "slope", "cumulative_depth", "depth_bands", "bid_levels", "ask_levels", "walls",
-    "alerts", "heatmap", "volume_profile", "trades", "feed", "replay",
+    "alerts", "heatmap", "volume_profile", "trades", "feed", "replay", "history",
 }  # fmt: skip
 
 
