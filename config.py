@@ -127,6 +127,11 @@ class Settings:
     max_ws_clients: int = 500
     max_ws_clients_per_ip: int = 100
     ws_client_queue: int = 4
+    # The dashboard's server (dashboard/pooled_server.py): worker threads, connections
+    # open at once (beyond: 503), seconds a request may take to arrive.
+    dash_workers: int = 8
+    dash_max_connections: int = 64
+    dash_request_timeout_s: float = 5.0
     log_level: str = "info"
     log_file: str = ""
 

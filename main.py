@@ -125,6 +125,9 @@ def check_settings(s: Settings) -> None:
                 raise UsageError(f"--replay: no such file: {f}")
     if s.replay_speed < 0:
         raise UsageError("--speed must be >= 0")
+    if s.dash_workers < 1 or s.dash_max_connections < 1 or not s.dash_request_timeout_s > 0:
+        raise UsageError(f"{ENV_PREFIX}DASH_WORKERS and {ENV_PREFIX}DASH_MAX_CONNECTIONS must be at least 1 and "
+                         f"{ENV_PREFIX}DASH_REQUEST_TIMEOUT_S positive")
 
 
 def setup_logging(s: Settings) -> None:
@@ -243,11 +246,13 @@ class App:
         await self.stack.start()
         if dash_sock is not None:
             from dashboard.app import create_app
+            from dashboard.pooled_server import ServerLimits
             from dashboard.server import DashboardServer
 
             dash_sock.close()  # released just before the dashboard binds it
             app = create_app(self.stack.api_url, list(self.stack.runtime.feeds), source.label)
-            self.dashboard = DashboardServer(app, s.host, s.dash_port)
+            limits = ServerLimits(s.dash_workers, s.dash_max_connections, s.dash_request_timeout_s)
+            self.dashboard = DashboardServer(app, s.host, s.dash_port, limits)
             self.dashboard.start()
         shown = f"[{s.host}]" if ":" in s.host else s.host
         log.info("source: %s (%s)", source.label, source.reason)
