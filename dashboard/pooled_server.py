@@ -346,10 +346,11 @@ class PooledWSGIServer:
             sel.unregister(conn.sock)
 
     def _close(self, conn: _Connection) -> None:
+        """Free the connection's slot, then close it: a client that sees the close finds the slot free."""
         conn.done = True
-        conn.sock.close()
         with self._lock:
             self._open -= 1
+        conn.sock.close()
 
     # --- the workers -------------------------------------------------------------------
 

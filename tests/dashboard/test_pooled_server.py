@@ -9,6 +9,7 @@ import select
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
@@ -44,9 +45,12 @@ def read_to_end(sock: socket.socket) -> bytes:
 
 
 def page_status(server: DashboardServer) -> int:
-    with urllib.request.urlopen(server.url + "/", timeout=CEILING_S) as resp:
-        resp.read()
-        return int(resp.status)
+    try:
+        with urllib.request.urlopen(server.url + "/", timeout=CEILING_S) as resp:
+            resp.read()
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:  # 503 while the server has not yet seen the others leave
+        return exc.code
 
 
 def dashboard_threads() -> list[str]:
