@@ -5,7 +5,7 @@ a callback request whose body is not a JSON object, lacks a field or names an ou
 with no server callback (every callback of this page runs in the browser), a
 component-suite path it does not serve. Those are refused here before Dash sees
 them, and every 4xx the page's server answers is a line of plain text, logged in one
-line (one per interval under a flood, with the number left out).
+line (under a flood, one per interval, saying how many were left out).
 """
 
 from __future__ import annotations
