@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-runtime
 DSTAMP  := $(VENV)/.installed-dev
 ARGS    ?=
 
-.PHONY: run test coverage bench soak lint audit screenshot chromium clean
+.PHONY: run test coverage bench soak abuse lint audit screenshot chromium clean
 
 $(VPY):
 	@echo ">> creating virtual environment in $(VENV)"
@@ -49,6 +49,10 @@ bench: $(DSTAMP) chromium
 
 soak: $(STAMP)
 	$(VPY) -m bench.soak $(ARGS)
+
+# Every abuse scenario of issue 12 against main.py in its own process: one table.
+abuse: $(STAMP)
+	$(VPY) -m bench.abuse $(ARGS)
 
 screenshot: $(DSTAMP) chromium
 	$(VPY) -m dashboard.screenshot docs/dashboard.png

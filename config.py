@@ -156,6 +156,11 @@ class Settings:
     # Addresses of proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
     # (comma-separated, "*" any); empty: the headers are ignored, the peer address counts.
     forwarded_allow_ips: str = ""
+    # The dashboard's server (dashboard/pooled_server.py): worker threads, connections
+    # open at once (beyond: 503), seconds a request may take to arrive.
+    dash_workers: int = 8
+    dash_max_connections: int = 64
+    dash_request_timeout_s: float = 5.0
     log_level: str = "info"
     log_file: str = ""
 

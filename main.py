@@ -159,6 +159,9 @@ def check_settings(s: Settings) -> None:
         raise UsageError(f"--max-disk must be a positive size, got {s.max_disk_bytes} bytes")
     if s.recorder_retry_s <= 0 or s.retention_interval_s <= 0:
         raise UsageError("the recorder's retry and retention intervals must be positive")
+    if s.dash_workers < 1 or s.dash_max_connections < 1 or not s.dash_request_timeout_s > 0:
+        raise UsageError(f"{ENV_PREFIX}DASH_WORKERS and {ENV_PREFIX}DASH_MAX_CONNECTIONS must be at least 1 and "
+                         f"{ENV_PREFIX}DASH_REQUEST_TIMEOUT_S positive")
 
 
 def open_history(s: Settings) -> Recorder | None:
@@ -290,11 +293,13 @@ class App:
         await self.stack.start()
         if dash_sock is not None:
             from dashboard.app import create_app
+            from dashboard.pooled_server import ServerLimits
             from dashboard.server import DashboardServer
 
             dash_sock.close()  # released just before the dashboard binds it
             app = create_app(self.stack.api_url, list(self.stack.runtime.feeds), source.label)
-            self.dashboard = DashboardServer(app, s.host, s.dash_port)
+            limits = ServerLimits(s.dash_workers, s.dash_max_connections, s.dash_request_timeout_s)
+            self.dashboard = DashboardServer(app, s.host, s.dash_port, limits)
             self.dashboard.start()
             self.stack.allow_origin(self.dashboard.url)
         shown = f"[{s.host}]" if ":" in s.host else s.host

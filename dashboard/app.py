@@ -22,6 +22,8 @@ from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 from dash.development.base_component import Component
 from flask import Response, send_file
 
+from dashboard.request_guard import guard_dash_endpoints
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 PLOTLY_ROUTE = "/vendor/plotly.min.js"
@@ -165,6 +167,7 @@ def create_app(api_url: str, symbols: Sequence[str], source_label: str | None = 
         external_scripts=[PLOTLY_ROUTE],
         serve_locally=True,
     )
+    guard_dash_endpoints(app)
 
     @app.server.route(PLOTLY_ROUTE)
     def _plotly_js() -> Response:
