@@ -1,4 +1,8 @@
-"""``GET /metrics``: Prometheus text format, collected from live state on each scrape."""
+"""``GET /metrics``: Prometheus text format, collected from live state on each scrape.
+
+Names follow Prometheus's conventions, as ``promtool check metrics`` checks them
+(tests/api/test_metrics_lint.py checks the same rules): base units (seconds, bytes)
+named in full, ``_total`` on counters only, HELP and TYPE on every family."""
 
 from __future__ import annotations
 
@@ -37,7 +41,10 @@ class _Collector:
                 fam.add_metric([sym], float(get(feed)))
             yield fam
         in_sync = GaugeMetricFamily("liq_in_sync", "1 when the book is in sync", labels=["symbol"])
-        lag = GaugeMetricFamily("liq_exchange_lag_ms", "mean receive time minus event time E", labels=["symbol"])
+        lag = GaugeMetricFamily(
+            "liq_exchange_lag_seconds", "mean local receive time minus exchange event time E, recent depth events",
+            labels=["symbol"],
+        )
         levels = GaugeMetricFamily("liq_book_levels", "levels held", labels=["symbol", "side"])
         hist = HistogramMetricFamily(
             "liq_processing_latency_seconds", "decode + sync + apply + features per depth message", labels=["symbol"]
@@ -46,7 +53,7 @@ class _Collector:
             in_sync.add_metric([sym], 1.0 if feed.sync_info()["state"] in TRUSTED_STATES else 0.0)
             lags = list(feed.monitor.lag_ms)
             if lags:
-                lag.add_metric([sym], sum(lags) / len(lags))
+                lag.add_metric([sym], sum(lags) / len(lags) / 1000.0)
             levels.add_metric([sym, "bid"], float(len(feed.book.bids)))
             levels.add_metric([sym, "ask"], float(len(feed.book.asks)))
             m = feed.monitor
@@ -68,8 +75,8 @@ class _Collector:
         st = hub.stats
         yield CounterMetricFamily("liq_frames_dropped", "frames dropped for slow clients", value=st.frames_dropped)
         yield CounterMetricFamily("liq_ws_clients_refused", "websocket clients refused", value=st.clients_refused)
-        yield GaugeMetricFamily("liq_process_rss_bytes", "resident set size",
-                                value=runtime.process.rss_mb() * 1024 * 1024)
+        yield GaugeMetricFamily("liq_process_rss_bytes", "resident set size of this process",
+                                value=round(runtime.process.rss_mb() * 1024 * 1024))
 
 
 def prometheus_text(services: Services) -> tuple[bytes, str]:
