@@ -3,7 +3,8 @@
 
 Every endpoint validates its input and answers a bad request with a 4xx and a
 message saying what is wrong; a book that is not in sync answers 503 with the
-reason (see api/errors.py).
+reason (see api/errors.py). Numbers in the answers are rounded where the JSON is
+written, by the rules of docs/frames.md ("Rounding").
 """
 
 from __future__ import annotations
@@ -17,11 +18,22 @@ from fastapi.responses import PlainTextResponse, Response
 from api.errors import ApiError
 from api.metrics import prometheus_text
 from api.services import Services
+from config import decimals_of
 from data_ingestion.feed import SymbolFeed
 from features.market_impact import BookUnavailable, ImpactError
+from features.rounding import DERIVED_PRICE, PRICE, QTY, QUOTE, RATIO, Decimals, Rule, round_mapping
 from orderbook.sequence_validator import TRUSTED_STATES
 
 MAX_CURVE_POINTS = 50
+
+# How /simulate's numbers are written (docs/frames.md, "Rounding"); quantities at the
+# lot's decimals, or the size's own when it has more (the last fill is what remains of it).
+IMPACT_ROUNDING: dict[str, Rule] = {
+    "quantity_filled": QTY, "vwap": DERIVED_PRICE, "best_price": PRICE, "worst_price": PRICE,
+    "slippage": DERIVED_PRICE, "slippage_bps": RATIO, "impact_bps": RATIO,
+}
+FILL_ROUNDING: dict[str, Rule] = {"price": PRICE, "qty": QTY, "cumulative_qty": QTY, "cumulative_cost": QUOTE}
+
 
 
 def add_rest_routes(app: FastAPI, services: Services) -> None:
@@ -112,6 +124,7 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
         assert impact is not None
         if size is not None:
             value = parse_size(size, s.impact_max_size)
+            values = [value]
         else:
             assert sizes is not None
             parts = [p for p in sizes.split(",") if p.strip()]
@@ -121,16 +134,20 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
                 raise ApiError(422, f"sizes: at most {MAX_CURVE_POINTS} sizes")
             values = [parse_size(p, s.impact_max_size) for p in parts]
         require_in_sync(feed)  # bad input first (422), then the book's state (503)
+        spec = services.publisher.features[feed.symbol].spec
+        dec = Decimals(spec.price_decimals, max([spec.qty_decimals, *(decimals_of(v) for v in values)]))
         try:
             if size is not None:
                 result = impact.walk(feed.book, side_l, value, in_sync=feed.in_sync)
-                return {**result.to_dict(), "last_update_id": feed.book.last_update_id}
+                body = round_mapping(result.to_dict(), IMPACT_ROUNDING, dec)
+                body["fills"] = [round_mapping(f, FILL_ROUNDING, dec) for f in body["fills"]]
+                return {**body, "last_update_id": feed.book.last_update_id}
             points = impact.curve(feed.book, side_l, values, in_sync=feed.in_sync)
             return {
                 "symbol": feed.symbol,
                 "side": side_l,
                 "last_update_id": feed.book.last_update_id,
-                "curve": [p.to_dict() for p in points],
+                "curve": [round_mapping(p.to_dict(), IMPACT_ROUNDING, dec) for p in points],
             }
         except BookUnavailable as exc:
             raise ApiError(503, str(exc)) from None

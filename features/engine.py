@@ -33,10 +33,6 @@ def _binned(sizes: BinnedSizes | None) -> Binned | None:
     return None if sizes is None else Binned(bin0=sizes.bin0, bin_size=sizes.bin_size, sizes=list(sizes.sizes))
 
 
-def _round(value: float | None, decimals: int) -> float | None:
-    return None if value is None else round(value, decimals)
-
-
 class SymbolFeatures:
     """Everything computed for one symbol between two frames, and the frame itself."""
 
@@ -131,10 +127,9 @@ class SymbolFeatures:
         bid_levels, ask_levels = book.top(s.frame_levels)
         frame.best_bid = m.best_bid
         frame.best_ask = m.best_ask
-        # Prices are multiples of the tick: the float noise of a subtraction
-        # (0.10000000000582077) is removed by rounding to the tick's decimals.
-        frame.mid_price = _round(m.mid_price, self.spec.price_decimals + 1)
-        frame.spread = _round(m.spread, self.spec.price_decimals)
+        # Full precision here: numbers are rounded once, when the frame is encoded.
+        frame.mid_price = m.mid_price
+        frame.spread = m.spread
         frame.spread_bps = m.spread_bps
         frame.microprice = m.microprice
         frame.imbalance = m.imbalance
