@@ -25,6 +25,7 @@ from features.rounding import (
     DURATION,
     PRICE,
     QTY,
+    QUOTE,
     RATIO,
     TIME,
     Decimals,
@@ -79,13 +80,58 @@ class FrameWall(Struct, kw_only=True):
     age_s: Annotated[float, _d("seconds at this price at wall size"), DURATION]
 
 
+AlertType = Literal["WALL", "LAYERING", "EXHAUSTION"]
+AlertStatus = Literal["born", "grown", "shrunk", "moved", "returned", "refired", "removed", "ended"]
+
+
+class AlertEvent(Struct, kw_only=True):
+    """One change in an alert's life."""
+
+    ts: Annotated[float, _d("the detector sample, seconds since the epoch"), TIME]
+    status: Annotated[AlertStatus, _d("what changed (docs/metrics.md, \"Alerts\")")]
+    price: Annotated[float | None, _d("the alert's price after the change"), PRICE] = None
+    size: Annotated[float | None, _d("its size after the change (before it, for removed)"), QTY] = None
+
+
 class FrameAlert(Struct, kw_only=True):
-    type: Literal["WALL", "WALL_REMOVED", "LAYERING", "EXHAUSTION"]
+    """One alert over its life: the same id from birth to removal (docs/metrics.md, "Alerts")."""
+
+    id: Annotated[str, _d("stable over the alert's life: <symbol>-<n>")]
+    type: AlertType
+    status: Annotated[AlertStatus, _d("its latest change: born; grown, shrunk; moved, returned (walls); "
+                                      "refired (layering); then removed (walls) or ended (layering, exhaustion)")]
+    live: Annotated[bool, _d("false once removed or ended")]
     symbol: str
-    side: str | None
-    price: Price | None
-    ts: Annotated[float, _d("seconds since the epoch"), TIME]
-    details: dict[str, Any]
+    side: Literal["bid", "ask"]
+    price: Annotated[float | None, _d("wall: its price now; layering: the run level nearest the mid; "
+                                      "exhaustion: the side's best price"), PRICE]
+    price_bin: Annotated[int | None, _d("the heatmap bin (bin_size wide) holding price: alerts are grouped by "
+                                        "side and price_bin")]
+    ts: Annotated[float, _d("the 1 Hz detector sample this state is from, seconds since the epoch"), TIME]
+    born_ts: Annotated[float, _d("when the detector's rule fired, seconds since the epoch"), TIME]
+    age_s: Annotated[float, _d("wall: since first seen at wall size, over all its prices (so > 5 s at birth); "
+                               "layering, exhaustion: since born"), DURATION]
+    size: Annotated[float, _d("wall: the level's size; layering: the run levels' total; exhaustion: the top-N "
+                              "depth missing against its 15 s mean; base asset"), QTY]
+    notional: Annotated[float | None, _d("size in USDT (price x size per level; exhaustion: x mid)"), QUOTE]
+    peak_notional: Annotated[float | None, _d("the largest notional over the alert's life (the filter's "
+                                              "figure)"), QUOTE]
+    distance_bps: Annotated[float | None, _d("abs(price - mid) / mid, bps"), RATIO]
+    depth_share: Annotated[float | None, _d("size / top-20 depth of its side (exhaustion: / its mean top-N "
+                                            "depth), 0..1"), RATIO]
+    score: Annotated[float | None, _d("notional / (1 + distance_bps / 10): orders alerts by significance"),
+                     QUOTE]
+    multiple: Annotated[float | None, _d("wall: size / rolling median; layering: its smallest level's"),
+                        RATIO] = None
+    levels: Annotated[int | None, _d("layering: number of run levels (the size of C_t)")] = None
+    churn: Annotated[float | None, _d("layering: churn at its latest firing"), RATIO] = None
+    reason: Annotated[str | None, _d("removed: pulled, filled, out_of_view or resync; ended: cleared or "
+                                     "resync")] = None
+    remaining: Annotated[float | None, _d("removed wall: quantity left at its price"), QTY] = None
+    traded_qty: Annotated[float | None, _d("removed wall: traded at its price against it in the last second"),
+                          QTY] = None
+    events: Annotated[list[AlertEvent], _d("its life so far: the first change and the latest ones (at most "
+                                           "8)")] = msgspec.field(default_factory=list)
 
 
 class Binned(Struct, kw_only=True):
@@ -146,8 +192,9 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
     ask_levels: Annotated[list[tuple[float, float]], _d("[price, qty], best first, frame_levels (50) a side"),
                           Pair(PRICE, QTY)] = msgspec.field(default_factory=list)
     walls: Annotated[list[FrameWall], _d("levels that are walls in this frame")] = msgspec.field(default_factory=list)
-    alerts: Annotated[list[FrameAlert], _d("alerts raised since the previous frame; type WALL, WALL_REMOVED, "
-                                           "LAYERING or EXHAUSTION; ts in seconds")] = \
+    alerts: Annotated[list[FrameAlert], _d("every live alert (its state at the latest 1 Hz detector sample) and "
+                                           "every alert that ended since the previous frame (its final state); "
+                                           "GET /alerts/{symbol} has the last 180 s")] = \
         msgspec.field(default_factory=list)
     heatmap: Annotated[Binned | None, _d("resting size per price bin around the mid (whole book)")] = None
     volume_profile: Annotated[Binned | None, _d("mean resting size per bin over the last 180 s")] = None

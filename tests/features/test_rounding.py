@@ -4,20 +4,18 @@ from the real BTCUSDT recording, and the frame itself left at full precision."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import orjson
 
-from config import Settings
-from data_ingestion.recording import read_recording
-from features.engine import SymbolFeatures
 from features.frame import (
+    AlertEvent,
     BidAsk,
     Binned,
     Frame,
+    FrameAlert,
     FrameWall,
     SyncInfo,
     TradePrint,
@@ -25,8 +23,6 @@ from features.frame import (
     to_dict,
 )
 from features.rounding import QTY, RATIO, Decimals, round_mapping, rounded
-from orderbook.book_state import BookState
-from wire.binance import DepthSnapshot, DepthUpdate
 
 BTC = Decimals(price=1, qty=3)
 ETH = Decimals(price=2, qty=3)
@@ -46,6 +42,12 @@ def noisy_frame() -> Frame:
         bid_levels=[(61800.1, 1.196), (61800.0, 0.0970000000000002)],
         walls=[FrameWall(side="bid", price=61800.0, size=10.868000000000002, multiple=167.19999999999999,
                          age_s=6.000000001)],
+        alerts=[FrameAlert(
+            id="btcusdt-3", type="WALL", status="born", live=True, symbol="btcusdt", side="bid", price=61800.0,
+            price_bin=30900, ts=1795830276.0, born_ts=1795830276.0, age_s=6.000000001, size=10.868000000000002,
+            notional=671642.4000000001, peak_notional=671642.4000000001, distance_bps=0.024271,
+            depth_share=0.4785937812, score=671626.0043290043, multiple=167.19999999999999,
+            events=[AlertEvent(ts=1795830276.0, status="born", price=61800.0, size=10.868000000000002)])],
         heatmap=Binned(bin0=30899, bin_size=2.0, sizes=[1.9029999999999998, 0.0]),
         trades=[TradePrint(ts=1795830275.939214, price=61800.1, qty=0.023, side="buy", nq=0.0229999999)],
         feed={"lag_ms": 49.2},
@@ -70,6 +72,10 @@ def test_the_issues_numbers_are_written_by_their_rules() -> None:
     assert f["heatmap"] == {"bin0": 30899, "bin_size": 2.0, "sizes": [1.903, 0.0]}
     assert f["trades"][0] == {"ts": 1795830275.939214, "price": 61800.1, "qty": 0.023, "side": "buy", "nq": 0.023}
     assert f["feed"] == {"lag_ms": 49.2}  # as the monitor wrote it
+    a = f["alerts"][0]
+    assert (a["size"], a["notional"], a["peak_notional"], a["score"]) == (10.868, 671642.4, 671642.4, 671626.0)
+    assert (a["distance_bps"], a["depth_share"], a["multiple"], a["age_s"]) == (0.02427, 0.4786, 167.2, 6.0)
+    assert a["events"] == [{"ts": 1795830276.0, "status": "born", "price": 61800.0, "size": 10.868}]
 
 
 def test_decimals_follow_the_symbol() -> None:
@@ -85,7 +91,7 @@ def test_the_frame_itself_keeps_full_precision() -> None:
     before = msgspec.json.encode(frame)
     encode(frame, BTC)
     assert msgspec.json.encode(frame) == before
-    assert frame.microprice == 61800.15361754229 and frame.walls[0].size == 10.868000000000002
+    assert frame.microprice == 61800.15361754229 and frame.alerts[0].size == 10.868000000000002
     # Without decimals nothing is rounded (tests and tools that want the raw values).
     assert to_dict(frame)["ofi"] == -10.823999999999998
 
@@ -107,27 +113,9 @@ def decimals_in(x: float) -> int:
     return len(text.split(".")[1].rstrip("0")) if "." in text else 0
 
 
-def frames_of(path: Path) -> Iterator[tuple[Frame, SymbolFeatures]]:
-    """Frames of a recording, one per second of receive time, at full precision."""
-    book = BookState("btcusdt", 0.1)
-    eng = SymbolFeatures("btcusdt", Settings())
-    synced = False
-    next_ns = 0
-    for msg in read_recording([path]):
-        d = msg.data
-        if isinstance(d, DepthSnapshot):
-            book.apply_snapshot(d.last_update_id, d.bids, d.asks)
-            synced = True
-        elif isinstance(d, DepthUpdate) and synced and d.final_update_id >= book.last_update_id:
-            book.apply_diff(d.bids, d.asks, d.final_update_id)
-            eng.on_depth_applied(book, msg.ts_recv_ns, d.event_time_ms)
-            next_ns = next_ns or (msg.ts_recv_ns // 10**9 + 1) * 10**9
-        if next_ns and msg.ts_recv_ns >= next_ns:
-            yield eng.build_frame(book, next_ns, {"state": "synced"}, {}), eng
-            next_ns += 10**9
-
-
 def test_a_frame_from_the_real_recording_has_no_float_noise(btc_file: Path) -> None:
+    from bench.alert_rate import frames_of
+
     frames = []
     for frame, _feats in frames_of(btc_file):
         frames.append(orjson.loads(encode(frame, BTC)))
