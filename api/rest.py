@@ -1,15 +1,17 @@
 """The REST endpoints about the books and the server: ``/symbols``, ``/stats``,
-``/book/{symbol}``, ``/simulate/{symbol}``, ``/metrics``.
+``/book/{symbol}``, ``/simulate/{symbol}``, ``/alerts/{symbol}``, ``/metrics``.
 
 Every endpoint validates its input and answers a bad request with a 4xx and a
 message saying what is wrong; a book that is not in sync answers 503 with the
-reason (see api/errors.py). Numbers in the answers are rounded where the JSON is
-written, by the rules of docs/frames.md ("Rounding").
+reason (see api/errors.py). Numbers in the query take plain decimal or exponent
+notation only (``2.5``, ``2.5e5``). Numbers in the answers are rounded where the
+JSON is written, by the rules of docs/frames.md ("Rounding").
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
@@ -20,11 +22,17 @@ from api.metrics import prometheus_text
 from api.services import Services
 from config import decimals_of
 from data_ingestion.feed import SymbolFeed
+from features.alerts import KINDS, AlertsAnswer, group_by_price, select
+from features.frame import encoder
+from features.liquidity_detection import WALL_REMOVED
 from features.market_impact import BookUnavailable, ImpactError
-from features.rounding import DERIVED_PRICE, PRICE, QTY, QUOTE, RATIO, Decimals, Rule, round_mapping
+from features.rounding import DERIVED_PRICE, PRICE, QTY, QUOTE, RATIO, Decimals, Rule, round_mapping, rounded
 from orderbook.sequence_validator import TRUSTED_STATES
 
 MAX_CURVE_POINTS = 50
+# Plain decimal or exponent notation: 2, -2.5, .5, 2.5e5. Not 0x10, 1_000, nan or inf.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 # How /simulate's numbers are written (docs/frames.md, "Rounding"); quantities at the
 # lot's decimals, or the size's own when it has more (the last fill is what remains of it).
@@ -35,9 +43,9 @@ IMPACT_ROUNDING: dict[str, Rule] = {
 FILL_ROUNDING: dict[str, Rule] = {"price": PRICE, "qty": QTY, "cumulative_qty": QTY, "cumulative_cost": QUOTE}
 
 
-
 def add_rest_routes(app: FastAPI, services: Services) -> None:
-    """``/symbols``, ``/stats``, ``/book/{symbol}``, ``/simulate/{symbol}`` and ``/metrics`` on ``app``."""
+    """``/symbols``, ``/stats``, ``/book/{symbol}``, ``/simulate/{symbol}``, ``/alerts/{symbol}`` and
+    ``/metrics`` on ``app``."""
     s = services.settings
     runtime = services.runtime
 
@@ -154,6 +162,34 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
         except ImpactError as exc:
             raise ApiError(422, str(exc)) from None
 
+    @app.get("/alerts/{symbol}", summary="Alerts over their life, grouped by price, most significant first")
+    async def alerts(
+        symbol: str,
+        since: Annotated[str | None, Query(description="seconds since the epoch: only alerts whose state is newer "
+                                                       "(ts > since)")] = None,
+        min_notional: Annotated[str | None, Query(description="USDT: only alerts whose peak notional reached it; "
+                                                              "default the dashboard's (alert_min_notional_usdt), "
+                                                              "0 for all")] = None,
+        kind: Annotated[str | None, Query(description="comma-separated: WALL, LAYERING, EXHAUSTION (all when "
+                                                      "omitted)")] = None,
+    ) -> Response:
+        feed = feed_of(symbol)
+        since_v = None if since is None else parse_number("since", since, minimum=0.0)
+        floor = s.alert_min_notional_usdt if min_notional is None else parse_number(
+            "min_notional", min_notional, minimum=0.0)
+        kinds = parse_kinds(kind)
+        features = services.publisher.features[feed.symbol]
+        dec = Decimals.of(features.spec)
+        # Rounded first, then filtered, ordered and grouped: exactly what a page that
+        # reads the frames sees and does.
+        held = [rounded(a, dec) for a in features.alert_list()]
+        chosen = select(held, since_v, floor, kinds)
+        answer = AlertsAnswer(
+            symbol=feed.symbol, since=since_v, min_notional=floor, default_min_notional=s.alert_min_notional_usdt,
+            kinds=list(kinds), total=len(held), shown=len(chosen), groups=group_by_price(chosen),
+        )
+        return Response(encoder.encode(rounded(answer, dec)), media_type="application/json")
+
     @app.get("/metrics", summary="Prometheus text format", response_class=PlainTextResponse)
     async def metrics() -> Response:
         body, content_type = prometheus_text(services)
@@ -176,16 +212,45 @@ def require_in_sync(feed: SymbolFeed) -> dict[str, Any]:
     raise ApiError(503, f"{feed.symbol}: book not in sync ({state}: {why})")
 
 
+def parse_number(name: str, raw: str, minimum: float | None = None) -> float:
+    """A finite number in plain decimal or exponent notation (surrounding spaces
+    allowed), at least ``minimum``; else ApiError 422 saying why."""
+    text = raw.strip()
+    if text.lower() in _NOT_FINITE:
+        raise ApiError(422, f"{name} must be finite, got {raw!r}")
+    if not _NUMBER.fullmatch(text):
+        raise ApiError(422, f"{name} must be a number in decimal or exponent notation (e.g. 2.5 or 2.5e5), "
+                            f"got {raw!r}")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ApiError(422, f"{name} must be finite, got {raw!r}")
+    if minimum is not None and value < minimum:
+        raise ApiError(422, f"{name} must be at least {minimum:g}, got {raw!r}")
+    return value + 0.0  # -0 is 0
+
+
 def parse_size(raw: str, max_size: float) -> float:
     """A finite positive size no larger than ``max_size``, or ApiError 422 saying why."""
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ApiError(422, f"size must be a number, got {raw!r}") from None
-    if not math.isfinite(value):
-        raise ApiError(422, f"size must be finite, got {raw!r}")
+    value = parse_number("size", raw)
     if value <= 0:
         raise ApiError(422, f"size must be positive, got {raw!r}")
     if value > max_size:
         raise ApiError(422, f"size {value:g} is above the maximum {max_size:g}")
     return value
+
+
+def parse_kinds(raw: str | None) -> tuple[str, ...]:
+    """The alert kinds of a ``kind=`` list (any case), in the documented order; all when omitted."""
+    if raw is None:
+        return KINDS
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not parts:
+        raise ApiError(422, f"kind: give at least one of {', '.join(KINDS)}")
+    for part in parts:
+        if part.upper() == WALL_REMOVED:
+            raise ApiError(422, "kind: WALL_REMOVED is no alert of its own: a removed wall is the last state of "
+                                "its WALL alert (kind=WALL)")
+        if part.upper() not in KINDS:
+            raise ApiError(422, f"kind must be among {', '.join(KINDS)} (comma-separated), got {part!r}")
+    asked = {p.upper() for p in parts}
+    return tuple(k for k in KINDS if k in asked)
