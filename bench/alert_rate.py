@@ -139,11 +139,13 @@ def listing(r: Replayed) -> str:
 
 
 def table(results: Sequence[dict[str, Any]]) -> str:
-    head = (f"{'symbol':8} {'min':>5} {'detector alerts':>16} {'/min':>6} {'alerts':>7} {'/min':>6} "
-            f"{'>= filter':>10} {'/min':>6}")
+    head = (f"{'symbol':8} {'min':>5} {'detector events':>16} {'/min':>6} {'WALL+LAYERING+EXH.':>19} {'/min':>6} "
+            f"{'alerts':>7} {'/min':>6} {'>= filter':>10} {'/min':>6}")
     rows = [head]
     for x in results:
-        rows.append(f"{x['symbol']:8} {x['minutes']:>5} {x['detector_alerts']:>16} {x['detector_alerts_per_min']:>6} "
+        events = sum(x["detector"].values())
+        rows.append(f"{x['symbol']:8} {x['minutes']:>5} {events:>16} {x['detector_events_per_min']:>6} "
+                    f"{x['detector_alerts']:>19} {x['detector_alerts_per_min']:>6} "
                     f"{x['alerts']:>7} {x['alerts_per_min']:>6} {x['alerts_filtered']:>10} "
                     f"{x['alerts_filtered_per_min']:>6}")
     rows.append(f"filter: peak notional >= {results[0]['min_notional']:,.0f} USDT" if results else "")

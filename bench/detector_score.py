@@ -20,8 +20,8 @@ episode labels:
 
 Organic events. The background book is as heavy-tailed as the real recordings (about
 18 % of top-20 levels are >= 5x the rolling median, 12 % >= 8x; the real BTCUSDT file
-has 18 % and 15 % and fires 41 WALL and 9 LAYERING alerts in its 345 s), so random
-orders legitimately meet the metrics.md definitions. Those are not episodes, but they
+has 18 % and 15 %, and its rules fire 41 WALL and 6 LAYERING in its 344 s in sync), so
+random orders legitimately meet the metrics.md definitions. Those are not episodes, but they
 are real in the exchange's book: :class:`TruthOracle` applies the definitions to the
 exchange's TRUE top 20 (not the client's reconstruction) at the same 1 Hz instants
 and labels them ``origin: organic``. Recall is over the scripted episodes only;
