@@ -21,8 +21,11 @@ from msgspec import Meta, Struct
 
 from features.rounding import (
     AS_GIVEN,
+    BOOK_PRICE,
     DERIVED_PRICE,
     DURATION,
+    EXCHANGE_PRICE,
+    EXCHANGE_QTY,
     PRICE,
     QTY,
     QUOTE,
@@ -37,6 +40,8 @@ from features.rounding import (
 
 Price = Annotated[float, PRICE]
 Qty = Annotated[float, QTY]
+BookPrice = Annotated[float, BOOK_PRICE]  # a level's price, as the book holds it
+ExchangeQty = Annotated[float, EXCHANGE_QTY]  # a quantity as the exchange sent it
 
 
 def _d(text: str) -> Meta:
@@ -74,8 +79,8 @@ class FrameWall(Struct, kw_only=True):
     """A level that is a wall in this frame (docs/metrics.md, "Wall")."""
 
     side: Literal["bid", "ask"]
-    price: Price
-    size: Qty
+    price: BookPrice
+    size: ExchangeQty
     multiple: Annotated[float, _d("size / median size of the top levels"), RATIO]
     age_s: Annotated[float, _d("seconds at this price at wall size"), DURATION]
 
@@ -146,10 +151,11 @@ class TradePrint(Struct, kw_only=True, omit_defaults=True):
     """One trade (aggTrade) since the previous frame."""
 
     ts: Annotated[float, _d("local receive time, seconds since the epoch"), TIME]
-    price: Price
-    qty: Qty
+    price: Annotated[float, EXCHANGE_PRICE]
+    qty: ExchangeQty
     side: Annotated[Literal["buy", "sell"], _d("the aggressor")]
-    nq: Annotated[Qty | None, _d("quantity without fills against RPI orders, when the exchange sent it")] = None
+    nq: Annotated[ExchangeQty | None, _d("quantity without fills against RPI orders, when the exchange sent it")] = \
+        None
 
 
 class ReplayState(Struct, kw_only=True):
@@ -166,8 +172,8 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
     seq: Annotated[int, _d("frame counter of this symbol (gaps = frames a slow client missed)")]
     sync: Annotated[SyncInfo, _d("state: awaiting_snapshot / synced / quiet / resyncing / stale (quiet: in sync "
                                  "on a live connection, no message for 5 s; served with full metrics)")]
-    best_bid: Price | None = None
-    best_ask: Price | None = None
+    best_bid: BookPrice | None = None
+    best_ask: BookPrice | None = None
     mid_price: Annotated[float | None, DERIVED_PRICE] = None
     spread: Annotated[float | None, _d("best ask - best bid"), PRICE] = None
     spread_bps: Annotated[float | None, _d("spread / mid, bps"), RATIO] = None
@@ -188,9 +194,9 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
     depth_bands: Annotated[DepthBands, _d("whole book, quantity within each band of bps of mid"), QTY] = \
         msgspec.field(default_factory=DepthBands)
     bid_levels: Annotated[list[tuple[float, float]], _d("[price, qty], best first, frame_levels (50) a side"),
-                          Pair(PRICE, QTY)] = msgspec.field(default_factory=list)
+                          Pair(BOOK_PRICE, EXCHANGE_QTY)] = msgspec.field(default_factory=list)
     ask_levels: Annotated[list[tuple[float, float]], _d("[price, qty], best first, frame_levels (50) a side"),
-                          Pair(PRICE, QTY)] = msgspec.field(default_factory=list)
+                          Pair(BOOK_PRICE, EXCHANGE_QTY)] = msgspec.field(default_factory=list)
     walls: Annotated[list[FrameWall], _d("levels that are walls in this frame")] = msgspec.field(default_factory=list)
     alerts: Annotated[list[FrameAlert], _d("every live alert (its state at the latest 1 Hz detector sample) and "
                                            "every alert that ended since the previous frame (its final state); "

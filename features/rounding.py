@@ -12,6 +12,7 @@ tick's and the lot's decimals.
 from __future__ import annotations
 
 import functools
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -44,10 +45,13 @@ class Decimals:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """How one kind of number is written."""
+    """How one kind of number is written. ``held`` marks numbers that are at the rule's
+    decimals by construction (the book's tick prices, the exchange's quantities parsed
+    from its decimal strings): written as they are, no work spent on them."""
 
     kind: str
     doc: str  # the rule in words, for docs/frames.md
+    held: bool = False
 
 
 PRICE = Rule("price", "price decimals")
@@ -57,7 +61,12 @@ QUOTE = Rule("quote", f"{QUOTE_DECIMALS} decimals (USDT)")
 RATIO = Rule("ratio", f"{SIGNIFICANT_DIGITS} significant digits")
 TIME = Rule("time", f"{TIME_DECIMALS} decimals (µs)")
 DURATION = Rule("duration", f"{DURATION_DECIMALS} decimals (ms)")
-AS_GIVEN = Rule("as_given", "as the feed monitor rounds them (see /health)")
+AS_GIVEN = Rule("as_given", "as the feed monitor rounds them (see /health)", held=True)
+# The book's prices are its integer tick keys written at the tick's decimals, its and
+# the trades' quantities the exchange's decimal strings parsed: already exact.
+BOOK_PRICE = Rule("price", "price decimals (the book's tick prices, as held)", held=True)
+EXCHANGE_QTY = Rule("qty", "lot decimals (the exchange's quantities, as received)", held=True)
+EXCHANGE_PRICE = Rule("price", "price decimals (the exchange's prices, as received)", held=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,34 +84,81 @@ class Pair:
 How = Rule | Pair | type[Struct]
 
 
-def _sig(x: float) -> float:
-    return float(f"{x:.{SIGNIFICANT_DIGITS}g}") + 0.0
+_POW10 = [10.0**n for n in range(0, 309)]  # 1e0 .. 1e308
+# Below this the scaled value carries at least 10 bits of fraction: its rounding to an
+# integer is the decimal rounding of x, short of values within 1e-3 of a tie.
+_EXACT_BELOW = 2.0**42
 
 
 def _decimals(n: int) -> Callable[[float], float]:
+    """Round to ``n`` decimals: the nearest integer of x * 10**n, divided back. The
+    quotient of two exact doubles is the double nearest that decimal, so it prints as
+    the short decimal (61800.154), and it is several times cheaper than round(x, n),
+    which goes through a decimal conversion (used where x * 10**n is too large for the
+    product to keep the fraction: epoch seconds to the microsecond). round() gives an
+    int, so -0.0 becomes 0.0."""
+    scale = _POW10[n]
+
     def fn(x: float) -> float:
-        return round(x, n) + 0.0  # + 0.0: no "-0.0" in the JSON
+        y = x * scale
+        if -_EXACT_BELOW < y < _EXACT_BELOW:
+            return round(y) / scale
+        return round(x, n) + 0.0
 
     return fn
+
+
+def _sig(x: float) -> float:
+    """Round to SIGNIFICANT_DIGITS significant digits, the same way."""
+    if x == 0.0 or x != x or x in (math.inf, -math.inf):
+        return x + 0.0
+    mag = abs(x)
+    if mag < 1e-300:
+        return 0.0
+    n = SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(mag))
+    if n >= 0:
+        scale = _POW10[n]
+        return round(x * scale) / scale
+    scale = _POW10[-n]
+    return float(round(x / scale) * scale)
 
 
 def _same(x: float) -> float:
     return x
 
 
+def places(kind: str, dec: Decimals) -> int | None:
+    """Decimal places of a rule kind for a symbol; None for the kinds that are not
+    a number of decimals (significant digits, as given)."""
+    return {
+        "price": dec.price,
+        "derived_price": dec.price + DERIVED_PRICE_EXTRA,
+        "qty": dec.qty,
+        "quote": QUOTE_DECIMALS,
+        "time": TIME_DECIMALS,
+        "duration": DURATION_DECIMALS,
+    }.get(kind)
+
+
 @functools.lru_cache(maxsize=64)
 def rounders(dec: Decimals) -> dict[str, Callable[[float], float]]:
     """One function per rule kind, for a symbol's decimals."""
-    return {
-        "price": _decimals(dec.price),
-        "derived_price": _decimals(dec.price + DERIVED_PRICE_EXTRA),
-        "qty": _decimals(dec.qty),
-        "quote": _decimals(QUOTE_DECIMALS),
-        "ratio": _sig,
-        "time": _decimals(TIME_DECIMALS),
-        "duration": _decimals(DURATION_DECIMALS),
-        "as_given": _same,
-    }
+    out: dict[str, Callable[[float], float]] = {"ratio": _sig, "as_given": _same}
+    for kind in ("price", "derived_price", "qty", "quote", "time", "duration"):
+        n = places(kind, dec)
+        assert n is not None
+        out[kind] = _decimals(n)
+    return out
+
+
+def _list_rounder(n: int) -> Callable[[list[float]], list[float]]:
+    """:func:`_decimals` over a list, inline (no call per number)."""
+    scale, limit = _POW10[n], _EXACT_BELOW
+
+    def fn(values: list[float]) -> list[float]:
+        return [round(y) / scale if -limit < (y := x * scale) < limit else round(x, n) + 0.0 for x in values]
+
+    return fn
 
 
 def _struct_in(hint: Any) -> type[Struct] | None:
@@ -171,25 +227,74 @@ def _apply_rule(value: Any, fn: Callable[[float], float], fns: Mapping[str, Call
     return value
 
 
-def _apply(value: Any, how: How, fns: Mapping[str, Callable[[float], float]]) -> Any:
-    if value is None:
-        return None
+def _base(hint: Any) -> Any:
+    """The type under ``Annotated`` and ``| None``."""
+    if typing.get_origin(hint) is Annotated:
+        return _base(typing.get_args(hint)[0])
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _base(args[0]) if len(args) == 1 else hint
+    return hint
+
+
+Apply = Callable[[Any], Any]
+
+
+def _rule_applier(hint: Any, kind: str, dec: Decimals) -> Apply:
+    """One rule over every number a field of type ``hint`` holds."""
+    fn = rounders(dec)[kind]
+    base = _base(hint)
+    origin = typing.get_origin(base)
+    if origin is list:
+        n = places(kind, dec)
+        if n is not None:
+            many = _list_rounder(n)
+            return lambda v: None if v is None else many(v)
+        return lambda v: None if v is None else [fn(x) for x in v]
+    if origin is dict:
+        return lambda v: None if v is None else {k: fn(x) for k, x in v.items()}
+    if isinstance(base, type) and issubclass(base, Struct):
+        hints = typing.get_type_hints(base, include_extras=True)
+        inner = [(name, _rule_applier(hints[name], kind, dec)) for name in base.__struct_fields__]
+        return lambda v: None if v is None else msgspec.structs.replace(
+            v, **{name: f(getattr(v, name)) for name, f in inner})
+    return lambda v: None if v is None else fn(v)
+
+
+def _applier(hint: Any, how: How, dec: Decimals) -> Apply | None:
+    fns = rounders(dec)
     if isinstance(how, Rule):
-        return _apply_rule(value, fns[how.kind], fns)
+        if how.held:
+            return None
+        return _rule_applier(hint, how.kind, dec)
     if isinstance(how, Pair):
+        if how.first.held and how.second.held:
+            return None
         f1, f2 = fns[how.first.kind], fns[how.second.kind]
-        return [(f1(a), f2(b)) for a, b in value]
-    if isinstance(value, list):
-        return [_round_struct(v, fns) for v in value]
-    if isinstance(value, dict):
-        return {k: _round_struct(v, fns) for k, v in value.items()}
-    return _round_struct(value, fns)
+        return lambda v: None if v is None else [(f1(a), f2(b)) for a, b in v]
+    struct_fn = _struct_rounder(how, dec)
+    origin = typing.get_origin(_base(hint))
+    if origin is list:
+        return lambda v: None if v is None else [struct_fn(x) for x in v]
+    if origin is dict:
+        return lambda v: None if v is None else {k: struct_fn(x) for k, x in v.items()}
+    return lambda v: None if v is None else struct_fn(v)
 
 
-def _round_struct(obj: Any, fns: Mapping[str, Callable[[float], float]]) -> Any:
-    cls: type[Struct] = type(obj)
-    changes = {name: _apply(getattr(obj, name), how, fns) for name, how in plan(cls)}
-    return msgspec.structs.replace(obj, **changes) if changes else obj
+@functools.lru_cache(maxsize=256)
+def _struct_rounder(cls: type[Struct], dec: Decimals) -> Apply:
+    """A function that returns a rounded copy of a ``cls``, compiled once per symbol's
+    decimals: one applier per field, no type checks per number."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = [(name, f) for name, how in plan(cls) if (f := _applier(hints[name], how, dec)) is not None]
+    if not fields:
+        return lambda obj: obj
+    replace = msgspec.structs.replace
+
+    def apply(obj: Any) -> Any:
+        return replace(obj, **{name: f(getattr(obj, name)) for name, f in fields})
+
+    return apply
 
 
 S = typing.TypeVar("S", bound=Struct)
@@ -198,7 +303,8 @@ S = typing.TypeVar("S", bound=Struct)
 def rounded(obj: S, dec: Decimals) -> S:
     """A copy of ``obj`` with every number written by its field's rule; ``obj`` itself
     (and whatever it shares with the process's state) is not touched."""
-    result: S = _round_struct(obj, rounders(dec))
+    cls: type[Struct] = type(obj)
+    result: S = _struct_rounder(cls, dec)(obj)
     return result
 
 

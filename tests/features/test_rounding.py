@@ -39,9 +39,8 @@ def noisy_frame() -> Frame:
         depth_delta=-0.0000000001, total_bid_volume=22.708000000000002, total_ask_volume=109.82300000000001,
         depth_weighted_price=BidAsk(bid=61799.812065554096, ask=61800.4965054678895),
         depth_weighted_mid=61800.15428551099, slope=BidAsk(bid=65.33379170840509, ask=191.96648972866913),
-        bid_levels=[(61800.1, 1.196), (61800.0, 0.0970000000000002)],
-        walls=[FrameWall(side="bid", price=61800.0, size=10.868000000000002, multiple=167.19999999999999,
-                         age_s=6.000000001)],
+        bid_levels=[(61800.1, 1.196), (61800.0, 0.097)],
+        walls=[FrameWall(side="bid", price=61800.0, size=10.868, multiple=167.19999999999999, age_s=6.000000001)],
         alerts=[FrameAlert(
             id="btcusdt-3", type="WALL", status="born", live=True, symbol="btcusdt", side="bid", price=61800.0,
             price_bin=30900, ts=1795830276.0, born_ts=1795830276.0, age_s=6.000000001, size=10.868000000000002,
@@ -49,7 +48,7 @@ def noisy_frame() -> Frame:
             depth_share=0.4785937812, score=671626.0043290043, multiple=167.19999999999999,
             events=[AlertEvent(ts=1795830276.0, status="born", price=61800.0, size=10.868000000000002)])],
         heatmap=Binned(bin0=30899, bin_size=2.0, sizes=[1.9029999999999998, 0.0]),
-        trades=[TradePrint(ts=1795830275.939214, price=61800.1, qty=0.023, side="buy", nq=0.0229999999)],
+        trades=[TradePrint(ts=1795830275.9392141, price=61800.1, qty=0.023, side="buy", nq=0.022)],
         feed={"lag_ms": 49.2},
     )
 
@@ -66,11 +65,13 @@ def test_the_issues_numbers_are_written_by_their_rules() -> None:
     assert f["depth_weighted_price"] == {"bid": 61799.812, "ask": 61800.497}
     assert f["depth_weighted_mid"] == 61800.154
     assert f["slope"] == {"bid": 65.33, "ask": 192.0}
+    # The book's levels are its tick prices and the exchange's quantities: at their
+    # decimals already, written as held (test_a_frame_from_the_real_recording_... checks).
     assert f["bid_levels"] == [[61800.1, 1.196], [61800.0, 0.097]]
     assert f["timestamp"] == 1795830276.196997 and f["sync"]["last_message_age_s"] == 0.009
     assert f["walls"] == [{"side": "bid", "price": 61800.0, "size": 10.868, "multiple": 167.2, "age_s": 6.0}]
     assert f["heatmap"] == {"bin0": 30899, "bin_size": 2.0, "sizes": [1.903, 0.0]}
-    assert f["trades"][0] == {"ts": 1795830275.939214, "price": 61800.1, "qty": 0.023, "side": "buy", "nq": 0.023}
+    assert f["trades"][0] == {"ts": 1795830275.939214, "price": 61800.1, "qty": 0.023, "side": "buy", "nq": 0.022}
     assert f["feed"] == {"lag_ms": 49.2}  # as the monitor wrote it
     a = f["alerts"][0]
     assert (a["size"], a["notional"], a["peak_notional"], a["score"]) == (10.868, 671642.4, 671642.4, 671626.0)
@@ -81,9 +82,9 @@ def test_the_issues_numbers_are_written_by_their_rules() -> None:
 def test_decimals_follow_the_symbol() -> None:
     frame = noisy_frame()
     frame.microprice = 2681.2863033353635
-    frame.best_bid = 2681.2799999999997
+    frame.spread = 2681.29 - 2681.28  # 0.010000000000218279
     eth = to_dict(frame, ETH)
-    assert eth["microprice"] == 2681.2863 and eth["best_bid"] == 2681.28
+    assert eth["microprice"] == 2681.2863 and eth["spread"] == 0.01
 
 
 def test_the_frame_itself_keeps_full_precision() -> None:
@@ -92,6 +93,7 @@ def test_the_frame_itself_keeps_full_precision() -> None:
     encode(frame, BTC)
     assert msgspec.json.encode(frame) == before
     assert frame.microprice == 61800.15361754229 and frame.alerts[0].size == 10.868000000000002
+    assert frame.trades[0].ts == 1795830275.9392141
     # Without decimals nothing is rounded (tests and tools that want the raw values).
     assert to_dict(frame)["ofi"] == -10.823999999999998
 
@@ -140,3 +142,15 @@ def test_a_frame_from_the_real_recording_has_no_float_noise(btc_file: Path) -> N
             break
     assert any(decimals_in(f["microprice"]) > 3 for f in raw)
     assert any(decimals_in(q) > 3 for f in raw for q in f["heatmap"]["sizes"])
+
+
+def test_large_and_small_magnitudes_keep_their_rule() -> None:
+    frame = noisy_frame()
+    # Beyond 2**42 once scaled, the decimals are taken by round() itself: 1.2e10 BTC at 3 decimals.
+    frame.heatmap = Binned(bin0=0, bin_size=2.0, sizes=[12345678901.234567, 1.9029999999999998])
+    frame.imbalance, frame.spread_bps = -0.000123456789, 123456.789
+    frame.slope = BidAsk(bid=1.23456789e20, ask=-9.87654321e-12)
+    f = to_dict(frame, BTC)
+    assert f["heatmap"]["sizes"] == [12345678901.235, 1.903]
+    assert (f["imbalance"], f["spread_bps"]) == (-0.0001235, 123500.0)
+    assert f["slope"] == {"bid": 1.235e20, "ask": -9.877e-12}
