@@ -122,6 +122,15 @@ class Settings:
     exhaustion_spread_multiple: float = 2.0
     exhaustion_window_s: float = 15.0
     ofi_window_s: float = 1.0
+    # Alerts over their life (docs/metrics.md, "Alerts"): the detectors' events
+    # folded into one alert per wall, layering run or exhaustion episode.
+    alert_size_step: float = 1.5  # grown / shrunk: size x or / this factor since the last reported size
+    alert_move_bps: float = 5.0  # a pulled wall re-posted within this distance is the same wall, moved
+    alert_move_window_s: float = 2.0  # ... when the new level appeared at most this long before the pull
+    alert_return_s: float = 10.0  # ... or, once it qualifies, when it was pulled at most this long ago
+    alert_score_half_bps: float = 10.0  # score = notional / (1 + distance_bps / this)
+    # Default of the minimum-notional filter (dashboard, GET /alerts): see README, "Alerts".
+    alert_min_notional_usdt: float = 350_000.0
     depth_bands_bps: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0, 100.0)
     impact_max_size: float = 1e9
 

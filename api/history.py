@@ -44,8 +44,8 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
         return store, sym
 
     def time_range(start: str | None, end: str | None, default_span: float) -> tuple[float, float]:
-        hi = parse_number(end, "to") if end is not None else time.time()
-        lo = parse_number(start, "from") if start is not None else hi - default_span
+        hi = parse_number("to", end) if end is not None else time.time()
+        lo = parse_number("from", start) if start is not None else hi - default_span
         if not lo < hi:
             raise ApiError(422, f"from must be before to, got from={lo:g} to={hi:g}")
         return lo, hi
@@ -72,7 +72,7 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
         at: Annotated[str, Query(description="seconds since the epoch")],
         depth: Annotated[str | None, Query(description="levels a side, 1 to 100000; all when omitted")] = None,
     ) -> dict[str, Any]:
-        moment = parse_number(at, "at")
+        moment = parse_number("at", at)
         levels = None if depth is None else parse_count(depth, "depth", 1, 100_000)
         directory = raw_dir()
         sym = symbol.lower()
@@ -91,8 +91,8 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
         end: Annotated[str | None, Query(alias="to", description="seconds since the epoch")] = None,
     ) -> dict[str, Any]:
         store, sym = store_for(symbol)
-        lo = parse_number(start, "from") if start is not None else None
-        hi = parse_number(end, "to") if end is not None else None
+        lo = parse_number("from", start) if start is not None else None
+        hi = parse_number("to", end) if end is not None else None
         body = await asyncio.to_thread(store.coverage, sym, lo, hi)
         directory = services.settings.recording_dir
         body["book_ranges"] = (await asyncio.to_thread(lambda: covered_ranges(members_of(Path(directory), sym)))
@@ -116,7 +116,7 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
         unknown = [f for f in names if f not in store.fields]
         if unknown:
             raise ApiError(422, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(store.fields)}")
-        step_s = parse_number(step, "step") if step is not None else None
+        step_s = parse_number("step", step) if step is not None else None
         if step_s is not None and not 0 < step_s < 1e9:
             raise ApiError(422, f"step must be a positive number of seconds, got {step!r}")
         return await asyncio.to_thread(store.series, sym, lo, hi, names, step_s)

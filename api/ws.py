@@ -151,8 +151,8 @@ async def serve_history(services: Services, websocket: WebSocket, symbol: str) -
     problem = None
     start = speed = 0.0
     try:
-        start = parse_number(params.get("from", ""), "from")
-        speed = parse_number(params.get("speed", "1"), "speed")
+        start = parse_number("from", params.get("from", ""))
+        speed = parse_number("speed", params.get("speed", "1"))
         if not 0 <= speed <= 100:
             problem = f"speed must be from 0 to 100, got {speed:g}"
     except ApiError as exc:

@@ -98,6 +98,7 @@ class HistoryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
         self._last_second: dict[str, int] = {}
+        self._alert_seen: dict[str, tuple[object, ...]] = {}  # alert id -> its last state stored
         # Rows of one process run carry its id: the time between two runs is a gap
         # however short it was (the app was not running), never joined.
         self.run_id = time.time_ns() // 1_000_000
@@ -125,7 +126,7 @@ class HistoryStore:
             for name in self.fields:
                 if name not in have:
                     conn.execute(f"ALTER TABLE frames ADD COLUMN {name} REAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS alerts (symbol TEXT NOT NULL, ts REAL NOT NULL, "
+            conn.execute("CREATE TABLE IF NOT EXISTS alerts (symbol TEXT NOT NULL, ts REAL NOT NULL, id TEXT, "
                          "type TEXT NOT NULL, side TEXT, price REAL, body TEXT NOT NULL)")
             conn.execute("CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (symbol, ts)")
             conn.commit()
@@ -135,10 +136,16 @@ class HistoryStore:
     def add_frame(self, frame: Frame) -> None:
         """Keep ``frame``'s scalars (the first frame of each second) and its alerts."""
         second = int(frame.timestamp)
-        if frame.alerts:
-            for alert in frame.alerts:
-                self._queue.put(("alert", (frame.symbol, alert.ts, alert.type, alert.side, alert.price,
-                                           msgspec.json.encode(alert).decode())))
+        for alert in frame.alerts:
+            # A frame carries every live alert: keep a state only when it changed.
+            changed = (alert.status, alert.events[-1].ts if alert.events else alert.ts, alert.live)
+            if self._alert_seen.get(alert.id) == changed:
+                continue
+            self._alert_seen[alert.id] = changed
+            if not alert.live:
+                self._alert_seen.pop(alert.id, None)
+            self._queue.put(("alert", (frame.symbol, alert.ts, alert.id, alert.type, alert.side, alert.price,
+                                       msgspec.json.encode(alert).decode())))
         if self._last_second.get(frame.symbol) == second:
             return
         self._last_second[frame.symbol] = second
@@ -157,7 +164,7 @@ class HistoryStore:
         conn = self._connect()
         cols = ", ".join(["symbol", "ts", "state", "in_sync", "run", *self.fields])
         insert_frame = f"INSERT INTO frames ({cols}) VALUES ({', '.join('?' * (5 + len(self.fields)))})"
-        insert_alert = "INSERT INTO alerts (symbol, ts, type, side, price, body) VALUES (?, ?, ?, ?, ?, ?)"
+        insert_alert = "INSERT INTO alerts (symbol, ts, id, type, side, price, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
         last_commit = last_retention = time.monotonic()
         pending = 0
         try:
@@ -304,8 +311,11 @@ class HistoryStore:
         return out
 
     def alerts(self, symbol: str, start: float, end: float, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Every alert with a change in [start, end), in its latest state within the
+        range (its ``events`` tell its life), ordered by that change's time."""
         with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT body FROM alerts WHERE symbol = ? AND ts >= ? AND ts < ? ORDER BY ts "
-                                "LIMIT ?", (symbol, start, end, limit)).fetchall()
+            rows = conn.execute(
+                "SELECT body FROM alerts WHERE rowid IN (SELECT MAX(rowid) FROM alerts WHERE symbol = ? AND ts >= ? "
+                "AND ts < ? GROUP BY id) ORDER BY ts LIMIT ?", (symbol, start, end, limit)).fetchall()
         return [msgspec.json.decode(r[0]) for r in rows]
 

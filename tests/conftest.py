@@ -58,8 +58,8 @@ def frames_follow_the_schema() -> Iterator[FrameSchemaCheck]:
     check = FrameSchemaCheck()
     original = api.publisher.encode_frame
 
-    def encode_and_check(frame: Any) -> bytes:
-        encoded = original(frame)
+    def encode_and_check(frame: Any, *args: Any) -> bytes:
+        encoded = original(frame, *args)
         check.check(encoded)
         return encoded
 

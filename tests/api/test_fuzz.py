@@ -89,8 +89,8 @@ def check_answer(status: int, content_type: str, body: bytes, what: str) -> None
             assert "not in sync" in detail or "unhealthy" in detail, f"{what}: {detail}"
 
 
-OPERATIONS = ["/health", "/symbols", "/stats", "/book/{symbol}", "/simulate/{symbol}", "/metrics", "/schema/frame.json",
-              "/history/{symbol}/book", "/history/{symbol}/coverage", "/history/{symbol}/metrics",
+OPERATIONS = ["/health", "/symbols", "/stats", "/book/{symbol}", "/simulate/{symbol}", "/alerts/{symbol}", "/metrics",
+              "/schema/frame.json", "/history/{symbol}/book", "/history/{symbol}/coverage", "/history/{symbol}/metrics",
               "/history/{symbol}/alerts"]
 
 
@@ -101,8 +101,8 @@ def test_every_operation_is_fuzzed(api_schema) -> None:  # type: ignore[no-untyp
 
 # Negative cases (that break the schema) exist only where there are parameters.
 FUZZ_CASES = [(p, GenerationMode.POSITIVE) for p in OPERATIONS] + [
-    (p, GenerationMode.NEGATIVE) for p in ("/book/{symbol}", "/simulate/{symbol}", "/history/{symbol}/book",
-                                           "/history/{symbol}/metrics")
+    (p, GenerationMode.NEGATIVE) for p in ("/book/{symbol}", "/simulate/{symbol}", "/alerts/{symbol}",
+                                           "/history/{symbol}/book", "/history/{symbol}/metrics")
 ]
 
 
@@ -158,6 +158,24 @@ def test_book_any_query(http: httpx.Client, symbol: str, depth: str | None) -> N
     params = {} if depth is None else {"depth": depth}
     r = http.get(f"/book/{quote(symbol, safe='')}", params=params)
     check_answer(r.status_code, r.headers.get("content-type", ""), r.content, f"book {symbol!r} {params}")
+
+
+KINDISH = st.one_of(st.sampled_from(["WALL", "layering", "Exhaustion", "WALL,LAYERING", "WALL_REMOVED", ",", ""]),
+                    st.text(max_size=20))
+
+
+@given(symbol=SYMBOLISH, since=st.one_of(st.none(), NUMBERISH), min_notional=st.one_of(st.none(), NUMBERISH),
+       kind=st.one_of(st.none(), KINDISH))
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+def test_alerts_any_query(http: httpx.Client, symbol: str, since: str | None, min_notional: str | None,
+                          kind: str | None) -> None:
+    params = {k: v for k, v in (("since", since), ("min_notional", min_notional), ("kind", kind)) if v is not None}
+    r = http.get(f"/alerts/{quote(symbol, safe='')}", params=params)
+    check_answer(r.status_code, r.headers.get("content-type", ""), r.content, f"alerts {symbol!r} {params}")
+    if r.status_code == 200:
+        body = r.json()
+        assert body["symbol"] == symbol.lower()
+        assert all(a["peak_notional"] >= body["min_notional"] for g in body["groups"] for a in g["alerts"])
 
 
 @given(path=st.text(alphabet=st.characters(codec="utf-8"), max_size=40))
