@@ -199,9 +199,9 @@ def check_impact_without_click(page: Page) -> None:
     page.wait_for_function(
         """() => { const d = document.getElementById('impact-curve');
                    return d.data && d.data[0].x.length >= 5 && d.dataset.lastUpdateId; }""",
-        timeout=15_000,
+        timeout=60_000,
     )
-    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=60_000)
     result = page.inner_text("#impact-result")
     assert "VWAP" in result and "BTC (default size)" in result, result
     # BTCUSDT near 97,000: the default size is 1 BTC (about 100k USDT), the curve 0.1 .. 10 BTC
@@ -243,7 +243,7 @@ def check_live_impact(page: Page) -> None:
                    return c.lastUpdateId !== curveId && Number(c.updatedAt) > Number(curveAt)
                           && r.lastUpdateId !== resultId; }""",
             arg=first,
-            timeout=10_000,
+            timeout=60_000,
         )
         page.wait_for_timeout(max(0.0, 8.0 - (time.monotonic() - started)) * 1000)
         elapsed = time.monotonic() - started
@@ -256,7 +256,7 @@ def check_live_impact(page: Page) -> None:
 
 
 def test_every_visible_text_is_readable(page: Page) -> None:
-    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=60_000)
     measured = measure_contrast(page)
     assert len(measured) > 100, f"only {len(measured)} text elements found"
     texts = {m["text"] for m in measured}
@@ -458,20 +458,20 @@ def test_impact_calculator_shows_vwap_and_errors(page: Page) -> None:
     page.wait_for_function(
         """() => { const r = document.getElementById('impact-result');
                    return r.dataset.status === 'ok' && r.dataset.size === '2.5'; }""",
-        timeout=10_000,
+        timeout=60_000,
     )
     text = page.inner_text("#impact-result")
     assert "VWAP" in text and "levels consumed" in text and "2.500 BTC" in text
     page.wait_for_function(
         """() => { const d = document.getElementById('impact-curve');
                    return d.data && d.data[0].x.length >= 5 && d.data[0].x.includes(2.5); }""",
-        timeout=10_000,
+        timeout=60_000,
     )
     page.click("label:has-text('sell')")  # the side applies at once, no Simulate needed
     page.wait_for_function(
         """() => document.getElementById('impact-curve').dataset.side === 'sell'
                  && document.getElementById('impact-result').dataset.side === 'sell'""",
-        timeout=10_000,
+        timeout=60_000,
     )
     assert "sell 2.500 BTC" in page.inner_text("#impact-result")
     page.fill("#impact-size", "-1")
@@ -493,12 +493,12 @@ def test_a_symbol_the_api_refuses_is_shown_as_disconnected(dash_env: RunningDash
     try:
         other.goto(server.url)
         other.wait_for_function("() => document.getElementById('liq-root')?.dataset.conn === 'disconnected'",
-                                timeout=20_000)
+                                timeout=60_000)
         status = other.inner_text("#conn-status")
         assert status.startswith("disconnected") and "unknown symbol 'xrpusdt'" in status, status
         other.click("label:has-text('BTCUSDT')")  # a served symbol connects as usual
         other.wait_for_function("() => document.getElementById('liq-root')?.dataset.status === 'connected'",
-                                timeout=15_000)
+                                timeout=60_000)
         assert other.inner_text("#conn-status") == "connected"
     finally:
         context.close()
