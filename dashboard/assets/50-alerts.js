@@ -27,6 +27,7 @@
     node.dataset.type = a.type;
     node.dataset.side = a.side || '';
     node.dataset.price = a.price === null || a.price === undefined ? '' : String(a.price);
+    node.dataset.ts = a.ts ? String(a.ts) : '';   // time order for the arrow keys (55-alert-steps.js)
     const head = el('div', 'ahead');
     head.append(
       el('span', 'abadge', a.type),
