@@ -1,7 +1,8 @@
 /*
  * The connection: the websocket to ws://<api>/ws/<symbol>, reconnects with backoff,
  * the watchdog for a silent socket, and the intake of its messages (a `history`
- * replaces the store and redraws everything; each `frame` is ingested and drawn).
+ * replaces the store and redraws everything; each `frame` is ingested and drawn;
+ * while the view is paused both are handed to LIQ.pause instead).
  * Owns LIQ.state.conn and the API's base URL (LIQ.connection.apiUrl for fetches).
  */
 (function (LIQ) {
@@ -87,20 +88,25 @@
     let msg;
     try { msg = JSON.parse(ev.data); } catch (e) { return; }
     if (msg.symbol && msg.symbol !== session.symbol) return;
+    if (msg.type !== 'history' && msg.type !== 'frame') return;
     if (msg.type === 'history') {
-      LIQ.store.reset();
-      for (const f of msg.frames || []) LIQ.store.ingest(f);
+      // the socket delivers: connected, whether the view is paused or not
       conn.retryMs = CFG.backoffStartMs;
       conn.attempts = 0;
       conn.downSince = 0;
       setConn('connected', '');
+    }
+    // a paused view keeps the message for later (11-pause.js); a link's moment cuts the history
+    if (LIQ.pause.hold(msg, ev.data)) return;
+    if (msg.type === 'history') {
+      LIQ.store.reset();
+      for (const f of msg.frames || []) LIQ.store.ingest(f);
       LIQ.schedule.renderAll(true);
       LIQ.state.stats.historyMs = performance.now() - t0;
       LIQ.panels.banner.refreshHealth();
       LIQ.panels.impact.maybe(true);
       return;
     }
-    if (msg.type !== 'frame') return;
     sched.inHandler = true;
     try {
       LIQ.store.ingest(msg);

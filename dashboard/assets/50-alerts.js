@@ -164,6 +164,7 @@
     ds.live = a.live ? '1' : '0';
     ds.status = a.status;
     ds.score = a.score === null || a.score === undefined ? '' : String(a.score);
+    ds.ts = a.ts ? String(a.ts) : '';   // time order for the arrow keys (55-alert-steps.js)
     const head = el('div', 'ahead');
     head.append(
       el('span', 'abadge', a.type),
