@@ -56,6 +56,15 @@ def _recorder() -> dict[str, Any]:
     return bench_recorder()
 
 
+def _seek() -> dict[str, Any]:
+    import tempfile
+
+    from bench.seek import run
+
+    with tempfile.TemporaryDirectory(prefix="liq-bench-seek-") as tmp:
+        return run(Path(tmp), hours=1.0, seeks=100, checks=5, seed=1, member_s=60.0)
+
+
 def _flat(result: dict[str, Any]) -> dict[str, Any]:
     """Scalars only, for the table (the heap series stays in the JSON as a string)."""
     out: dict[str, Any] = {}
@@ -80,6 +89,8 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
                           _replay_memory),
         "recorder": ("recorder: disk per symbol-hour and CPU per message at the real recordings' rate",
                      _recorder),
+        "seek": ("history: the book at 100 random moments of 1 simulated hour, 5 checked against a full rebuild",
+                 _seek),
         "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
         "fanout": ("200 websocket clients on two symbols at 1 s for 60 s", fanout.bench_fanout),
         "detectors": ("detector recall/precision vs labelled episodes, 30 simulated minutes", _detectors),

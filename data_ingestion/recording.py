@@ -25,6 +25,7 @@ crash) up to its last complete line, counts it in :class:`ReadStats` and logs it
 from __future__ import annotations
 
 import calendar
+import functools
 import gzip
 import io
 import logging
@@ -468,6 +469,83 @@ def read_member(
             msg = _parse_line(line, stats)
             if msg is not None:
                 yield msg
+
+
+# The kinds that rebuild a book: what a seek decodes; the other lines are only timed.
+BOOK_KINDS = frozenset({DEPTH, SNAPSHOT, CHECKPOINT})
+_STREAM_PREFIX = b'{"stream":"'
+# A combined stream's kind by the start of its name after the symbol:
+# btcusdt@depth@100ms, btcusdt@bookTicker, btcusdt@aggTrade, btcusdt@trade.
+_STREAM_NAME_KINDS = {b"depth": DEPTH, b"bookTicker": BOOK_TICKER, b"aggTrade": AGG_TRADE, b"trade": TRADE}
+
+
+@functools.lru_cache(maxsize=16)
+def _names_not_of(kinds: frozenset[str]) -> tuple[bytes, ...]:
+    """The stream name parts (after the symbol) of the kinds not in ``kinds``."""
+    return tuple(name for name, kind in _STREAM_NAME_KINDS.items() if kind not in kinds)
+
+
+def _undecoded_ts(line: bytes, skipped: tuple[bytes, ...]) -> int | None:
+    """The receive time of a combined-stream line whose stream name, after the
+    symbol, starts with one of ``skipped``: such a line is not decoded. None for any
+    other line (the caller decodes it). Per line of a member, so kept to a few
+    byte comparisons."""
+    sep = line.find(b" ")
+    if sep <= 0 or not line.startswith(_STREAM_PREFIX, sep + 1):
+        return None
+    at = line.find(b"@", sep + 1 + len(_STREAM_PREFIX))
+    if at < 0 or not line.startswith(skipped, at + 1):
+        return None
+    try:
+        ts = int(line[:sep])
+    except ValueError:
+        return None
+    return ts if ts >= 0 else None
+
+
+@dataclass(slots=True)
+class MemberPrefix:
+    """What :func:`read_member_until` read of a member."""
+
+    messages: list[RecordedMessage]  # of the kinds asked for, received at or before the moment, in order
+    first_ts_ns: int | None  # receive time of the member's first line
+    last_ts_ns: int | None  # receive time of its last line at or before the moment
+    passed: bool  # a line received after the moment was met: the later members need not be read
+
+
+def read_member_until(
+    segment: str | os.PathLike[str], offset: int, length: int | None, until_ns: int,
+    kinds: frozenset[str] = BOOK_KINDS, stats: ReadStats | None = None,
+) -> MemberPrefix:
+    """The messages of ``kinds`` of the member at ``offset`` (as :func:`read_member`)
+    received at or before ``until_ns``; the reading stops at the first line received
+    after it. Stream lines of other kinds (told by their stream name) are not
+    decoded, only their receive time is read: a seek passes over the bookTickers and
+    trades (a dozen or more for each depth event) at that cost. They count in
+    ``stats.lines`` only, and one that would not decode is not seen as garbage."""
+    stats = stats if stats is not None else ReadStats()
+    out = MemberPrefix([], None, None, False)
+    skipped = _names_not_of(kinds)
+    with open(segment, "rb") as fh:
+        fh.seek(offset)
+        for line in _gzip_lines(fh, segment, stats, one_member=True, limit=length):
+            stats.lines += 1
+            msg = None
+            ts = _undecoded_ts(line, skipped)
+            if ts is None:
+                msg = _parse_line(line, stats)
+                if msg is None:
+                    continue
+                ts = msg.ts_recv_ns
+            if ts > until_ns:
+                out.passed = True
+                break
+            if out.first_ts_ns is None:
+                out.first_ts_ns = ts
+            out.last_ts_ns = ts
+            if msg is not None and msg.kind in kinds:
+                out.messages.append(msg)
+    return out
 
 
 def symbol_of(message: RecordedMessage) -> str | None:

@@ -5,26 +5,37 @@ that begins with a checkpoint at or before the moment; the checkpoint is loaded
 into a fresh validator (in sync at its update id), then the recorded events after it
 are applied through the same sync code as live data (a gap or a restart in between
 makes it resync from the next recorded snapshot, exactly as it did live). Only that
-member and the ones after it are decompressed.
+member and the ones after it are decompressed, and a seek decodes only their lines
+that rebuild the book (checkpoints, depth events, snapshots); the bookTickers and
+trades between them are passed over by their receive time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sortedcontainers import SortedDict
+
 from config import Settings, SymbolSpec
 from data_ingestion.feed import SymbolFeed
 from data_ingestion.recording import (
+    BOOK_KINDS,
+    CHECKPOINT,
     BookCheckpointLine,
+    IndexEntry,
     RecordedMessage,
+    index_path,
     read_index,
     read_member,
+    read_member_until,
     segments_of,
+    symbol_dir,
 )
 from features.engine import SymbolFeatures
 from features.frame import Frame, HistoryState
@@ -35,6 +46,7 @@ from wire.binance import AggTrade, DepthSnapshot, DepthUpdate, Trade
 
 COVERAGE_JOIN_S = 2.0  # members of one run closer than this read as one covered range
 HOUR_NS = 3_600_000_000_000
+_NEVER_NS = 1 << 63  # a moment after every receive time
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +61,48 @@ class Member:
     checkpoint_u: int | None
 
 
+# Index entries of the segments seen, kept while their index file keeps its size
+# and modification time: an index only grows, by whole lines.
+_indexes: dict[Path, tuple[tuple[int, int], list[IndexEntry]]] = {}
+_indexes_lock = threading.Lock()
+
+
+def _index_of(segment: Path) -> list[IndexEntry]:
+    """:func:`read_index` of ``segment``, read again only when its index has changed."""
+    try:
+        st = index_path(segment).stat()
+    except FileNotFoundError:
+        with _indexes_lock:
+            _indexes.pop(segment, None)
+        return []
+    stamp = (st.st_size, st.st_mtime_ns)
+    with _indexes_lock:
+        known = _indexes.get(segment)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    entries = read_index(segment)
+    with _indexes_lock:
+        _indexes[segment] = (stamp, entries)
+    return entries
+
+
+def _forget_indexes(directory: Path, kept: list[Path]) -> None:
+    """Drop the kept indexes of ``directory``'s segments that are gone (retention)."""
+    keep = set(kept)
+    with _indexes_lock:
+        for seg in [p for p in _indexes if p.parent == directory and p not in keep]:
+            del _indexes[seg]
+
+
 def members_of(data_dir: Path, symbol: str) -> list[Member]:
     """Every member of ``symbol``'s segments, oldest first; an unindexed tail is
-    read once to learn its span and whether it starts with a checkpoint."""
+    read (its book lines decoded, the others only timed) to learn its span and
+    whether it starts with a checkpoint."""
     out: list[Member] = []
-    for seg in segments_of(data_dir, symbol):
-        entries = read_index(seg)
+    segments = segments_of(data_dir, symbol)
+    _forget_indexes(symbol_dir(data_dir, symbol), segments)
+    for seg in segments:
+        entries = _index_of(seg)
         end = 0
         for e in entries:
             out.append(Member(seg, e.offset, e.length, e.t0_ns, e.t1_ns, e.checkpoint_u))
@@ -64,17 +112,12 @@ def members_of(data_dir: Path, symbol: str) -> list[Member]:
         except OSError:
             continue
         if size > end:
-            first: RecordedMessage | None = None
-            last_ns = None
+            tail = read_member_until(seg, end, None, _NEVER_NS, frozenset({CHECKPOINT}))
             checkpoint_u = None
-            for msg in read_member(seg, end, None):
-                if first is None:
-                    first = msg
-                if checkpoint_u is None and isinstance(msg.data, BookCheckpointLine):
-                    checkpoint_u = msg.data.last_update_id
-                last_ns = msg.ts_recv_ns
-            if first is not None and last_ns is not None:
-                out.append(Member(seg, end, None, first.ts_recv_ns, last_ns, checkpoint_u))
+            if tail.messages and isinstance(tail.messages[0].data, BookCheckpointLine):
+                checkpoint_u = tail.messages[0].data.last_update_id
+            if tail.first_ts_ns is not None and tail.last_ts_ns is not None:
+                out.append(Member(seg, end, None, tail.first_ts_ns, tail.last_ts_ns, checkpoint_u))
     return out
 
 
@@ -137,12 +180,31 @@ class BookAt:
         }
 
 
+class UnorderedBook(BookState):
+    """A book whose levels are held in plain dicts while events are applied to it,
+    by the same rules (BookState's), and put in price order once by :meth:`ordered`.
+    Applying a level to a dict takes a fraction of the time of a SortedDict, which
+    keeps its keys in order for readers that :func:`book_at` only has at the end."""
+
+    __slots__ = ()
+
+    def __init__(self, symbol: str, tick_size: float, price_decimals: int | None = None) -> None:
+        super().__init__(symbol, tick_size, price_decimals)
+        self.bids = {}
+        self.asks = {}
+
+    def ordered(self) -> None:
+        """Put the levels in price order: every read of BookState works from here on."""
+        self.bids = SortedDict(self.bids)
+        self.asks = SortedDict(self.asks)
+
+
 class Rebuilder:
     """A book and its validator driven by recorded messages from a checkpoint on."""
 
-    def __init__(self, symbol: str, spec: SymbolSpec) -> None:
+    def __init__(self, symbol: str, spec: SymbolSpec, book: BookState | None = None) -> None:
         self.symbol = symbol.lower()
-        self.book = BookState(self.symbol, spec.tick_size, spec.price_decimals)
+        self.book = book if book is not None else BookState(self.symbol, spec.tick_size, spec.price_decimals)
         self.validator = SequenceValidator(self.symbol, self.book)
         self.started = False
         self.events_applied = 0
@@ -176,14 +238,20 @@ def book_at(data_dir: Path, symbol: str, spec: SymbolSpec, at: float, depth: int
     start = _start_index(members, at_ns)
     if start is None or at_ns > members[-1].t1_ns + int(COVERAGE_JOIN_S * 1e9):
         return None
-    rebuilt = Rebuilder(symbol, spec)
+    book = UnorderedBook(symbol, spec.tick_size, spec.price_decimals)
+    rebuilt = Rebuilder(symbol, spec, book)
     last_ts: int | None = None
-    for msg in _messages_from(members, start):
-        if msg.ts_recv_ns > at_ns:
+    for m in members[start:]:
+        # Only the lines that rebuild the book are decoded; the others are timed.
+        part = read_member_until(m.segment, m.offset, m.length, at_ns, BOOK_KINDS)
+        for msg in part.messages:
+            rebuilt.apply(msg)
+        if part.last_ts_ns is not None:
+            last_ts = part.last_ts_ns
+        if part.passed:
             break
-        rebuilt.apply(msg)
-        last_ts = msg.ts_recv_ns
-    v, book = rebuilt.validator, rebuilt.book
+    book.ordered()
+    v = rebuilt.validator
     n = depth if depth is not None else max(len(book.bids), len(book.asks))
     bids, asks = book.top(n) if v.in_sync else ([], [])
     return BookAt(

@@ -6,6 +6,7 @@ at every member head) audit exactly like the originals."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import subprocess
 import sys
@@ -17,12 +18,15 @@ import pytest
 from data_ingestion.audit import audit_files
 from data_ingestion.recorder import Recorder
 from data_ingestion.recording import (
+    BOOK_KINDS,
     CHECKPOINT,
+    DEPTH,
     FILTERS,
     BookCheckpointLine,
     ReadStats,
     read_index,
     read_member,
+    read_member_until,
     read_recording,
     segments_of,
 )
@@ -170,3 +174,44 @@ def test_the_real_recording_re_recorded_into_segments_audits_like_the_original(
     assert stats.by_kind[CHECKPOINT] == heads == sum(len(read_index(s)) for s in segments) > 1
     audit = audit_files([str(s) for s in segments])[SYM].summary()
     assert audit["book_ticker_checks"] == 629 and audit["mismatches"] == 0 and audit["state"] == "synced"
+
+
+def test_a_member_read_until_a_moment_gives_its_book_lines_and_the_time_of_every_line(
+    btc_file: Path, tmp_path: Path
+) -> None:
+    """The first 6,000 lines of the real recording (depth, bookTicker, trade, a
+    snapshot) in ten-second members, with a bookTicker line and a depth line that do
+    not decode: read until a moment, a member gives what read_member gives received
+    up to the first line after that moment, book kinds only; the bookTicker and
+    trade lines only give their receive time, so the undecodable bookTicker is not
+    seen and the undecodable depth line is."""
+    rec = Recorder(tmp_path, member_s=10.0)
+    rec.set_checkpoint_provider(lambda _symbol: BookCheckpointLine(
+        symbol="BTCUSDT", last_update_id=7, event_time_ms=0, bids=[("1.0", "1.0")], asks=[("2.0", "1.0")]).encode())
+    bad_ticker = b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":"x"}}'
+    bad_depth = b'{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","u":1}}'
+    for i, msg in enumerate(itertools.islice(read_recording([btc_file]), 6000)):
+        rec.write(SYM, msg.ts_recv_ns, msg.raw)
+        if i in (1000, 4000):
+            rec.write(SYM, msg.ts_recv_ns, bad_ticker)
+            rec.write(SYM, msg.ts_recv_ns, bad_depth)
+    rec.close()
+    members = [(seg, e) for seg in segments_of(tmp_path, SYM) for e in read_index(seg)]
+    assert len(members) >= 3
+    for seg, e in members:
+        whole = list(read_member(seg, e.offset, e.length))
+        for until in (e.t0_ns - 1, e.t0_ns, (e.t0_ns + e.t1_ns) // 2, e.t1_ns - 1, e.t1_ns):
+            stats = ReadStats()
+            part = read_member_until(seg, e.offset, e.length, until, BOOK_KINDS, stats)
+            before = list(itertools.takewhile(lambda m: m.ts_recv_ns <= until, whole))  # noqa: B023
+            assert part.messages == [m for m in before if m.kind in BOOK_KINDS]
+            assert part.first_ts_ns == (before[0].ts_recv_ns if before else None)
+            assert part.last_ts_ns == (before[-1].ts_recv_ns if before else None)
+            assert part.passed == (len(before) < len(whole))
+            assert set(stats.by_kind) <= BOOK_KINDS | {FILTERS}
+        part = read_member_until(seg, e.offset, e.length, e.t1_ns, frozenset({CHECKPOINT}))
+        assert [m.kind for m in part.messages] == [CHECKPOINT] and part.last_ts_ns == e.t1_ns
+    stats = ReadStats()
+    for seg, e in members:
+        read_member_until(seg, e.offset, e.length, e.t1_ns, BOOK_KINDS, stats)
+    assert stats.garbage == 2 and stats.by_kind[DEPTH] > 100  # the two bad depth lines; bad tickers unseen
