@@ -39,7 +39,7 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
 
     @app.get("/symbols", summary="The symbols served")
     async def symbols() -> dict[str, Any]:
-        return {"symbols": list(runtime.feeds)}
+        return {"symbols": services.served_symbols()}
 
     @app.get("/stats", summary="Burst protection: clients per symbol, frames dropped, clients refused")
     async def stats() -> dict[str, Any]:
@@ -47,7 +47,7 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
         st = hub.stats
         return {
             "clients": hub.client_count,
-            "clients_by_symbol": {sym: hub.clients_by_symbol().get(sym, 0) for sym in runtime.feeds},
+            "clients_by_symbol": {sym: hub.clients_by_symbol().get(sym, 0) for sym in services.served_symbols()},
             "clients_total": st.clients_total,
             "clients_refused": st.clients_refused,
             "frames_published": st.frames_published,
