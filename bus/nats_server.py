@@ -57,12 +57,13 @@ class NatsServer:
     def start(self) -> NatsServer:
         """Start the server and return once it accepts connections."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115 (the child keeps it)
         cmd = [self.binary, "-js", "-sd", str(self.store_dir), "-a", self.host, "-p", str(self.port),
                "--server_name", f"liq-{self.port}"]
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=out)
-        if out is not subprocess.DEVNULL:
-            out.close()
+        if self.log_file is not None:
+            with open(self.log_file, "ab") as out:  # the child keeps its own descriptor
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+        else:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if self.proc.poll() is not None:
