@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-runtime
 DSTAMP  := $(VENV)/.installed-dev
 ARGS    ?=
 
-.PHONY: run test bench soak lint audit screenshot chromium clean
+.PHONY: run test bench soak lint audit screenshot chromium clean cluster bench-cluster
 
 $(VPY):
 	@echo ">> creating virtual environment in $(VENV)"
@@ -45,6 +45,13 @@ bench: $(DSTAMP) chromium
 
 soak: $(STAMP)
 	$(VPY) -m bench.soak $(ARGS)
+
+# Issue 18 on one machine: a NATS server (JetStream), two ingest shards, two API nodes.
+cluster: $(DSTAMP)
+	$(VPY) -m bus.cluster $(ARGS)
+
+bench-cluster: $(DSTAMP)
+	$(VPY) -m bench.cluster $(ARGS)
 
 screenshot: $(DSTAMP) chromium
 	$(VPY) -m dashboard.screenshot docs/dashboard.png

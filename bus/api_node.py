@@ -435,7 +435,6 @@ class ApiNode:
     async def _start_dashboard(self, dash_sock: socket.socket) -> None:
         """The page, given this node's API first and then the others of --api-urls: it
         moves to the next one when its socket drops."""
-        from dashboard.app import create_app
         from dashboard.server import DashboardServer
 
         s = self.settings
@@ -446,7 +445,9 @@ class ApiNode:
         symbols = self.symbols() or list(s.symbols)
         urls = [self.api_url] + [u.rstrip("/") for u in s.api_urls if u.rstrip("/") != self.api_url]
         dash_sock.close()  # released just before the dashboard binds it
-        app = create_app(",".join(urls), symbols, self.source.label)
+        # Built in a thread: importing Dash and building the page takes seconds of CPU
+        # that the frames from the bus must not wait for.
+        app = await asyncio.to_thread(_dash_app, ",".join(urls), symbols, self.source.label)
         self.dashboard = DashboardServer(app, s.host, s.dash_port)
         self.dashboard.start()
         self.dashboard_url = self.dashboard.url
@@ -485,11 +486,17 @@ class ApiNode:
             self.services.origins.add(health.dashboard_url)
 
     async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            before = loop.time()
+            await asyncio.sleep(WATCH_EVERY_S)
+            if loop.time() - before > WATCH_EVERY_S + 0.5:
+                # This node's own loop stalled: frames that came meanwhile are still
+                # unread. Let them in before judging anyone silent.
+                continue
             self.frames.watch()
             self._refresh_source()
             self.directory.forget_old()
-            await asyncio.sleep(WATCH_EVERY_S)
 
     def _refresh_source(self) -> None:
         """What /health and the banner say of the source: the ingest nodes'."""
@@ -551,3 +558,9 @@ class ApiNode:
             raise ApiError(503, f"{symbol}: {who} sent a malformed answer")
         self.requests["answered"] += 1
         return reply
+
+
+def _dash_app(api_urls: str, symbols: list[str], source_label: str) -> Any:
+    from dashboard.app import create_app
+
+    return create_app(api_urls, symbols, source_label)

@@ -42,12 +42,13 @@ class NatsServer:
     ``stop`` and ``start`` again keep the port and the store: a restarted server."""
 
     def __init__(self, store_dir: str | Path, port: int = 0, host: str = "127.0.0.1",
-                 log_file: str | Path | None = None) -> None:
+                 log_file: str | Path | None = None, own_session: bool = False) -> None:
         self.binary = find_nats_server()
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port or free_port(host)
         self.log_file = Path(log_file) if log_file else None
+        self.own_session = own_session  # out of the terminal's process group: Ctrl-C does not reach it
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,9 +62,10 @@ class NatsServer:
                "--server_name", f"liq-{self.port}"]
         if self.log_file is not None:
             with open(self.log_file, "ab") as out:  # the child keeps its own descriptor
-                self.proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=self.own_session)
         else:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         start_new_session=self.own_session)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if self.proc.poll() is not None:
