@@ -160,6 +160,7 @@ class Settings:
     bus_stale_after_s: float = 3.0  # an API node shows a symbol stale after this long without its frames
     bus_request_timeout_s: float = 2.0  # /book and /simulate asked of the owning ingest node
     bus_connect_timeout_s: float = 5.0  # the first connection to the bus; later ones are retried for ever
+    bus_replicas: int = 1  # copies of each stream and of the lease bucket: 3 on a 3-server NATS cluster
 
     symbol_specs: Mapping[str, SymbolSpec] = field(
         default_factory=lambda: dict(DEFAULT_SYMBOL_SPECS)

@@ -360,7 +360,8 @@ class ApiNode:
         self.node = s.node_name
         self.instance = os.urandom(4).hex()
         self.started_at = time.time()
-        self.bus = BusConnection(s.bus_url, self.node, s.bus_connect_timeout_s, s.lease_ttl_s)
+        self.bus = BusConnection(s.bus_url, self.node, s.bus_connect_timeout_s, s.lease_ttl_s, s.bus_replicas,
+                                 leases=False)
         self.tasks = TaskRegistry()
         self.hub = FrameHub(s.max_ws_clients, s.max_ws_clients_per_ip, s.ws_client_queue,
                             behind_limit_s=s.ws_stall_timeout_s)

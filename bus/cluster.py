@@ -33,12 +33,12 @@ READY_TIMEOUT_S = 120.0
 class Child:
     """One process of the cluster; its output goes to ``log`` (and its warnings to our stdout)."""
 
-    def __init__(self, name: str, cmd: list[str], log: Path, ready: str) -> None:
+    def __init__(self, name: str, cmd: list[str], log: Path, ready: str, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.ready_text = ready
         self.ready = threading.Event()
         self.log = log
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LIQ_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIQ_")} | (env or {})
         # Its own session: Ctrl-C in the terminal reaches this script only, which then
         # stops the processes in order (API nodes, ingest nodes, the exchange, NATS).
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -60,12 +60,15 @@ def parse_bus_url(text: str) -> list[str]:
 class BusConnection:
     """One NATS connection of a node, with JetStream, its streams and the lease bucket."""
 
-    def __init__(self, url: str, name: str, connect_timeout_s: float = 5.0, lease_ttl_s: float = 5.0) -> None:
+    def __init__(self, url: str, name: str, connect_timeout_s: float = 5.0, lease_ttl_s: float = 5.0,
+                 replicas: int = 1, leases: bool = True) -> None:
         self.url = url
         self.servers = parse_bus_url(url)
         self.name = name
         self.connect_timeout_s = connect_timeout_s
         self.lease_ttl_s = lease_ttl_s
+        self.replicas = max(1, replicas)
+        self.with_leases = leases  # API nodes own nothing: they neither declare nor read the bucket
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._leases: KeyValue | None = None
@@ -117,20 +120,24 @@ class BusConnection:
         await self.declare()
 
     async def declare(self) -> None:
-        """The streams (one per kind, the last RETENTION_S of each) and the lease bucket."""
+        """The streams (one per kind, the last RETENTION_S of each) and, for a node that
+        owns symbols, the lease bucket."""
         from nats.js.api import DiscardPolicy, StorageType, StreamConfig
         from nats.js.errors import BadRequestError
 
         js = self.js
         for name, prefix in STREAMS.items():
             config = StreamConfig(name=name, subjects=[prefix + "*"], max_age=RETENTION_S, storage=StorageType.FILE,
-                                  discard=DiscardPolicy.OLD)
+                                  discard=DiscardPolicy.OLD, num_replicas=self.replicas)
             try:
                 await js.add_stream(config)
             except BadRequestError:  # declared by an older node with another configuration
                 await js.update_stream(config)
+        if not self.with_leases:
+            return
         try:
-            self._leases = await js.create_key_value(bucket=LEASE_BUCKET, ttl=self.lease_ttl_s, history=1)
+            self._leases = await js.create_key_value(bucket=LEASE_BUCKET, ttl=self.lease_ttl_s, history=1,
+                                                     replicas=self.replicas)
         except BadRequestError:  # the bucket exists with another lease time: the nodes share the first one's
             self._leases = await js.key_value(LEASE_BUCKET)
         ttl = (await self._leases.status()).ttl

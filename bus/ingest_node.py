@@ -139,7 +139,8 @@ class IngestNode:
         self.node = settings.node_name
         self.instance = os.urandom(4).hex()
         self.started_at = time.time()
-        self.bus = BusConnection(settings.bus_url, self.node, settings.bus_connect_timeout_s, settings.lease_ttl_s)
+        self.bus = BusConnection(settings.bus_url, self.node, settings.bus_connect_timeout_s, settings.lease_ttl_s,
+                                   settings.bus_replicas)
         self.leases = Leases(self.bus, self.node, self.instance, on_change=self._ownership_changed)
         self.outbox = FrameOutbox(self.bus, self.leases)
         self.tasks = TaskRegistry()
