@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-runtime
 DSTAMP  := $(VENV)/.installed-dev
 ARGS    ?=
 
-.PHONY: run test coverage bench soak abuse lint audit screenshot chromium clean
+.PHONY: run test coverage bench soak abuse lint audit screenshot chromium clean cluster bench-cluster
 
 $(VPY):
 	@echo ">> creating virtual environment in $(VENV)"
@@ -53,6 +53,13 @@ soak: $(STAMP)
 # Every abuse scenario of issue 12 against main.py in its own process: one table.
 abuse: $(STAMP)
 	$(VPY) -m bench.abuse $(ARGS)
+
+# Issue 18 on one machine: a NATS server (JetStream), two ingest shards, two API nodes.
+cluster: $(DSTAMP)
+	$(VPY) -m bus.cluster $(ARGS)
+
+bench-cluster: $(DSTAMP)
+	$(VPY) -m bench.cluster $(ARGS)
 
 screenshot: $(DSTAMP) chromium
 	$(VPY) -m dashboard.screenshot docs/dashboard.png

@@ -173,6 +173,18 @@ class Settings:
     log_level: str = "info"
     log_file: str = ""
 
+    # --- past one process: roles on a NATS JetStream bus (bus/, README "Several machines") ---
+    role: str = "all"  # all (one process, no bus) | ingest | api
+    bus_url: str = ""  # nats://host:port of the NATS server, for --role ingest and api
+    shard: str = ""  # "i/n": an ingest node takes every n-th of the sorted symbols, from the i-th (1-based)
+    node_name: str = ""  # this node's name on the bus; default <role>-<host>-<pid>
+    api_urls: tuple[str, ...] = ()  # further API nodes the dashboard page moves to when its socket drops
+    lease_ttl_s: float = 5.0  # a symbol's owner that stops renewing loses it after this
+    bus_stale_after_s: float = 3.0  # an API node shows a symbol stale after this long without its frames
+    bus_request_timeout_s: float = 2.0  # /book and /simulate asked of the owning ingest node
+    bus_connect_timeout_s: float = 5.0  # the first connection to the bus; later ones are retried for ever
+    bus_replicas: int = 1  # copies of each stream and of the lease bucket: 3 on a 3-server NATS cluster
+
     symbol_specs: Mapping[str, SymbolSpec] = field(
         default_factory=lambda: dict(DEFAULT_SYMBOL_SPECS)
     )

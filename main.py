@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +29,7 @@ from api.assembly import Stack
 from api.limits import raise_open_files_limit
 from api.server import bind_api_socket
 from api.services import SourceInfo
+from bus.errors import BusUnavailable
 from config import ENV_PREFIX, Settings, load_settings, parse_duration_s, parse_size_bytes
 from data_ingestion.recorder import Recorder, RecorderError, format_duration, format_size, open_recorder
 from data_ingestion.rest import RestrictedLocation
@@ -38,6 +39,7 @@ from embedded_server import bind_socket
 log = logging.getLogger("main")
 
 SOURCES = ("auto", "binance", "sim", "replay")
+ROLES = ("all", "ingest", "api")  # all: one process, no bus; ingest and api: bus/ (NATS JetStream)
 
 
 def _env(name: str) -> str:
@@ -103,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"),
                    help=f"log verbosity [{_env('LOG_LEVEL')}, default {d.log_level}]")
     p.add_argument("--log-file", default=None, help=f"also write the log to this file [{_env('LOG_FILE')}]")
+    p.add_argument("--role", choices=ROLES, default=None,
+                   help=f"all: everything in this process; ingest: read the exchange for some symbols and "
+                        f"publish on the bus; api: serve the API and dashboard from the bus "
+                        f"[{_env('ROLE')}, default {d.role}]")
+    p.add_argument("--bus", default=None, metavar="URL",
+                   help=f"the NATS server (JetStream on) of --role ingest and api, nats://HOST:PORT "
+                        f"[{_env('BUS_URL')}]")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help=f"--role ingest: take every N-th of the sorted --symbols, from the I-th (1-based) "
+                        f"[{_env('SHARD')}]")
+    p.add_argument("--node", default=None, metavar="NAME",
+                   help=f"this node's name on the bus [{_env('NODE_NAME')}, default <role>-<host>-<pid>]")
+    p.add_argument("--api-urls", default=None, metavar="URLS",
+                   help=f"--role api: other API nodes (comma-separated) the dashboard page moves to when its "
+                        f"connection drops [{_env('API_URLS')}]")
     return p
 
 
@@ -130,6 +147,11 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "allow_origins": tuple(o.strip() for a in args.allow_origin for o in a.split(",") if o.strip())
         if args.allow_origin else None,
         "forwarded_allow_ips": args.forwarded_allow_ips,
+        "role": args.role,
+        "bus_url": args.bus,
+        "shard": args.shard,
+        "node_name": args.node,
+        "api_urls": tuple(u.strip() for u in args.api_urls.split(",") if u.strip()) if args.api_urls else None,
     }
     return load_settings(environ, **cli)
 
@@ -162,6 +184,10 @@ def check_settings(s: Settings) -> None:
     if s.dash_workers < 1 or s.dash_max_connections < 1 or not s.dash_request_timeout_s > 0:
         raise UsageError(f"{ENV_PREFIX}DASH_WORKERS and {ENV_PREFIX}DASH_MAX_CONNECTIONS must be at least 1 and "
                          f"{ENV_PREFIX}DASH_REQUEST_TIMEOUT_S positive")
+    if s.role not in ROLES:
+        raise UsageError(f"--role must be one of {', '.join(ROLES)}, got {s.role!r}")
+    if s.role == "all" and (s.bus_url or s.shard):
+        raise UsageError("--bus and --shard are for --role ingest or api (the default role uses no bus)")
 
 
 def open_history(s: Settings) -> Recorder | None:
@@ -256,6 +282,7 @@ class App:
         self.recorder = recorder
         self.sim: Any = None
         self.stack: Stack | None = None
+        self.hub: Any = None  # an ingest node's hub (bus/ingest_node.py); None: the stack's own
         self.dashboard: Any = None
 
     async def choose_source(self) -> SourceInfo:
@@ -289,7 +316,8 @@ class App:
     async def start(self, api_sock: socket.socket, dash_sock: socket.socket | None) -> None:
         source = await self.choose_source()
         s = self.settings
-        self.stack = Stack(s, source, api_socket=api_sock, replay_files=s.replay_files, recorder=self.recorder)
+        self.stack = Stack(s, source, api_socket=api_sock, replay_files=s.replay_files, recorder=self.recorder,
+                           hub=self.hub)
         await self.stack.start()
         if dash_sock is not None:
             from dashboard.app import create_app
@@ -346,13 +374,36 @@ class App:
             await self.sim.stop()
 
 
+async def until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``work`` (start-up) unless ``stop`` is set first: start-up may wait (an
+    ingest node for a lease another node holds). True when ``work`` finished."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True
+
+
 async def run(settings: Settings) -> int:
     s = settings
     if not is_loopback(s.host):
         log.warning("listening on %s: the API and dashboard are reachable from other machines", s.host)
     api_sock = reserve_port(s.host, s.api_port, "API", "--api-port", bind_api_socket)
     dash_sock = reserve_port(s.host, s.dash_port, "dashboard", "--dash-port") if s.dashboard else None
-    app = App(s, open_history(s))
+    # An API node records nothing (it has no exchange connections): history is the ingest nodes'.
+    app: Any = App(s, open_history(s) if s.role != "api" else None)
+    if s.role != "all":
+        from bus.roles import node_for
+
+        app = node_for(s, app)
     loop = asyncio.get_running_loop()
     install_loop_error_log(loop)
     stop = asyncio.Event()
@@ -370,8 +421,8 @@ async def run(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        await app.start(api_sock, dash_sock)
-        await stop.wait()
+        if await until_stopped(app.start(api_sock, dash_sock), stop):
+            await stop.wait()
     finally:
         try:
             async with asyncio.timeout(4.5):
@@ -387,7 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
         check_settings(settings)
-    except (UsageError, ValueError) as exc:
+        if settings.role != "all":
+            from bus.roles import prepare
+
+            settings = prepare(settings)
+    except (UsageError, ValueError, BusUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings)
@@ -395,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.debug("open files limit: %d (hard %d)", soft, hard)
     try:
         return asyncio.run(run(settings))
-    except (UsageError, RestrictedLocation) as exc:
+    except (UsageError, RestrictedLocation, BusUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # start-up problems said in one line (exchangeInfo, files)

@@ -39,6 +39,7 @@ class Stack:
         api_socket: socket.socket | None = None,
         replay_files: Sequence[str] = (),
         recorder: Recorder | None = None,
+        hub: FrameHub | None = None,
     ) -> None:
         """``recorder``: an opened one (main.py); without it the runtime opens the one the
         settings ask for, if any."""
@@ -48,8 +49,10 @@ class Stack:
         self.tasks = TaskRegistry()
         self.features: dict[str, SymbolFeatures] = {}
         self.runtime = IngestionRuntime(settings, self.tasks, self._make_features, recorder)
-        self.hub = FrameHub(settings.max_ws_clients, settings.max_ws_clients_per_ip, settings.ws_client_queue,
-                            behind_limit_s=settings.ws_stall_timeout_s)
+        # An ingest node (bus/ingest_node.py) hands in a hub that also puts each frame on the bus.
+        self.hub = hub if hub is not None else FrameHub(
+            settings.max_ws_clients, settings.max_ws_clients_per_ip, settings.ws_client_queue,
+            behind_limit_s=settings.ws_stall_timeout_s)
         self._api_socket = api_socket
         self.publisher: FramePublisher | None = None
         self.services: Services | None = None

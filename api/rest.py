@@ -23,6 +23,7 @@ from api.services import Services
 from config import decimals_of
 from data_ingestion.feed import SymbolFeed
 from features.alerts import KINDS, AlertsAnswer, group_by_price, select
+from features.engine import SymbolFeatures
 from features.frame import encoder
 from features.liquidity_detection import WALL_REMOVED
 from features.market_impact import BookUnavailable, ImpactError
@@ -56,9 +57,17 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
             raise ApiError(404, f"unknown symbol {symbol!r}; served: {known}")
         return feed
 
+    def features_of(feed: SymbolFeed) -> SymbolFeatures:
+        """The features of a feed of this process (the frame source that builds the frames
+        here holds them; an API node has no local feed, so feed_of already said 404)."""
+        held: dict[str, SymbolFeatures] | None = getattr(services.publisher, "features", None)
+        if held is None or feed.symbol not in held:
+            raise ApiError(503, f"{feed.symbol}: no features in this process")
+        return held[feed.symbol]
+
     @app.get("/symbols", summary="The symbols served")
     async def symbols() -> dict[str, Any]:
-        return {"symbols": list(runtime.feeds)}
+        return {"symbols": services.served_symbols()}
 
     @app.get("/stats", summary="Burst protection: clients per symbol, frames dropped, clients refused")
     async def stats() -> dict[str, Any]:
@@ -66,7 +75,7 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
         st = hub.stats
         return {
             "clients": hub.client_count,
-            "clients_by_symbol": {sym: hub.clients_by_symbol().get(sym, 0) for sym in runtime.feeds},
+            "clients_by_symbol": {sym: hub.clients_by_symbol().get(sym, 0) for sym in services.served_symbols()},
             "clients_total": st.clients_total,
             "clients_refused": st.clients_refused,
             "frames_published": st.frames_published,
@@ -150,7 +159,7 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
                 raise ApiError(422, f"sizes: at most {MAX_CURVE_POINTS} sizes")
             values = [parse_size(p, s.impact_max_size) for p in parts]
         require_in_sync(feed)  # bad input first (422), then the book's state (503)
-        spec = services.publisher.features[feed.symbol].spec
+        spec = features_of(feed).spec
         dec = Decimals(spec.price_decimals, max([spec.qty_decimals, *(decimals_of(v) for v in values)]))
         try:
             if size is not None:
@@ -186,7 +195,7 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
         floor = s.alert_min_notional_usdt if min_notional is None else parse_number(
             "min_notional", min_notional, minimum=0.0)
         kinds = parse_kinds(kind)
-        features = services.publisher.features[feed.symbol]
+        features = features_of(feed)
         dec = Decimals.of(features.spec)
         # Rounded first, then filtered, ordered and grouped: exactly what a page that
         # reads the frames sees and does.

@@ -69,7 +69,7 @@ def add_ws_routes(app: FastAPI, services: Services) -> None:
         if await _origin_refused(services, websocket):
             return
         await websocket.accept()
-        known = ", ".join(sorted(services.runtime.feeds))
+        known = ", ".join(sorted(services.served_symbols()))
         await websocket.close(code=1008, reason=close_reason(f"use /ws/<symbol>; served: {known}"))
 
 
@@ -89,8 +89,8 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
     hub = services.hub
     sym = symbol.lower()
     await websocket.accept()
-    if sym not in services.runtime.feeds:
-        known = ", ".join(sorted(services.runtime.feeds))
+    if sym not in services.served_symbols():
+        known = ", ".join(sorted(services.served_symbols()))
         await websocket.close(code=1008, reason=close_reason(f"unknown symbol {symbol!r}; served: {known}"))
         return
     remote = websocket.client.host if websocket.client else "unknown"

@@ -4,6 +4,8 @@
  * replaces the store and redraws everything; each `frame` is ingested and drawn;
  * while the view is paused both are handed to LIQ.pause instead).
  * Owns LIQ.state.conn and the API's base URL (LIQ.connection.apiUrl for fetches).
+ * The configured API may be several addresses separated by commas (API nodes of one
+ * cluster): the page uses the first and moves to the next each time its socket drops.
  */
 (function (LIQ) {
   'use strict';
@@ -14,11 +16,27 @@
   const sched = LIQ.state.schedule;
   const byId = LIQ.dom.byId;
 
+  let bases = [];   // every API address configured, as origins
+  let baseIndex = 0;
+
   /* A server bound to every interface (0.0.0.0 / ::) is reached on the host the page came from. */
-  function apiBase(configured) {
+  function originOf(configured) {
     const url = new URL(configured);
     if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = window.location.hostname;
     return url.origin;
+  }
+
+  function apiBase(configured) {
+    bases = String(configured).split(',').map(function (u) { return u.trim(); }).filter(Boolean).map(originOf);
+    baseIndex = 0;
+    return bases[0];
+  }
+
+  /* The next API node, if there are several: a dropped socket retries there. */
+  function nextApi() {
+    if (bases.length < 2) return;
+    baseIndex = (baseIndex + 1) % bases.length;
+    session.apiBase = bases[baseIndex];
   }
 
   function wsUrl(symbol) {
@@ -63,6 +81,7 @@
       setConn('disconnected', '(' + why + ')');
       return;
     }
+    nextApi();
     const delay = conn.retryMs;
     conn.retryMs = Math.min(conn.retryMs * 2, CFG.backoffMaxMs);
     conn.attempts += 1;

@@ -40,6 +40,12 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
     "--log-file": (["/tmp/liq.log"], "LIQ_LOG_FILE", "/tmp/liq.log"),
     "--allow-origin": (["https://desk.example"], "LIQ_ALLOW_ORIGINS", "https://desk.example"),
     "--forwarded-allow-ips": (["10.0.0.1"], "LIQ_FORWARDED_ALLOW_IPS", "10.0.0.1"),
+    "--role": (["api"], "LIQ_ROLE", "api"),
+    "--bus": (["nats://10.0.0.2:4222"], "LIQ_BUS_URL", "nats://10.0.0.2:4222"),
+    "--shard": (["1/2"], "LIQ_SHARD", "1/2"),
+    "--node": (["ingest-1"], "LIQ_NODE_NAME", "ingest-1"),
+    "--api-urls": (["http://10.0.0.3:8000,http://10.0.0.4:8000"], "LIQ_API_URLS",
+                   "http://10.0.0.3:8000,http://10.0.0.4:8000"),
 }
 NO_VARIABLE = {"-h", "--help"}
 
