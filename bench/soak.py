@@ -76,7 +76,10 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
     stop = asyncio.Event()
     counts = {"messages": 0}
     try:
-        async with httpx.AsyncClient(timeout=5.0) as http:
+        # A pooled connection is let go after 1 s idle, well inside the servers' keep-alive
+        # time: a request every few seconds on a connection the server is closing at that
+        # moment would fail with a read error (the soak once stopped at minute 26 so).
+        async with httpx.AsyncClient(timeout=5.0, limits=httpx.Limits(keepalive_expiry=1.0)) as http:
             deadline = time.monotonic() + 60
             while True:
                 try:
