@@ -143,6 +143,17 @@ def agg_trade_event(market: SymbolMarket, trade: Trade) -> dict[str, Any]:
     }
 
 
+def trade_event(market: SymbolMarket, trade: Trade) -> list[dict[str, Any]]:
+    """The ``@trade`` messages of one aggregated trade: one per resting order filled."""
+    symbol = market.symbol.upper()
+    price = market.price_str(trade.tick)
+    return [
+        {"e": "trade", "E": trade.time_ms + 1, "T": trade.time_ms, "s": symbol, "t": trade.first_id + i,
+         "p": price, "q": market.qty_str(lots), "X": "MARKET", "m": trade.seller_aggressor}
+        for i, lots in enumerate(trade.fills or (trade.lots,))
+    ]
+
+
 def snapshot_body(
     market: SymbolMarket, update_id: int, bids: dict[int, int], asks: dict[int, int], limit: int, time_ms: int
 ) -> dict[str, Any]:

@@ -30,6 +30,9 @@ class SimConfig:
     max_streams: int = 1024  # per connection, as Binance allows
     max_client_msgs_per_s: int = 10
     send_queue: int = 20_000  # messages queued per connection before it is dropped as too slow
+    # Calm and volatile periods: "auto" alternates them (the product), "calm" or
+    # "volatile" holds one (tests that only need a quiet market ask for "calm").
+    regime: str = "auto"
     episodes: bool = True
     wall_every_s: tuple[float, float] = (60.0, 120.0)
     layering_every_s: tuple[float, float] = (60.0, 120.0)
