@@ -71,34 +71,41 @@ _MAJORS: tuple[tuple[str, float, float, float, float], ...] = (
 
 # The long tail: real-looking contract names, in order of decreasing activity.
 _TAIL = (
-    "hbarusdt xlmusdt tonusdt renderusdt fetusdt wldusdt seiusdt stxusdt ondousdt taousdt crvusdt ldousdt "
-    "1000bonkusdt jupusdt pendleusdt grtusdt imxusdt algousdt vetusdt galausdt sandusdt manausdt axsusdt "
-    "apeusdt chzusdt dydxusdt mkrusdt runeusdt egldusdt kasusdt pythusdt strkusdt notusdt peopleusdt "
-    "1000flokiusdt 1000satsusdt 1000luncusdt 1inchusdt achusdt aevousdt agldusdt aiusdt aliceusdt alphausdt "
-    "altusdt ankrusdt api3usdt arusdt arkmusdt arpausdt astrusdt atausdt auctionusdt axlusdt bakeusdt "
-    "bandusdt batusdt belusdt bicousdt bigtimeusdt blurusdt bntusdt bomeusdt bsvusdt c98usdt cakeusdt "
-    "celousdt celrusdt cfxusdt chrusdt ckbusdt combousdt compusdt cotiusdt ctkusdt ctsiusdt cyberusdt "
-    "darusdt dashusdt dentusdt dgbusdt duskusdt dymusdt eduusdt enjusdt ensusdt ethfiusdt flmusdt flowusdt "
-    "fxsusdt gasusdt glmusdt gmtusdt gmxusdt gtcusdt hftusdt highusdt hookusdt hotusdt icpusdt icxusdt "
-    "idusdt ilvusdt iostusdt iotausdt iotxusdt jasmyusdt joeusdt jtousdt kavausdt keyusdt kncusdt ksmusdt "
-    "leverusdt linausdt listausdt loomusdt lptusdt lqtyusdt lrcusdt magicusdt mantausdt maskusdt mavusdt "
-    "memeusdt mewusdt minausdt movrusdt mtlusdt myrousdt neousdt nfpusdt nknusdt nmrusdt ntrnusdt ognusdt "
-    "omusdt omniusdt oneusdt ongusdt ontusdt orbsusdt oxtusdt phbusdt pixelusdt polyxusdt portalusdt "
-    "powrusdt qntusdt qtumusdt rareusdt rdntusdt reefusdt rezusdt rifusdt rlcusdt roninusdt roseusdt "
-    "rsrusdt rvnusdt sagausdt sfpusdt sklusdt snxusdt spellusdt ssvusdt steemusdt stgusdt stmxusdt "
-    "storjusdt stptusdt sunusdt superusdt sushiusdt sxpusdt synusdt sysusdt thetausdt tlmusdt tnsrusdt "
-    "tokenusdt trbusdt turbousdt tusdt twtusdt umausdt unfiusdt ustcusdt vanryusdt voxelusdt waxpusdt "
-    "woousdt wusdt xaiusdt xemusdt xmrusdt xtzusdt xvgusdt xvsusdt yfiusdt yggusdt zecusdt zenusdt zetausdt "
-    "zilusdt zkusdt zrousdt zrxusdt popcatusdt neirousdt eigenusdt goatusdt moodengusdt pnutusdt actusdt "
-    "hmstrusdt catiusdt dogsusdt scrusdt cowusdt grassusdt driftusdt swellusdt virtualusdt kaiausdt "
-    "polusdt santosusdt lumiausdt morphousdt chillguyusdt theusdt meusdt moveusdt penguusdt usualusdt "
-    "aixbtusdt cgptusdt hiveusdt degousdt raysolusdt biousdt fartcoinusdt griffainusdt zerebrousdt "
-    "aliusdt sonicusdt swarmsusdt cookieusdt dusdt promptusdt solvusdt trumpusdt vineusdt animeusdt "
-    "berausdt layerusdt kaitousdt ipusdt shellusdt gpsusdt redusdt brettusdt vthousdt banusdt aktusdt "
-    "mubarakusdt tstusdt bmtusdt formusdt partiusdt initusdt babyusdt wctusdt hyperusdt kmnousdt "
-    "sxtusdt awusdt haedalusdt humausdt sophusdt resolvusdt homeusdt spkusdt newtusdt hushusdt saharausdt "
-    "crossusdt ainusdt toshiusdt erausdt treeusdt naorisusdt townsusdt proveusdt"
-).split()
+    "hbarusdt", "xlmusdt", "tonusdt", "renderusdt", "fetusdt", "wldusdt", "seiusdt", "stxusdt", "ondousdt",
+    "taousdt", "crvusdt", "ldousdt", "1000bonkusdt", "jupusdt", "pendleusdt", "grtusdt", "imxusdt", "algousdt",
+    "vetusdt", "galausdt", "sandusdt", "manausdt", "axsusdt", "apeusdt", "chzusdt", "dydxusdt", "mkrusdt",
+    "runeusdt", "egldusdt", "kasusdt", "pythusdt", "strkusdt", "notusdt", "peopleusdt", "1000flokiusdt",
+    "1000satsusdt", "1000luncusdt", "1inchusdt", "achusdt", "aevousdt", "agldusdt", "aiusdt", "aliceusdt",
+    "alphausdt", "altusdt", "ankrusdt", "api3usdt", "arusdt", "arkmusdt", "arpausdt", "astrusdt", "atausdt",
+    "auctionusdt", "axlusdt", "bakeusdt", "bandusdt", "batusdt", "belusdt", "bicousdt", "bigtimeusdt",
+    "blurusdt", "bntusdt", "bomeusdt", "bsvusdt", "c98usdt", "cakeusdt", "celousdt", "celrusdt", "cfxusdt",
+    "chrusdt", "ckbusdt", "combousdt", "compusdt", "cotiusdt", "ctkusdt", "ctsiusdt", "cyberusdt", "darusdt",
+    "dashusdt", "dentusdt", "dgbusdt", "duskusdt", "dymusdt", "eduusdt", "enjusdt", "ensusdt", "ethfiusdt",
+    "flmusdt", "flowusdt", "fxsusdt", "gasusdt", "glmusdt", "gmtusdt", "gmxusdt", "gtcusdt", "hftusdt",
+    "highusdt", "hookusdt", "hotusdt", "icpusdt", "icxusdt", "idusdt", "ilvusdt", "iostusdt", "iotausdt",
+    "iotxusdt", "jasmyusdt", "joeusdt", "jtousdt", "kavausdt", "keyusdt", "kncusdt", "ksmusdt", "leverusdt",
+    "linausdt", "listausdt", "loomusdt", "lptusdt", "lqtyusdt", "lrcusdt", "magicusdt", "mantausdt",
+    "maskusdt", "mavusdt", "memeusdt", "mewusdt", "minausdt", "movrusdt", "mtlusdt", "myrousdt", "neousdt",
+    "nfpusdt", "nknusdt", "nmrusdt", "ntrnusdt", "ognusdt", "omusdt", "omniusdt", "oneusdt", "ongusdt",
+    "ontusdt", "orbsusdt", "oxtusdt", "phbusdt", "pixelusdt", "polyxusdt", "portalusdt", "powrusdt", "qntusdt",
+    "qtumusdt", "rareusdt", "rdntusdt", "reefusdt", "rezusdt", "rifusdt", "rlcusdt", "roninusdt", "roseusdt",
+    "rsrusdt", "rvnusdt", "sagausdt", "sfpusdt", "sklusdt", "snxusdt", "spellusdt", "ssvusdt", "steemusdt",
+    "stgusdt", "stmxusdt", "storjusdt", "stptusdt", "sunusdt", "superusdt", "sushiusdt", "sxpusdt", "synusdt",
+    "sysusdt", "thetausdt", "tlmusdt", "tnsrusdt", "tokenusdt", "trbusdt", "turbousdt", "tusdt", "twtusdt",
+    "umausdt", "unfiusdt", "ustcusdt", "vanryusdt", "voxelusdt", "waxpusdt", "woousdt", "wusdt", "xaiusdt",
+    "xemusdt", "xmrusdt", "xtzusdt", "xvgusdt", "xvsusdt", "yfiusdt", "yggusdt", "zecusdt", "zenusdt",
+    "zetausdt", "zilusdt", "zkusdt", "zrousdt", "zrxusdt", "popcatusdt", "neirousdt", "eigenusdt", "goatusdt",
+    "moodengusdt", "pnutusdt", "actusdt", "hmstrusdt", "catiusdt", "dogsusdt", "scrusdt", "cowusdt",
+    "grassusdt", "driftusdt", "swellusdt", "virtualusdt", "kaiausdt", "polusdt", "santosusdt", "lumiausdt",
+    "morphousdt", "chillguyusdt", "theusdt", "meusdt", "moveusdt", "penguusdt", "usualusdt", "aixbtusdt",
+    "cgptusdt", "hiveusdt", "degousdt", "raysolusdt", "biousdt", "fartcoinusdt", "griffainusdt", "zerebrousdt",
+    "aliusdt", "sonicusdt", "swarmsusdt", "cookieusdt", "dusdt", "promptusdt", "solvusdt", "trumpusdt",
+    "vineusdt", "animeusdt", "berausdt", "layerusdt", "kaitousdt", "ipusdt", "shellusdt", "gpsusdt", "redusdt",
+    "brettusdt", "vthousdt", "banusdt", "aktusdt", "mubarakusdt", "tstusdt", "bmtusdt", "formusdt",
+    "partiusdt", "initusdt", "babyusdt", "wctusdt", "hyperusdt", "kmnousdt", "sxtusdt", "awusdt", "haedalusdt",
+    "humausdt", "sophusdt", "resolvusdt", "homeusdt", "spkusdt", "newtusdt", "hushusdt", "saharausdt",
+    "crossusdt", "ainusdt", "toshiusdt", "erausdt", "treeusdt", "naorisusdt", "townsusdt", "proveusdt",
+)
 
 
 def _tail_filters(price: float) -> tuple[float, float]:
@@ -147,6 +154,25 @@ def market_symbols(n: int) -> tuple[str, ...]:
     if not 1 <= n <= len(CONTRACTS):
         raise ValueError(f"a simulated market has 1 to {len(CONTRACTS)} symbols, got {n}")
     return tuple(c.symbol for c in CONTRACTS[:n])
+
+
+def parse_market(text: str) -> tuple[str, ...]:
+    """``--market``: a count (the most active N contracts of the table) or a
+    comma-separated list of symbols; empty gives none."""
+    text = text.strip()
+    if not text:
+        return ()
+    if text.isdigit():
+        return market_symbols(int(text))
+    symbols = tuple(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
+    if not symbols:
+        raise ValueError(f"--market: expected a count or symbols, got {text!r}")
+    return symbols
+
+
+def with_market(focus: tuple[str, ...], market: str) -> tuple[str, ...]:
+    """``focus`` symbols first, then those of ``market`` (see parse_market), once each."""
+    return tuple(dict.fromkeys((*(s.lower() for s in focus), *parse_market(market))))
 
 
 def params_for(symbol: str) -> MarketParams:

@@ -94,6 +94,7 @@ class Liquidation:
     lots: int  # ordered
     limit_tick: int  # its price (the bankruptcy price)
     filled_lots: int
+    last_fill_lots: int  # the last aggregated trade's quantity
     avg_tick: float  # average fill price, ticks
     time_ms: int
 
@@ -160,6 +161,8 @@ class SymbolMarket:
         self.asks: SortedDict = SortedDict()  # tick -> lots; best ask is the first key
         self._bid_keys = self.bids.keys()
         self._ask_keys = self.asks.keys()
+        self.bb = 0  # best bid and ask ticks, kept by every change (_set)
+        self.ba = 0
         # Lots that random cancels may not touch (walls, layers); market orders can.
         self.protected: dict[tuple[bool, int], int] = {}
         self.withdrawal: Withdrawal | None = None
@@ -173,6 +176,7 @@ class SymbolMarket:
         self._step_prev_id = self.update_id
         self.vol = 1.0  # the regime's multipliers in force this step
         self.activity = 1.0
+        self._level = -1.0  # the regime level they were computed at
         self._setup_scales(mid_price)
         self._init_book(mid_price)
         self._last_top = (self.bb, self.bids[self.bb], self.ba, self.asks[self.ba])
@@ -212,6 +216,11 @@ class SymbolMarket:
         'typical size' the detectors of metrics.md compare against."""
         sizes = sorted(q for _, q in self.top_levels(True, n) + self.top_levels(False, n))
         return max(1, sizes[len(sizes) // 2])
+
+    @property
+    def usual_touch_lots(self) -> float:
+        """The size a queue at the best price usually settles at (lots)."""
+        return self._touch_lots
 
     def top_depth(self, n: int = 20) -> int:
         return sum(q for _, q in self.top_levels(True, n)) + sum(q for _, q in self.top_levels(False, n))
@@ -347,10 +356,12 @@ class SymbolMarket:
         self._after_op(uid)
         return uid
 
-    def op_market(self, is_buy: bool, lots: int, limit_tick: int | None = None) -> int:
+    def op_market(self, is_buy: bool, lots: int, limit_tick: int | None = None, through_protected: bool = True) -> int:
         """A market order: eats the opposite side from its best level, one aggTrade
         per price, each split into the resting orders it fills. ``limit_tick`` stops
-        the sweep beyond that price."""
+        the sweep beyond that price; without ``through_protected`` it also stops at a
+        price holding an episode's orders (the background flow leaves those to the
+        episode, which decides when they are eaten)."""
         uid = self._new_id()
         book = self.asks if is_buy else self.bids
         rnd = self.rng.random
@@ -363,16 +374,18 @@ class SymbolMarket:
             tick = self.ba if is_buy else self.bb
             if limit_tick is not None and (tick > limit_tick if is_buy else tick < limit_tick):
                 break
+            if not through_protected and self.protected and (not is_buy, tick) in self.protected:
+                break
             have = book[tick]
             fill = min(have, remaining)
             remaining -= fill
             self._set(uid, not is_buy, tick, have - fill)
             # The resting orders at that price, one trade each (the last one partly).
-            fills = []
+            fills: list[int] = []
             left = fill
             mu = first_mu  # the order at the front of a queue is larger than those behind it
             while left > 0:
-                if len(fills) >= 60:  # a huge sweep: the rest at that price in one print
+                if len(fills) >= 25:  # a huge sweep: the rest at that price in one print
                     fills.append(left)
                     break
                 maker = max(min_lots, int(math.exp(mu + maker_sigma * gauss(0.0, 1.0)) + rnd()))
@@ -448,7 +461,7 @@ class SymbolMarket:
         self._bands = bands
         self._band_median = [math.exp(b[3]) for b in bands]
         self._band_lo = [b[0] for b in bands]
-        self._counts: list[list[int]] | None = None  # levels per band (bids, asks), this step
+        self._counts: dict[int, int] | None = None  # levels per band and side, counted this step
         self._anchor = mid_price / spec.tick_size
         self._swing_z = 0.0
         self.fair = self._anchor
@@ -484,20 +497,36 @@ class SymbolMarket:
         lg0, lg1 = self._dist_log[i - 1], self._dist_log[i]
         return max(1, int(math.exp(lg0 + (lg1 - lg0) * (u - c0) / (c1 - c0))))
 
-    def _band_counts(self) -> list[list[int]]:
-        """Levels per distance band on each side, counted once per step."""
+    def _band_count(self, side: int, band: int) -> int:
+        """Levels in distance band ``band`` of one side (0 bids, 1 asks), counted once
+        per step and then kept up to date by the changes of the step."""
         counts = self._counts
-        if counts is not None:
-            return counts
-        bb, ba = self.bb, self.ba
-        bids, asks = self.bids, self.asks
-        bid_counts = []
-        ask_counts = []
-        for lo, hi, _target, _mu in self._bands:
-            bid_counts.append(bids.bisect_right(bb - lo) - bids.bisect_right(bb - hi - 1))
-            ask_counts.append(asks.bisect_left(ba + hi + 1) - asks.bisect_left(ba + lo))
-        self._counts = counts = [bid_counts, ask_counts]
-        return counts
+        if counts is None:
+            counts = self._counts = {}
+        key = side * 64 + band
+        n = counts.get(key)
+        if n is None:
+            lo, hi = self._bands[band][0], self._bands[band][1]
+            if side == 0:
+                n = self.bids.bisect_right(self.bb - lo) - self.bids.bisect_right(self.bb - hi - 1)
+            else:
+                n = self.asks.bisect_left(self.ba + hi + 1) - self.asks.bisect_left(self.ba + lo)
+            counts[key] = n
+        return n
+
+    def _count_change(self, is_bid: bool, distance: int, delta: int) -> None:
+        """A level appeared (+1) or went (-1) at ``distance`` from the touch: the count
+        of its band follows, when it is known this step."""
+        counts = self._counts
+        if counts is None:
+            return
+        band = bisect_right(self._band_lo, distance) - 1
+        if band < 0 or distance > self._bands[band][1]:
+            return
+        key = (0 if is_bid else 64) + band
+        n = counts.get(key)
+        if n is not None:
+            counts[key] = max(0, n + delta)
 
     def _book_change(self) -> None:
         """One change away from the touch: a new level, a removed one or a resized one,
@@ -512,8 +541,7 @@ class SymbolMarket:
         if band < 0:
             band = 0
         _lo, hi, target, size_mu = self._bands[band]
-        counts = self._band_counts()[0 if is_bid else 1]
-        have_n = counts[band]
+        have_n = self._band_count(0 if is_bid else 1, band)
         p = self.params
         p_new = p.new_share * min(6.0, ((target + 1.0) / (have_n + 1.0)) ** 2)
         p_del = p.delete_share * min(6.0, ((have_n + 1.0) / (target + 1.0)) ** 2)
@@ -541,8 +569,7 @@ class SymbolMarket:
                         tick += shift
                         break
             if tick not in book:
-                if (self.bb - tick if is_bid else tick - self.ba) <= hi:
-                    counts[band] += 1
+                self._count_change(is_bid, self.bb - tick if is_bid else tick - self.ba, 1)
                 self.op_add(is_bid, tick, lots)
                 return
             # No free price near: the order joins a level, as a resize does.
@@ -569,9 +596,7 @@ class SymbolMarket:
             return
         if r < p_new + p_del:
             if prot == 0:
-                actual = bisect_right(self._band_lo, self.bb - tick if is_bid else tick - self.ba) - 1
-                if actual >= 0 and counts[actual] > 0:
-                    counts[actual] -= 1
+                self._count_change(is_bid, self.bb - tick if is_bid else tick - self.ba, -1)
             self.op_set(is_bid, tick, prot)
         else:
             lots = max(1, int(math.exp(size_mu + min(p.resize_sigma * z, p.size_cap)) + rnd()))
@@ -614,12 +639,14 @@ class SymbolMarket:
         mid = (self.bb + self.ba) / 2.0
         lean = math.tanh((self.fair - mid) / (1.0 + self._swing_ticks * self.vol))
         is_buy = rnd() < 0.5 + 0.3 * lean
-        z = min(3.2, rng.gauss(0.0, 1.0))  # the largest orders of the recordings are near 3.2 sigma
+        z = min(3.0, rng.gauss(0.0, 1.0))  # the largest orders of the recordings are near 3 sigma
         lots = max(self.min_lots, int(math.exp(self._taker_mu + self.params.taker_sigma * z) + rnd()))
         w = self.withdrawal
-        if w is not None:
+        if w is not None:  # a withdrawn book sees few market orders, and small ones
+            if rnd() > 2.0 * w.size_scale:
+                return
             lots = max(1, round(lots * w.size_scale))
-        self.op_market(is_buy, lots)
+        self.op_market(is_buy, lots, through_protected=False)
         moved = (self.bb + self.ba) / 2.0 - mid
         if moved and self.pin_range is None and w is None:
             self._set_fair(self.fair + self.params.impact_share * moved)
@@ -641,7 +668,7 @@ class SymbolMarket:
             if keep < have:
                 self.op_set(is_bid, tick, keep)
         if sweep_lots:
-            self.op_market(not is_bid, sweep_lots, beyond + 1 if is_bid else beyond - 1)
+            self.op_market(not is_bid, sweep_lots, beyond + 1 if is_bid else beyond - 1, through_protected=False)
         for tick in list(book.irange(beyond + 1, None)) if is_bid else list(book.irange(None, beyond - 1)):
             prot = protected.get((is_bid, tick), 0) if protected else 0
             if book[tick] > prot:
@@ -704,11 +731,12 @@ class SymbolMarket:
         through = max(2, round(50 * self.ticks_per_bps))
         limit = self.ba + through if is_buy else max(1, self.bb - through)
         start = len(self._out.trades)
-        self.op_market(is_buy, lots, limit)
+        self.op_market(is_buy, lots, limit, through_protected=False)
         fills = self._out.trades[start:]
         filled = sum(t.lots for t in fills)
         avg = sum(t.tick * t.lots for t in fills) / filled if filled else float(limit)
-        self._out.liquidations.append(Liquidation(is_buy, lots, limit, filled, avg, self.now_ms))
+        last = fills[-1].lots if fills else 0
+        self._out.liquidations.append(Liquidation(is_buy, lots, limit, filled, last, avg, self.now_ms))
         self._excite += self._hawkes_jump
 
     def begin_step(self) -> None:
@@ -717,7 +745,10 @@ class SymbolMarket:
         self._out = StepOutput(self.now_ms)
         self._step_prev_id = self.update_id
         self._counts = None
-        self.vol, self.activity = self.params.multipliers(self.regime.level(self.now_ms))
+        level = self.regime.level(self.now_ms)
+        if level != self._level:
+            self._level = level
+            self.vol, self.activity = self.params.multipliers(level)
 
     def run_random_flow(self) -> None:
         """The batch's order flow: book changes, touch churn, market orders, requotes."""

@@ -77,21 +77,21 @@ class MarketParams:
     walk_bps: float = 1.05  # std of the walk over one second
     swing_bps: float = 1.25  # stationary std of the swing
     swing_tau_s: float = 5.0  # the swing's memory
-    trend_bps_per_min: float = 3.0  # stationary std of a slowly changing drift
+    trend_bps_per_min: float = 5.0  # stationary std of a slowly changing drift
     trend_tau_s: float = 300.0  # ... and its memory
     requotes_per_s: float = 1.8  # how often the quotes move to the latent price
     impact_share: float = 0.3  # share of a market order's own price move the latent price keeps
     # The touch: one large queue a side, kept near its size by small orders.
-    touch_notional: float = 260_000.0  # usual queue at the best price
+    touch_notional: float = 290_000.0  # usual queue at the best price
     touch_ops_per_s: float = 170.0  # small arrivals and cancels at the best prices
     # Market orders: Hawkes-clustered arrivals, lognormal sizes, split into fills.
-    takers_per_s: float = 7.5
+    takers_per_s: float = 11.0
     taker_notional: float = 1_200.0  # median market order
     taker_sigma: float = 2.7
     maker_notional: float = 1_300.0  # median resting order a market order fills...
-    first_maker_multiple: float = 10.0  # ... except the first at each price, larger
+    first_maker_multiple: float = 14.0  # ... except the first at each price, larger
     maker_sigma: float = 2.4
-    hawkes_share: float = 0.6  # share of market orders triggered by earlier ones
+    hawkes_share: float = 0.45  # share of market orders triggered by earlier ones
     hawkes_tau_s: float = 0.3  # how long a market order excites others
     # The rest of the book.
     book_ops_per_s: float = 1_300.0  # level changes a second away from the touch
@@ -121,14 +121,14 @@ class MarketParams:
 
 BTC = MarketParams()
 ETH = MarketParams(
-    touch_notional=60_000.0,
+    touch_notional=45_000.0,
     book_ops_sigma=1.0,
     touch_ops_per_s=140.0,
-    takers_per_s=3.2,
+    takers_per_s=4.6,
     taker_notional=450.0,
     taker_sigma=2.8,
     maker_notional=200.0,
-    first_maker_multiple=15.0,
+    first_maker_multiple=20.0,
     maker_sigma=2.5,
     resize_sigma=2.0,
     size_sigma=2.0,
@@ -153,8 +153,11 @@ def scaled(activity: float, vol_factor: float = 1.0, base: MarketParams = BTC) -
     square root (a thin market has fewer participants, and each of them smaller)."""
     a = min(1.0, max(1e-6, activity))
     root = math.sqrt(a)
+    # A quiet market's engine batches are longer: it has little to put in them.
+    step_ms = 50 if a >= 0.05 else 250 if a >= 0.005 else 500
     return replace(
         base,
+        step_ms=step_ms,
         walk_bps=base.walk_bps * vol_factor,
         swing_bps=base.swing_bps * vol_factor,
         requotes_per_s=base.requotes_per_s * max(0.05, a**0.5),

@@ -100,7 +100,7 @@ TARGET_NOTE = "* target figure (maxima and the snapshot span shown, not held); !
 
 def outside_band(ratio: dict[str, Any], keys: Iterable[str] | None = None) -> list[str]:
     """The target figures (of ``keys``, default all) whose ratio is off by more than 30 %."""
-    out = []
+    out: list[str] = []
     for key in keys if keys is not None else TARGETS:
         positions = TARGETS[key]
         values = [ratio[key]] if positions is None else [ratio[key][i] for i in positions]
@@ -160,9 +160,8 @@ class RecordingStats:
         elif kind == "trade":
             if self.first_ms is not None:
                 self.trade_qty.append(float(data["q"]))
-        elif kind == "bookTicker":
-            if self.first_ms is not None:
-                self.book_tickers += 1
+        elif kind == "bookTicker" and self.first_ms is not None:
+            self.book_tickers += 1
 
     def on_snapshot(self, snap: dict[str, Any]) -> None:
         tick = self.tick
@@ -324,7 +323,7 @@ def simulated_recording(
     scheduler = EpisodeScheduler(market, cfg, random.Random(f"{seed}:{symbol}:episodes")) if episodes else None
     agg = DepthAggregator(market.params.step_ms, market.update_id)
     stream = symbol + "@depth@0ms"
-    snapshot_at = market.now_ms + 1000
+    snapshot_at: int | None = market.now_ms + 1000
     end = market.now_ms + int(seconds * 1000) + 1000
     while market.now_ms < end:
         market.begin_step()
@@ -346,11 +345,11 @@ def simulated_recording(
 
 
 def measure(symbol: str = "btcusdt", seconds: float = 600.0, seed: int = 1, regime: str = "volatile",
-            episodes: bool = False) -> dict[str, Any]:
+            episodes: bool = False, warmup_s: float = 60.0) -> dict[str, Any]:
     """Run ``seconds`` of simulated market for ``symbol`` (at the recording's price) and
     return the figures :class:`RecordingStats` gives for the real files."""
     tick = spec_for(SimConfig(), symbol).tick_size
-    return measure_lines(simulated_recording(symbol, seconds, seed, regime, episodes), tick)
+    return measure_lines(simulated_recording(symbol, seconds, seed, regime, episodes, warmup_s), tick)
 
 
 def ratios(sim: dict[str, Any], real: dict[str, Any]) -> dict[str, Any]:
