@@ -93,7 +93,7 @@ _TAIL = (
     "stgusdt", "stmxusdt", "storjusdt", "stptusdt", "sunusdt", "superusdt", "sushiusdt", "sxpusdt", "synusdt",
     "sysusdt", "thetausdt", "tlmusdt", "tnsrusdt", "tokenusdt", "trbusdt", "turbousdt", "tusdt", "twtusdt",
     "umausdt", "unfiusdt", "ustcusdt", "vanryusdt", "voxelusdt", "waxpusdt", "woousdt", "wusdt", "xaiusdt",
-    "xemusdt", "xmrusdt", "xtzusdt", "xvgusdt", "xvsusdt", "yfiusdt", "yggusdt", "zecusdt", "zenusdt",
+    "xemusdt", "xmrusdt", "xtzusdt", "xvgusdt", "xvsusdt", "yggusdt", "zecusdt", "zenusdt",
     "zetausdt", "zilusdt", "zkusdt", "zrousdt", "zrxusdt", "popcatusdt", "neirousdt", "eigenusdt", "goatusdt",
     "moodengusdt", "pnutusdt", "actusdt", "hmstrusdt", "catiusdt", "dogsusdt", "scrusdt", "cowusdt",
     "grassusdt", "driftusdt", "swellusdt", "virtualusdt", "kaiausdt", "polusdt", "santosusdt", "lumiausdt",

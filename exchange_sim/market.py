@@ -436,11 +436,11 @@ class SymbolMarket:
         self._swing_ticks = p.swing_bps * self.ticks_per_bps
         self._swing_decay = math.exp(-dt / p.swing_tau_s)
         self._swing_kick = math.sqrt(1.0 - self._swing_decay**2)
-        # The trend: a drift (ticks per step) that wanders slowly, so that the price runs for minutes.
+        # The trend: a steady drift (ticks per step) whose direction turns now and then,
+        # so that the price runs for minutes one way, then the other.
         self._trend_ticks = p.trend_bps_per_min * self.ticks_per_bps * dt / 60.0
-        self._trend_decay = math.exp(-dt / p.trend_tau_s)
-        self._trend_kick = math.sqrt(1.0 - self._trend_decay**2)
-        self._trend_z = 0.0
+        self._trend_turn = dt / p.trend_turn_s
+        self._trend_sign = 1.0
         self._book_ops_mu = math.log(max(1e-9, p.book_ops_per_s * dt)) - p.book_ops_sigma**2 / 2.0
         self._hawkes_decay = math.exp(-dt / p.hawkes_tau_s)
         self._hawkes_jump = p.hawkes_share / p.hawkes_tau_s  # excitation (1/s) per market order
@@ -473,8 +473,9 @@ class SymbolMarket:
 
     def _advance_fair(self) -> None:
         gauss = self.rng.gauss
-        self._trend_z = self._trend_z * self._trend_decay + gauss(0.0, self._trend_kick)
-        self._anchor += gauss(0.0, self._walk_ticks * self.vol) + self._trend_z * self._trend_ticks * self.vol
+        if self.rng.random() < self._trend_turn:
+            self._trend_sign = -self._trend_sign
+        self._anchor += gauss(0.0, self._walk_ticks * self.vol) + self._trend_sign * self._trend_ticks * self.vol
         self._swing_z = self._swing_z * self._swing_decay + gauss(0.0, self._swing_kick)
         fair = self._anchor + self._swing_z * self._swing_ticks * self.vol
         pin = self.pin_range

@@ -24,9 +24,10 @@ VOLATILE = 1.0
 class Regime:
     """The market's calm/volatile level at any simulated time (non-decreasing reads).
 
-    ``auto`` alternates: a calm period of ``calm_s`` seconds (uniform in the range),
-    then a volatile one of ``volatile_s``, and so on, each change ramped over
-    ``ramp_s`` seconds; ``calm`` and ``volatile`` stay put."""
+    ``auto`` starts volatile (a first impression of a busy market: ``first_s`` seconds
+    from ``start_ms``, and before it), then alternates a calm period of ``calm_s``
+    seconds (uniform in the range) and a volatile one of ``volatile_s``, each change
+    ramped over ``ramp_s`` seconds; ``calm`` and ``volatile`` stay put."""
 
     def __init__(
         self,
@@ -36,6 +37,7 @@ class Regime:
         calm_s: tuple[float, float] = (120.0, 300.0),
         volatile_s: tuple[float, float] = (60.0, 180.0),
         ramp_s: float = 10.0,
+        first_s: tuple[float, float] = (120.0, 180.0),
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"regime must be one of {', '.join(MODES)}, got {mode!r}")
@@ -44,10 +46,10 @@ class Regime:
         self._calm_s = calm_s
         self._volatile_s = volatile_s
         self._ramp_ms = int(ramp_s * 1000)
-        self.volatile = mode == "volatile" or (mode == "auto" and rng.random() < 0.5)
+        self.volatile = mode != "calm"
         self._from = VOLATILE if self.volatile else CALM
-        self._changed_ms = start_ms - self._ramp_ms  # no ramp at the start
-        self._until_ms = start_ms + self._duration_ms() if mode == "auto" else 2**62
+        self._changed_ms = -(2**62)  # no ramp at the start
+        self._until_ms = start_ms + int(rng.uniform(*first_s) * 1000) if mode == "auto" else 2**62
         self._level = self._from
 
     def _duration_ms(self) -> int:

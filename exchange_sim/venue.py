@@ -121,8 +121,9 @@ class Venue:
         now_ms = int(time.time() * 1000) - int(self.cfg.warmup_s * 1000)
         start_ms = self.cfg.start_ms if self.cfg.start_ms is not None else now_ms
         start_ms -= start_ms % 1000  # depth windows align on whole 100/250/500 ms
-        # Calm and volatile periods come to every symbol at once.
-        self.regime = Regime(self.cfg.regime, random.Random(f"{self.cfg.seed}:regime"), start_ms)
+        # Calm and volatile periods come to every symbol at once; they start with serving.
+        self.regime = Regime(self.cfg.regime, random.Random(f"{self.cfg.seed}:regime"),
+                             start_ms + int(self.cfg.warmup_s * 1000))
         self.symbols: dict[str, SymbolState] = {s.lower(): SymbolState(s.lower(), self.cfg, start_ms, self.regime)
                                                 for s in dict.fromkeys(x.lower() for x in self.cfg.symbols)}
         self.hub = StreamHub()
