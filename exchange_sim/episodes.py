@@ -165,10 +165,13 @@ class WallRun(EpisodeRun):
                 return True
             self.eating = True
         if self.eating:
-            # Market orders from the other side sweep to the wall and eat it in ~4 steps.
+            # Market orders from the other side sweep to the wall and eat it in ~4 steps
+            # (the orders queued at its price before it, those that joined it, then it).
+            book = self.market.bids if self.is_bid else self.market.asks
             ahead = sum(q for t, q in self.market.top_levels(self.is_bid, 40) if t != self.tick and (
                 t > self.tick if self.is_bid else t < self.tick))
-            size = ahead + max(1, remaining // 3 + 1)
+            joined = book.get(self.tick, 0) - remaining
+            size = ahead + joined + max(1, remaining // 3 + 1)
             self.market.op_market(not self.is_bid, size, limit_tick=self.tick)
         return False
 
