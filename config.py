@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,11 +73,18 @@ class Settings:
     sim_market: str = ""
     replay_files: tuple[str, ...] = ()
     replay_speed: float = 1.0
-    record_dir: str = ""
-    # --- history: raw segments and the metric store under data_dir -----------------
-    data_dir: str = ""
-    history: bool = False
-    retain_s: float = 24 * 3600.0
+
+    # --- history: every raw message recorded (data_ingestion/recorder.py) ------------
+    history: bool = True  # record into data_dir (sim_stack.running_stack turns it off for tests)
+    data_dir: str = "./data"
+    record_dir: str = ""  # --record DIR: record into DIR, even with history off
+    retain_s: float = 24 * 3600.0  # segments last written longer ago are removed...
+    max_disk_bytes: int = 2_000_000_000  # ...and the oldest ones while the data directory holds more
+    recorder_retry_s: float = 5.0  # after a write error (a full disk), a new segment is tried this often
+    retention_interval_s: float = 60.0
+    # A gzip member per this many seconds of a segment, each headed by a checkpoint of
+    # the whole book: the most a seek into history decompresses and applies.
+    checkpoint_interval_s: float = 60.0
 
     # --- network behaviour ----------------------------------------------------
     backoff_initial_s: float = 1.0
@@ -117,6 +125,15 @@ class Settings:
     exhaustion_spread_multiple: float = 2.0
     exhaustion_window_s: float = 15.0
     ofi_window_s: float = 1.0
+    # Alerts over their life (docs/metrics.md, "Alerts"): the detectors' events
+    # folded into one alert per wall, layering run or exhaustion episode.
+    alert_size_step: float = 1.5  # grown / shrunk: size x or / this factor since the last reported size
+    alert_move_bps: float = 5.0  # a pulled wall re-posted within this distance is the same wall, moved
+    alert_move_window_s: float = 2.0  # ... when the new level appeared at most this long before the pull
+    alert_return_s: float = 10.0  # ... or, once it qualifies, when it was pulled at most this long ago
+    alert_score_half_bps: float = 10.0  # score = notional / (1 + distance_bps / this)
+    # Default of the minimum-notional filter (dashboard, GET /alerts): see README, "Alerts".
+    alert_min_notional_usdt: float = 350_000.0
     depth_bands_bps: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0, 100.0)
     impact_max_size: float = 1e9
 
@@ -134,6 +151,7 @@ class Settings:
     max_ws_clients: int = 500
     max_ws_clients_per_ip: int = 100
     ws_client_queue: int = 4
+    max_history_clients: int = 8  # /ws/{symbol}?from=...: each rebuilds frames from the recording
     # A websocket client whose frame waits this long to be written (it stopped
     # reading), or that keeps dropping frames this long, is closed (1008) and, if the
     # close frame cannot be written either, aborted: its slot and buffers are freed.
@@ -150,12 +168,37 @@ class Settings:
     # Addresses of proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
     # (comma-separated, "*" any); empty: the headers are ignored, the peer address counts.
     forwarded_allow_ips: str = ""
+    # The dashboard's server (dashboard/pooled_server.py): worker threads, connections
+    # open at once (beyond: 503), seconds a request may take to arrive.
+    dash_workers: int = 8
+    dash_max_connections: int = 64
+    dash_request_timeout_s: float = 5.0
     log_level: str = "info"
     log_file: str = ""
+
+    # --- past one process: roles on a NATS JetStream bus (bus/, README "Several machines") ---
+    role: str = "all"  # all (one process, no bus) | ingest | api
+    bus_url: str = ""  # nats://host:port of the NATS server, for --role ingest and api
+    shard: str = ""  # "i/n": an ingest node takes every n-th of the sorted symbols, from the i-th (1-based)
+    node_name: str = ""  # this node's name on the bus; default <role>-<host>-<pid>
+    api_urls: tuple[str, ...] = ()  # further API nodes the dashboard page moves to when its socket drops
+    lease_ttl_s: float = 5.0  # a symbol's owner that stops renewing loses it after this
+    bus_stale_after_s: float = 3.0  # an API node shows a symbol stale after this long without its frames
+    bus_request_timeout_s: float = 2.0  # /book and /simulate asked of the owning ingest node
+    bus_connect_timeout_s: float = 5.0  # the first connection to the bus; later ones are retried for ever
+    bus_replicas: int = 1  # copies of each stream and of the lease bucket: 3 on a 3-server NATS cluster
 
     symbol_specs: Mapping[str, SymbolSpec] = field(
         default_factory=lambda: dict(DEFAULT_SYMBOL_SPECS)
     )
+
+    @property
+    def recording_dir(self) -> str:
+        """Where raw messages are recorded: ``record_dir`` when given, else ``data_dir``
+        with history on; "" when nothing is recorded."""
+        if self.record_dir:
+            return self.record_dir
+        return self.data_dir if self.history else ""
 
     def spec(self, symbol: str) -> SymbolSpec:
         """The filters of ``symbol``; a clear KeyError when it is not configured."""
@@ -166,6 +209,34 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+               "gib": 2**30, "tib": 2**40}
+
+
+def parse_duration_s(text: str) -> float:
+    """Seconds of "24h", "90m", "3600s", "2d" or a bare number of seconds; ValueError otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", text.lower())
+    if m is None or m[2] not in ("", *_DURATION_UNITS):
+        raise ValueError(f"not a duration: {text!r} (examples: 24h, 90m, 3600s, 2d)")
+    value = float(m[1]) * _DURATION_UNITS.get(m[2], 1.0)
+    if value <= 0:
+        raise ValueError(f"a duration must be positive, got {text!r}")
+    return value
+
+
+def parse_size_bytes(text: str) -> int:
+    """Bytes of "2GB", "500MB", "1.5GiB" or a bare number of bytes (kB, MB, GB are
+    powers of 1000; KiB, MiB, GiB of 1024); ValueError otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", text.lower())
+    if m is None or m[2] not in ("", *_SIZE_UNITS):
+        raise ValueError(f"not a size: {text!r} (examples: 2GB, 500MB, 1GiB)")
+    value = int(float(m[1]) * _SIZE_UNITS.get(m[2], 1))
+    if value <= 0:
+        raise ValueError(f"a size must be positive, got {text!r}")
+    return value
 
 
 def _convert(raw: str, annotation: object, name: str) -> object:
@@ -218,4 +289,5 @@ def load_settings(environ: Mapping[str, str] | None = None, **cli: object) -> Se
 
 __all__ = [
     "ENV_PREFIX", "DEFAULT_SYMBOL_SPECS", "Settings", "SymbolSpec", "decimals_of", "load_settings", "env_overrides",
+    "parse_duration_s", "parse_size_bytes",
 ]

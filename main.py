@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +29,9 @@ from api.assembly import Stack
 from api.limits import raise_open_files_limit
 from api.server import bind_api_socket
 from api.services import SourceInfo
-from config import ENV_PREFIX, Settings, load_settings
+from bus.errors import BusUnavailable
+from config import ENV_PREFIX, Settings, load_settings, parse_duration_s, parse_size_bytes
+from data_ingestion.recorder import Recorder, RecorderError, format_duration, format_size, open_recorder
 from data_ingestion.rest import RestrictedLocation
 from data_ingestion.tasks import install_loop_error_log
 from embedded_server import bind_socket
@@ -37,6 +39,7 @@ from embedded_server import bind_socket
 log = logging.getLogger("main")
 
 SOURCES = ("auto", "binance", "sim", "replay")
+ROLES = ("all", "ingest", "api")  # all: one process, no bus; ingest and api: bus/ (NATS JetStream)
 
 
 def _env(name: str) -> str:
@@ -63,8 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=None,
                    help=f"replay speed: 1 real time, 0 as fast as possible "
                         f"[{_env('REPLAY_SPEED')}, default {d.replay_speed:g}]")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help=f"where history is recorded: every raw message, in DIR/raw/<symbol>/ "
+                        f"[{_env('DATA_DIR')}, default {d.data_dir}]")
+    p.add_argument("--no-history", action="store_true", default=None,
+                   help=f"record nothing [{_env('HISTORY')}=0]")
+    p.add_argument("--retain", default=None, metavar="DURATION",
+                   help=f"remove recorded segments last written longer ago than this: 24h, 90m, 3600s, 2d "
+                        f"[{_env('RETAIN_S')} in seconds, default {format_duration(d.retain_s)}]")
+    p.add_argument("--max-disk", default=None, metavar="SIZE",
+                   help=f"remove the oldest recorded segments while the data directory holds more: 2GB, "
+                        f"500MB [{_env('MAX_DISK_BYTES')} in bytes, default {format_size(d.max_disk_bytes)}]")
     p.add_argument("--record", default=None, metavar="DIR",
-                   help=f"append every raw message to DIR/<symbol>_<YYYYMMDD>.gz [{_env('RECORD_DIR')}]")
+                   help=f"record into DIR (as --data-dir DIR, even with --no-history) [{_env('RECORD_DIR')}]")
     p.add_argument("--host", default=None,
                    help=f"address the API and dashboard listen on [{_env('HOST')}, default {d.host}]")
     p.add_argument("--api-port", type=int, default=None, help=f"API port [{_env('API_PORT')}, default {d.api_port}]")
@@ -95,6 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"),
                    help=f"log verbosity [{_env('LOG_LEVEL')}, default {d.log_level}]")
     p.add_argument("--log-file", default=None, help=f"also write the log to this file [{_env('LOG_FILE')}]")
+    p.add_argument("--role", choices=ROLES, default=None,
+                   help=f"all: everything in this process; ingest: read the exchange for some symbols and "
+                        f"publish on the bus; api: serve the API and dashboard from the bus "
+                        f"[{_env('ROLE')}, default {d.role}]")
+    p.add_argument("--bus", default=None, metavar="URL",
+                   help=f"the NATS server (JetStream on) of --role ingest and api, nats://HOST:PORT "
+                        f"[{_env('BUS_URL')}]")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help=f"--role ingest: take every N-th of the sorted --symbols, from the I-th (1-based) "
+                        f"[{_env('SHARD')}]")
+    p.add_argument("--node", default=None, metavar="NAME",
+                   help=f"this node's name on the bus [{_env('NODE_NAME')}, default <role>-<host>-<pid>]")
+    p.add_argument("--api-urls", default=None, metavar="URLS",
+                   help=f"--role api: other API nodes (comma-separated) the dashboard page moves to when its "
+                        f"connection drops [{_env('API_URLS')}]")
     return p
 
 
@@ -105,6 +134,10 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "replay_files": tuple(args.replay) if args.replay else None,
         "replay_speed": args.speed,
         "record_dir": args.record,
+        "data_dir": args.data_dir,
+        "history": False if args.no_history else None,
+        "retain_s": parse_duration_s(args.retain) if args.retain is not None else None,
+        "max_disk_bytes": parse_size_bytes(args.max_disk) if args.max_disk is not None else None,
         "host": args.host,
         "api_port": args.api_port,
         "dash_port": args.dash_port,
@@ -119,6 +152,11 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "allow_origins": tuple(o.strip() for a in args.allow_origin for o in a.split(",") if o.strip())
         if args.allow_origin else None,
         "forwarded_allow_ips": args.forwarded_allow_ips,
+        "role": args.role,
+        "bus_url": args.bus,
+        "shard": args.shard,
+        "node_name": args.node,
+        "api_urls": tuple(u.strip() for u in args.api_urls.split(",") if u.strip()) if args.api_urls else None,
     }
     return load_settings(environ, **cli)
 
@@ -142,6 +180,31 @@ def check_settings(s: Settings) -> None:
                 raise UsageError(f"--replay: no such file: {f}")
     if s.replay_speed < 0:
         raise UsageError("--speed must be >= 0")
+    if not s.retain_s > 0:
+        raise UsageError(f"--retain must be a positive duration, got {s.retain_s:g} s")
+    if s.max_disk_bytes <= 0:
+        raise UsageError(f"--max-disk must be a positive size, got {s.max_disk_bytes} bytes")
+    if s.recorder_retry_s <= 0 or s.retention_interval_s <= 0:
+        raise UsageError("the recorder's retry and retention intervals must be positive")
+    if s.dash_workers < 1 or s.dash_max_connections < 1 or not s.dash_request_timeout_s > 0:
+        raise UsageError(f"{ENV_PREFIX}DASH_WORKERS and {ENV_PREFIX}DASH_MAX_CONNECTIONS must be at least 1 and "
+                         f"{ENV_PREFIX}DASH_REQUEST_TIMEOUT_S positive")
+    if s.role not in ROLES:
+        raise UsageError(f"--role must be one of {', '.join(ROLES)}, got {s.role!r}")
+    if s.role == "all" and (s.bus_url or s.shard):
+        raise UsageError("--bus and --shard are for --role ingest or api (the default role uses no bus)")
+
+
+def open_history(s: Settings) -> Recorder | None:
+    """The recorder, its data directory checked and locked before anything starts: a
+    file, an unwritable path or a directory another process records into is a
+    one-line error."""
+    try:
+        return open_recorder(s)
+    except RecorderError as exc:
+        flag = "--record" if s.record_dir else "--data-dir"
+        hint = "" if s.record_dir else ", or --no-history to record nothing"
+        raise UsageError(f"{exc} ({flag} chooses another{hint})") from None
 
 
 def setup_logging(s: Settings) -> None:
@@ -219,10 +282,12 @@ def expected_depth_rate(suffix: str) -> float:
 class App:
     """The running process: the simulated exchange (if any), the stack, the dashboard."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, recorder: Recorder | None = None) -> None:
         self.settings = settings
+        self.recorder = recorder
         self.sim: Any = None
         self.stack: Stack | None = None
+        self.hub: Any = None  # an ingest node's hub (bus/ingest_node.py); None: the stack's own
         self.dashboard: Any = None
 
     async def choose_source(self) -> SourceInfo:
@@ -256,15 +321,18 @@ class App:
     async def start(self, api_sock: socket.socket, dash_sock: socket.socket | None) -> None:
         source = await self.choose_source()
         s = self.settings
-        self.stack = Stack(s, source, api_socket=api_sock, replay_files=s.replay_files)
+        self.stack = Stack(s, source, api_socket=api_sock, replay_files=s.replay_files, recorder=self.recorder,
+                           hub=self.hub)
         await self.stack.start()
         if dash_sock is not None:
             from dashboard.app import create_app
+            from dashboard.pooled_server import ServerLimits
             from dashboard.server import DashboardServer
 
             dash_sock.close()  # released just before the dashboard binds it
             app = create_app(self.stack.api_url, list(self.stack.runtime.feeds), source.label)
-            self.dashboard = DashboardServer(app, s.host, s.dash_port)
+            limits = ServerLimits(s.dash_workers, s.dash_max_connections, s.dash_request_timeout_s)
+            self.dashboard = DashboardServer(app, s.host, s.dash_port, limits)
             self.dashboard.start()
             self.stack.allow_origin(self.dashboard.url)
         shown = f"[{s.host}]" if ":" in s.host else s.host
@@ -273,6 +341,11 @@ class App:
             log.info("dashboard: http://%s:%d/", shown, s.dash_port)
         log.info("API: %s  (docs %s/docs, health %s/health)", self.stack.api_url, self.stack.api_url,
                  self.stack.api_url)
+        if self.recorder is not None:
+            log.info("history: recording into %s (kept %s, at most %s)", self.recorder.directory,
+                     format_duration(self.recorder.retain_s), format_size(self.recorder.max_disk_bytes))
+        elif source.kind != "replay":
+            log.info("history: off")
         self.stack.tasks.supervise(self.minute_report, name="minute-report")
 
     async def minute_report(self) -> None:
@@ -306,13 +379,36 @@ class App:
             await self.sim.stop()
 
 
+async def until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``work`` (start-up) unless ``stop`` is set first: start-up may wait (an
+    ingest node for a lease another node holds). True when ``work`` finished."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True
+
+
 async def run(settings: Settings) -> int:
     s = settings
     if not is_loopback(s.host):
         log.warning("listening on %s: the API and dashboard are reachable from other machines", s.host)
     api_sock = reserve_port(s.host, s.api_port, "API", "--api-port", bind_api_socket)
     dash_sock = reserve_port(s.host, s.dash_port, "dashboard", "--dash-port") if s.dashboard else None
-    app = App(s)
+    # An API node records nothing (it has no exchange connections): history is the ingest nodes'.
+    app: Any = App(s, open_history(s) if s.role != "api" else None)
+    if s.role != "all":
+        from bus.roles import node_for
+
+        app = node_for(s, app)
     loop = asyncio.get_running_loop()
     install_loop_error_log(loop)
     stop = asyncio.Event()
@@ -330,8 +426,8 @@ async def run(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        await app.start(api_sock, dash_sock)
-        await stop.wait()
+        if await until_stopped(app.start(api_sock, dash_sock), stop):
+            await stop.wait()
     finally:
         try:
             async with asyncio.timeout(4.5):
@@ -347,7 +443,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
         check_settings(settings)
-    except (UsageError, ValueError) as exc:
+        if settings.role != "all":
+            from bus.roles import prepare
+
+            settings = prepare(settings)
+    except (UsageError, ValueError, BusUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings)
@@ -355,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.debug("open files limit: %d (hard %d)", soft, hard)
     try:
         return asyncio.run(run(settings))
-    except (UsageError, RestrictedLocation) as exc:
+    except (UsageError, RestrictedLocation, BusUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # start-up problems said in one line (exchangeInfo, files)

@@ -15,7 +15,9 @@ as main.py starts them. For the tests, the benchmarks, the browser tools, and
         h.leave_clean()          # faults cleared, market resumed
 
 Any Settings field can be overridden by keyword; ``sim_config`` overrides the
-simulated exchange's SimConfig fields. Everything is stopped on exit.
+simulated exchange's SimConfig fields. Everything is stopped on exit. Unlike
+``main.py``, nothing is recorded unless asked (``history=True, data_dir=...`` or
+``record_dir=...``): tests and tools never write into the repository's ./data.
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ async def running_stack(
 ) -> AsyncIterator[StackHandle]:
     """The simulated exchange (20 s of warm-up unless ``sim_config`` says otherwise)
     and the stack reading it, the API on a free loopback port, no dashboard."""
+    overrides.setdefault("history", False)
     settings = load_settings(
         environ={}, symbols=symbols, source="sim", api_port=0, host="127.0.0.1", dashboard=False, **overrides
     )

@@ -26,8 +26,30 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(OriginMiddleware, policy=services.origins)
     app.state.services = services
     install_error_handlers(app)
+    if services.remote is not None:
+        # An API node (--role api): the routes answered from the bus come first and
+        # take the place of the ones of the same path that read local books.
+        services.remote.add_routes(app)
     add_health_routes(app, services)
     add_rest_routes(app, services)
     add_history_routes(app, services)
     add_ws_routes(app, services)
+    if services.remote is not None:
+        drop_shadowed_routes(app)
     return app
+
+
+def drop_shadowed_routes(app: FastAPI) -> None:
+    """Remove each route that an earlier route of the same path and methods hides:
+    it could never answer, and the OpenAPI document shows the one that does."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    kept = []
+    for route in app.router.routes:
+        path = getattr(route, "path", None)
+        methods = frozenset(getattr(route, "methods", None) or ())
+        if path is not None and methods:
+            if (path, methods) in seen:
+                continue
+            seen.add((path, methods))
+        kept.append(route)
+    app.router.routes[:] = kept

@@ -20,6 +20,7 @@ from api.publisher import FramePublisher
 from api.server import ApiServer, bind_api_socket
 from api.services import Services, SourceInfo
 from config import Settings, SymbolSpec
+from data_ingestion.recorder import Recorder
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry
 from features.engine import SymbolFeatures
@@ -37,15 +38,21 @@ class Stack:
         source: SourceInfo,
         api_socket: socket.socket | None = None,
         replay_files: Sequence[str] = (),
+        recorder: Recorder | None = None,
+        hub: FrameHub | None = None,
     ) -> None:
+        """``recorder``: an opened one (main.py); without it the runtime opens the one the
+        settings ask for, if any."""
         self.settings = settings
         self.source = source
         self.replay_files = tuple(replay_files)
         self.tasks = TaskRegistry()
         self.features: dict[str, SymbolFeatures] = {}
-        self.runtime = IngestionRuntime(settings, self.tasks, self._make_features)
-        self.hub = FrameHub(settings.max_ws_clients, settings.max_ws_clients_per_ip, settings.ws_client_queue,
-                            behind_limit_s=settings.ws_stall_timeout_s)
+        self.runtime = IngestionRuntime(settings, self.tasks, self._make_features, recorder)
+        # An ingest node (bus/ingest_node.py) hands in a hub that also puts each frame on the bus.
+        self.hub = hub if hub is not None else FrameHub(
+            settings.max_ws_clients, settings.max_ws_clients_per_ip, settings.ws_client_queue,
+            behind_limit_s=settings.ws_stall_timeout_s)
         self._api_socket = api_socket
         self.publisher: FramePublisher | None = None
         self.services: Services | None = None

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from api.services import Services
+from data_ingestion.recorder import recorder_status
 from orderbook.sequence_validator import TRUSTED_STATES
 
 
@@ -74,6 +75,7 @@ def health_body(services: Services) -> dict[str, Any]:
         body["rest_weight"] = {"used_1m": b.used, "limit_1m": b.limit, "rate_limited": b.rate_limited,
                                "waits": b.waits, "requests": b.requests}
     body["tasks"] = {"running": len(runtime.tasks.running), "restarts": dict(runtime.tasks.restarts)}
+    body["recorder"] = recorder_status(runtime.recorder)
     if runtime.replay is not None:
         replay = runtime.replay.as_dict()
         # File names, not paths: /health is readable by any client of the API.

@@ -3,7 +3,10 @@
 * ``coverage``: the time ranges with an in-sync book, and the gaps with their reason;
 * ``metrics?from=&to=&fields=&step=``: frame scalars, averaged per step, at most a
   few thousand points, gaps left out (never interpolated);
-* ``alerts?from=&to=``: every alert raised in the range, oldest first.
+* ``alerts?from=&to=``: every alert raised in the range, oldest first;
+* ``book?at=&depth=``: the book as it was at that moment, rebuilt from the raw
+  recording (history/seek.py), 404 with the covered ranges when nothing was
+  recorded then.
 
 Times are seconds since the epoch (decimals allowed). Reads run in a worker thread
 on their own SQLite connection: a long range never holds up ingestion.
@@ -13,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
 
 from api.errors import ApiError
-from api.rest import parse_number
+from api.rest import parse_count, parse_number
 from api.services import Services
+from config import SymbolSpec
+from history.seek import book_at, covered_ranges, members_of
 from history.store import HistoryStore
 
 DEFAULT_SPAN_S = 3600.0
@@ -38,11 +44,45 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
         return store, sym
 
     def time_range(start: str | None, end: str | None, default_span: float) -> tuple[float, float]:
-        hi = parse_number(end, "to") if end is not None else time.time()
-        lo = parse_number(start, "from") if start is not None else hi - default_span
+        hi = parse_number("to", end) if end is not None else time.time()
+        lo = parse_number("from", start) if start is not None else hi - default_span
         if not lo < hi:
             raise ApiError(422, f"from must be before to, got from={lo:g} to={hi:g}")
         return lo, hi
+
+    def raw_dir() -> Path:
+        directory = services.settings.recording_dir
+        if not directory or services.source.kind == "replay":
+            raise ApiError(404, "nothing is recorded in this process (it records unless started with --no-history)")
+        return Path(directory)
+
+    def spec_of(symbol: str) -> SymbolSpec:
+        sym = symbol.lower()
+        spec = services.runtime.specs.get(sym)
+        if spec is None:
+            try:
+                spec = services.settings.spec(sym)
+            except KeyError:
+                raise ApiError(404, f"no history of {symbol!r}: its tick size is unknown here") from None
+        return spec
+
+    @app.get("/history/{symbol}/book", summary="The book at a recorded moment, rebuilt from the raw recording")
+    async def book(
+        symbol: str,
+        at: Annotated[str, Query(description="seconds since the epoch")],
+        depth: Annotated[str | None, Query(description="levels a side, 1 to 100000; all when omitted")] = None,
+    ) -> dict[str, Any]:
+        moment = parse_number("at", at)
+        levels = None if depth is None else parse_count(depth, "depth", 1, 100_000)
+        directory = raw_dir()
+        sym = symbol.lower()
+        spec = spec_of(sym)
+        found = await asyncio.to_thread(book_at, directory, sym, spec, moment, levels)
+        if found is None:
+            ranges = await asyncio.to_thread(lambda: covered_ranges(members_of(directory, sym)))
+            shown = ", ".join(f"{a:.0f}-{b:.0f}" for a, b in ranges[-5:]) or "none"
+            raise ApiError(404, f"no recorded book of {sym} at {moment:.3f}; recorded: {shown}")
+        return found.as_dict()
 
     @app.get("/history/{symbol}/coverage", summary="Time ranges with an in-sync book, and the gaps with their reason")
     async def coverage(
@@ -51,9 +91,13 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
         end: Annotated[str | None, Query(alias="to", description="seconds since the epoch")] = None,
     ) -> dict[str, Any]:
         store, sym = store_for(symbol)
-        lo = parse_number(start, "from") if start is not None else None
-        hi = parse_number(end, "to") if end is not None else None
-        return await asyncio.to_thread(store.coverage, sym, lo, hi)
+        lo = parse_number("from", start) if start is not None else None
+        hi = parse_number("to", end) if end is not None else None
+        body = await asyncio.to_thread(store.coverage, sym, lo, hi)
+        directory = services.settings.recording_dir
+        body["book_ranges"] = (await asyncio.to_thread(lambda: covered_ranges(members_of(Path(directory), sym)))
+                               if directory else [])
+        return body
 
     @app.get("/history/{symbol}/metrics", summary="Frame scalars over time, downsampled, gaps left out")
     async def metrics(
@@ -72,7 +116,7 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
         unknown = [f for f in names if f not in store.fields]
         if unknown:
             raise ApiError(422, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(store.fields)}")
-        step_s = parse_number(step, "step") if step is not None else None
+        step_s = parse_number("step", step) if step is not None else None
         if step_s is not None and not 0 < step_s < 1e9:
             raise ApiError(422, f"step must be a positive number of seconds, got {step!r}")
         return await asyncio.to_thread(store.series, sym, lo, hi, names, step_s)

@@ -100,6 +100,7 @@ class FrameHub:
         self.stats = HubStats()
         self.closing = False
         self.active_handlers = 0  # websocket handlers still running (shutdown waits for them)
+        self.history_clients = 0  # clients of /ws/{symbol}?from=... (each replays the recording)
 
     @property
     def client_count(self) -> int:

@@ -1,4 +1,8 @@
-"""``GET /metrics``: Prometheus text format, collected from live state on each scrape."""
+"""``GET /metrics``: Prometheus text format, collected from live state on each scrape.
+
+Names follow Prometheus's conventions, as ``promtool check metrics`` checks them
+(tests/api/test_metrics_lint.py checks the same rules): base units (seconds, bytes)
+named in full, ``_total`` on counters only, HELP and TYPE on every family."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.services import Services
 from data_ingestion.monitor import LATENCY_BUCKETS_S
+from data_ingestion.recorder import RECORDER_STATES, recorder_status
 from orderbook.sequence_validator import TRUSTED_STATES
 
 
@@ -37,7 +42,10 @@ class _Collector:
                 fam.add_metric([sym], float(get(feed)))
             yield fam
         in_sync = GaugeMetricFamily("liq_in_sync", "1 when the book is in sync", labels=["symbol"])
-        lag = GaugeMetricFamily("liq_exchange_lag_ms", "mean receive time minus event time E", labels=["symbol"])
+        lag = GaugeMetricFamily(
+            "liq_exchange_lag_seconds", "mean local receive time minus exchange event time E, recent depth events",
+            labels=["symbol"],
+        )
         levels = GaugeMetricFamily("liq_book_levels", "levels held", labels=["symbol", "side"])
         hist = HistogramMetricFamily(
             "liq_processing_latency_seconds", "decode + sync + apply + features per depth message", labels=["symbol"]
@@ -46,7 +54,7 @@ class _Collector:
             in_sync.add_metric([sym], 1.0 if feed.sync_info()["state"] in TRUSTED_STATES else 0.0)
             lags = list(feed.monitor.lag_ms)
             if lags:
-                lag.add_metric([sym], sum(lags) / len(lags))
+                lag.add_metric([sym], sum(lags) / len(lags) / 1000.0)
             levels.add_metric([sym, "bid"], float(len(feed.book.bids)))
             levels.add_metric([sym, "ask"], float(len(feed.book.asks)))
             m = feed.monitor
@@ -68,8 +76,51 @@ class _Collector:
         st = hub.stats
         yield CounterMetricFamily("liq_frames_dropped", "frames dropped for slow clients", value=st.frames_dropped)
         yield CounterMetricFamily("liq_ws_clients_refused", "websocket clients refused", value=st.clients_refused)
-        yield GaugeMetricFamily("liq_process_rss_bytes", "resident set size",
-                                value=runtime.process.rss_mb() * 1024 * 1024)
+        yield GaugeMetricFamily("liq_process_rss_bytes", "resident set size of this process",
+                                value=round(runtime.process.rss_mb() * 1024 * 1024))
+        yield from _recorder_metrics(recorder_status(runtime.recorder))
+        yield from _serving_metrics(self.services)
+
+
+def _serving_metrics(services: Services) -> Iterator[Metric]:
+    """What the serving limits did (api/ws.py, api/limits.py, api/origins.py), the
+    restarts of long-lived tasks and the metric history's writes."""
+    st = services.hub.stats
+    yield CounterMetricFamily("liq_ws_clients_evicted", "websocket clients closed by the server: stalled, too slow "
+                              "or sending too much", value=st.clients_evicted)
+    yield CounterMetricFamily("liq_origins_refused", "requests and websocket handshakes from pages of another origin",
+                              value=st.origins_refused + services.origins.refused)
+    refused = CounterMetricFamily("liq_connections_closed", "API connections closed by a limit",
+                                  labels=["reason"])
+    limits = services.limits
+    if limits is not None:
+        refused.add_metric(["over_cap"], limits.refused_over_cap)
+        refused.add_metric(["header_timeout"], limits.closed_header_timeout)
+        refused.add_metric(["upgrade_too_long"], limits.refused_upgrade_too_long)
+    yield refused
+    restarts = CounterMetricFamily("liq_task_restarts", "long-lived tasks restarted after dying", labels=["task"])
+    for name, count in sorted(services.runtime.tasks.restarts.items()):
+        restarts.add_metric([name], count)
+    yield restarts
+    if services.history is not None:
+        yield CounterMetricFamily("liq_history_rows_written", "frame rows written to the metric history",
+                                  value=services.history.rows_written)
+        yield CounterMetricFamily("liq_history_errors", "metric history write errors", value=services.history.errors)
+
+
+def _recorder_metrics(rec: dict[str, Any]) -> Iterator[Metric]:
+    state = GaugeMetricFamily("liq_recorder_state", "1 for the recorder's state", labels=["state"])
+    for name in RECORDER_STATES:
+        state.add_metric([name], 1.0 if rec["state"] == name else 0.0)
+    yield state
+    yield GaugeMetricFamily("liq_recorder_segments_open", "segment files open", value=rec["segments_open"])
+    yield CounterMetricFamily("liq_recorder_lines_written_total", "raw messages recorded",
+                              value=rec["lines_written"])
+    yield CounterMetricFamily("liq_recorder_lines_dropped_total", "raw messages not recorded (write errors, paused)",
+                              value=rec["lines_dropped"])
+    yield CounterMetricFamily("liq_recorder_errors_total", "recorder write errors", value=rec["errors"])
+    yield GaugeMetricFamily("liq_recorder_disk_bytes", "bytes of the segments and indexes in the data directory",
+                            value=rec["bytes_on_disk"])
 
 
 def prometheus_text(services: Services) -> tuple[bytes, str]:

@@ -16,6 +16,7 @@ from data_ingestion.feed import SymbolFeed
 from features.engine import SymbolFeatures
 from features.frame import Frame, ReplayState
 from features.frame import encode as encode_frame
+from features.rounding import Decimals
 from history.store import HistoryStore
 from state.rolling_buffer import FrameBuffer
 
@@ -53,6 +54,8 @@ class FramePublisher:
         self.replay = replay
         self.history = history
         self.buffers = {sym: FrameBuffer(sym, buffer_seconds, push_interval_s) for sym in feeds}
+        # Numbers are rounded once, here where the JSON is written, to each symbol's decimals.
+        self.decimals = {sym: Decimals.of(features[sym].spec) for sym in feeds}
         self.frames_built = 0
         self.build_ms_last: dict[str, float] = {}
         self.frame_bytes_last: dict[str, int] = {}
@@ -70,7 +73,7 @@ class FramePublisher:
         # A replay says where it stands, so a page can tell "replaying" from "replay
         # finished" with the frame itself (null for live and simulated data).
         frame.replay = ReplayState(finished=feed.replay_finished) if self.replay else None
-        encoded = encode_frame(frame)
+        encoded = encode_frame(frame, self.decimals[symbol])
         self.buffers[symbol].append(frame, encoded)
         if self.history is not None:
             self.history.add_frame(frame)

@@ -1,9 +1,11 @@
 """The REST endpoints about the books and the server: ``/symbols``, ``/stats``,
-``/book/{symbol}``, ``/simulate/{symbol}``, ``/metrics``.
+``/book/{symbol}``, ``/simulate/{symbol}``, ``/alerts/{symbol}``, ``/metrics``.
 
 Every endpoint validates its input and answers a bad request with a 4xx and a
 message saying what is wrong; a book that is not in sync answers 503 with the
-reason (see api/errors.py).
+reason (see api/errors.py). Numbers in the query take plain decimal or exponent
+notation only (``2.5``, ``2.5e5``). Numbers in the answers are rounded where the
+JSON is written, by the rules of docs/frames.md ("Rounding").
 """
 
 from __future__ import annotations
@@ -18,15 +20,33 @@ from fastapi.responses import PlainTextResponse, Response
 from api.errors import ApiError
 from api.metrics import prometheus_text
 from api.services import Services
+from config import decimals_of
 from data_ingestion.feed import SymbolFeed
+from features.alerts import KINDS, AlertsAnswer, group_by_price, select
+from features.engine import SymbolFeatures
+from features.frame import encoder
+from features.liquidity_detection import WALL_REMOVED
 from features.market_impact import BookUnavailable, ImpactError
+from features.rounding import DERIVED_PRICE, PRICE, QTY, QUOTE, RATIO, Decimals, Rule, round_mapping, rounded
 from orderbook.sequence_validator import TRUSTED_STATES
 
 MAX_CURVE_POINTS = 50
+# Plain decimal or exponent notation: 2, -2.5, .5, 2.5e5. Not 0x10, 1_000, nan or inf.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+# How /simulate's numbers are written (docs/frames.md, "Rounding"); quantities at the
+# lot's decimals, or the size's own when it has more (the last fill is what remains of it).
+IMPACT_ROUNDING: dict[str, Rule] = {
+    "quantity_filled": QTY, "vwap": DERIVED_PRICE, "best_price": PRICE, "worst_price": PRICE,
+    "slippage": DERIVED_PRICE, "slippage_bps": RATIO, "impact_bps": RATIO,
+}
+FILL_ROUNDING: dict[str, Rule] = {"price": PRICE, "qty": QTY, "cumulative_qty": QTY, "cumulative_cost": QUOTE}
 
 
 def add_rest_routes(app: FastAPI, services: Services) -> None:
-    """``/symbols``, ``/stats``, ``/book/{symbol}``, ``/simulate/{symbol}`` and ``/metrics`` on ``app``."""
+    """``/symbols``, ``/stats``, ``/book/{symbol}``, ``/simulate/{symbol}``, ``/alerts/{symbol}`` and
+    ``/metrics`` on ``app``."""
     s = services.settings
     runtime = services.runtime
 
@@ -37,9 +57,17 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
             raise ApiError(404, f"unknown symbol {symbol!r}; served: {known}")
         return feed
 
+    def features_of(feed: SymbolFeed) -> SymbolFeatures:
+        """The features of a feed of this process (the frame source that builds the frames
+        here holds them; an API node has no local feed, so feed_of already said 404)."""
+        held: dict[str, SymbolFeatures] | None = getattr(services.publisher, "features", None)
+        if held is None or feed.symbol not in held:
+            raise ApiError(503, f"{feed.symbol}: no features in this process")
+        return held[feed.symbol]
+
     @app.get("/symbols", summary="The symbols served")
     async def symbols() -> dict[str, Any]:
-        return {"symbols": list(runtime.feeds)}
+        return {"symbols": services.served_symbols()}
 
     @app.get("/stats", summary="Burst protection: clients per symbol, frames dropped, clients refused")
     async def stats() -> dict[str, Any]:
@@ -47,7 +75,7 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
         st = hub.stats
         return {
             "clients": hub.client_count,
-            "clients_by_symbol": {sym: hub.clients_by_symbol().get(sym, 0) for sym in runtime.feeds},
+            "clients_by_symbol": {sym: hub.clients_by_symbol().get(sym, 0) for sym in services.served_symbols()},
             "clients_total": st.clients_total,
             "clients_refused": st.clients_refused,
             "frames_published": st.frames_published,
@@ -121,6 +149,7 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
         assert impact is not None
         if size is not None:
             value = parse_size(size, s.impact_max_size)
+            values = [value]
         else:
             assert sizes is not None
             parts = [p for p in sizes.split(",") if p.strip()]
@@ -130,21 +159,53 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
                 raise ApiError(422, f"sizes: at most {MAX_CURVE_POINTS} sizes")
             values = [parse_size(p, s.impact_max_size) for p in parts]
         require_in_sync(feed)  # bad input first (422), then the book's state (503)
+        spec = features_of(feed).spec
+        dec = Decimals(spec.price_decimals, max([spec.qty_decimals, *(decimals_of(v) for v in values)]))
         try:
             if size is not None:
                 result = impact.walk(feed.book, side_l, value, in_sync=feed.in_sync)
-                return {**result.to_dict(), "last_update_id": feed.book.last_update_id}
+                body = round_mapping(result.to_dict(), IMPACT_ROUNDING, dec)
+                body["fills"] = [round_mapping(f, FILL_ROUNDING, dec) for f in body["fills"]]
+                return {**body, "last_update_id": feed.book.last_update_id}
             points = impact.curve(feed.book, side_l, values, in_sync=feed.in_sync)
             return {
                 "symbol": feed.symbol,
                 "side": side_l,
                 "last_update_id": feed.book.last_update_id,
-                "curve": [p.to_dict() for p in points],
+                "curve": [round_mapping(p.to_dict(), IMPACT_ROUNDING, dec) for p in points],
             }
         except BookUnavailable as exc:
             raise ApiError(503, str(exc)) from None
         except ImpactError as exc:
             raise ApiError(422, str(exc)) from None
+
+    @app.get("/alerts/{symbol}", summary="Alerts over their life, grouped by price, most significant first")
+    async def alerts(
+        symbol: str,
+        since: Annotated[str | None, Query(description="seconds since the epoch: only alerts whose state is newer "
+                                                       "(ts > since)")] = None,
+        min_notional: Annotated[str | None, Query(description="USDT: only alerts whose peak notional reached it; "
+                                                              "default the dashboard's (alert_min_notional_usdt), "
+                                                              "0 for all")] = None,
+        kind: Annotated[str | None, Query(description="comma-separated: WALL, LAYERING, EXHAUSTION (all when "
+                                                      "omitted)")] = None,
+    ) -> Response:
+        feed = feed_of(symbol)
+        since_v = None if since is None else parse_number("since", since, minimum=0.0)
+        floor = s.alert_min_notional_usdt if min_notional is None else parse_number(
+            "min_notional", min_notional, minimum=0.0)
+        kinds = parse_kinds(kind)
+        features = features_of(feed)
+        dec = Decimals.of(features.spec)
+        # Rounded first, then filtered, ordered and grouped: exactly what a page that
+        # reads the frames sees and does.
+        held = [rounded(a, dec) for a in features.alert_list()]
+        chosen = select(held, since_v, floor, kinds)
+        answer = AlertsAnswer(
+            symbol=feed.symbol, since=since_v, min_notional=floor, default_min_notional=s.alert_min_notional_usdt,
+            kinds=list(kinds), total=len(held), shown=len(chosen), groups=group_by_price(chosen),
+        )
+        return Response(encoder.encode(rounded(answer, dec)), media_type="application/json")
 
     @app.get("/metrics", summary="Prometheus text format", response_class=PlainTextResponse)
     async def metrics() -> Response:
@@ -180,22 +241,24 @@ def require_in_sync(feed: SymbolFeed) -> dict[str, Any]:
     raise ApiError(503, f"{feed.symbol}: book not in sync ({state}: {why})")
 
 
-# A number as people write it in a query: optional sign, ASCII digits, an optional
-# fraction and exponent. Not Python's float() syntax, which also takes "1_000",
-# "inf", "nan" and digits of other scripts ("١٢").
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_COUNT = re.compile(r"[0-9]+")
-
-
-def parse_number(raw: str, what: str) -> float:
-    """``raw`` as a float when it is a plain decimal or exponent number, else
-    ApiError 422 naming ``what``."""
+def parse_number(name: str, raw: str, minimum: float | None = None) -> float:
+    """A finite number in plain decimal or exponent notation (surrounding spaces
+    allowed), at least ``minimum``; else ApiError 422 saying why."""
     text = raw.strip()
+    if text.lower() in _NOT_FINITE:
+        raise ApiError(422, f"{name} must be finite, got {raw!r}")
     if not _NUMBER.fullmatch(text):
-        if text.lstrip("+-").lower() in ("nan", "inf", "infinity"):
-            raise ApiError(422, f"{what} must be finite, got {raw!r}")
-        raise ApiError(422, f"{what} must be a number like 1.5 or 2e-3, got {raw!r}")
-    return float(text)
+        raise ApiError(422, f"{name} must be a number in decimal or exponent notation (e.g. 2.5 or 2.5e5), "
+                            f"got {raw!r}")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ApiError(422, f"{name} must be finite, got {raw!r}")
+    if minimum is not None and value < minimum:
+        raise ApiError(422, f"{name} must be at least {minimum:g}, got {raw!r}")
+    return value + 0.0  # -0 is 0
+
+
+_COUNT = re.compile(r"[0-9]+")
 
 
 def parse_count(raw: str, what: str, low: int, high: int) -> int:
@@ -211,11 +274,26 @@ def parse_count(raw: str, what: str, low: int, high: int) -> int:
 
 def parse_size(raw: str, max_size: float) -> float:
     """A finite positive size no larger than ``max_size``, or ApiError 422 saying why."""
-    value = parse_number(raw, "size")
-    if not math.isfinite(value):
-        raise ApiError(422, f"size must be finite, got {raw!r}")
+    value = parse_number("size", raw)
     if value <= 0:
         raise ApiError(422, f"size must be positive, got {raw!r}")
     if value > max_size:
         raise ApiError(422, f"size {value:g} is above the maximum {max_size:g}")
     return value
+
+
+def parse_kinds(raw: str | None) -> tuple[str, ...]:
+    """The alert kinds of a ``kind=`` list (any case), in the documented order; all when omitted."""
+    if raw is None:
+        return KINDS
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not parts:
+        raise ApiError(422, f"kind: give at least one of {', '.join(KINDS)}")
+    for part in parts:
+        if part.upper() == WALL_REMOVED:
+            raise ApiError(422, "kind: WALL_REMOVED is no alert of its own: a removed wall is the last state of "
+                                "its WALL alert (kind=WALL)")
+        if part.upper() not in KINDS:
+            raise ApiError(422, f"kind must be among {', '.join(KINDS)} (comma-separated), got {part!r}")
+    asked = {p.upper() for p in parts}
+    return tuple(k for k in KINDS if k in asked)

@@ -21,13 +21,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from api.errors import ApiError
 from api.hub import FrameHub, LimitExceeded, Subscriber
 from api.limits import abort_of
+from api.rest import parse_number
 from api.services import Services
 from features.frame import json_schema
 
@@ -54,7 +57,10 @@ def add_ws_routes(app: FastAPI, services: Services) -> None:
 
     @app.websocket("/ws/{symbol}")
     async def ws_frames(websocket: WebSocket, symbol: str) -> None:
-        await serve_subscriber(services, websocket, symbol)
+        if "from" in websocket.query_params:
+            await serve_history(services, websocket, symbol)
+        else:
+            await serve_subscriber(services, websocket, symbol)
 
     @app.websocket("/ws")
     @app.websocket("/ws/")
@@ -63,7 +69,7 @@ def add_ws_routes(app: FastAPI, services: Services) -> None:
         if await _origin_refused(services, websocket):
             return
         await websocket.accept()
-        known = ", ".join(sorted(services.runtime.feeds))
+        known = ", ".join(sorted(services.served_symbols()))
         await websocket.close(code=1008, reason=close_reason(f"use /ws/<symbol>; served: {known}"))
 
 
@@ -83,8 +89,8 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
     hub = services.hub
     sym = symbol.lower()
     await websocket.accept()
-    if sym not in services.runtime.feeds:
-        known = ", ".join(sorted(services.runtime.feeds))
+    if sym not in services.served_symbols():
+        known = ", ".join(sorted(services.served_symbols()))
         await websocket.close(code=1008, reason=close_reason(f"unknown symbol {symbol!r}; served: {known}"))
         return
     remote = websocket.client.host if websocket.client else "unknown"
@@ -126,6 +132,83 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
         elif hub.closing and websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close(code=1001, reason="server shutting down")
+        hub.active_handlers -= 1
+
+
+async def serve_history(services: Services, websocket: WebSocket, symbol: str) -> None:
+    """``/ws/{symbol}?from=<epoch s>&speed=<x>``: frames rebuilt from the recording from
+    that moment on, paced at ``speed`` (default 1, 0 as fast as the client reads,
+    at most 100), each marked with its ``history`` state; an empty ``history`` message
+    first, as on the live path. Ends with close 1000 after the last recorded frame."""
+    if await _origin_refused(services, websocket):
+        return
+    from history.seek import history_frames  # the live path does not need it
+
+    hub = services.hub
+    sym = symbol.lower()
+    await websocket.accept()
+    params = websocket.query_params
+    problem = None
+    start = speed = 0.0
+    try:
+        start = parse_number("from", params.get("from", ""))
+        speed = parse_number("speed", params.get("speed", "1"))
+        if not 0 <= speed <= 100:
+            problem = f"speed must be from 0 to 100, got {speed:g}"
+    except ApiError as exc:
+        problem = exc.detail
+    directory = services.settings.recording_dir
+    spec = services.runtime.specs.get(sym)
+    if problem is None and (not directory or services.source.kind == "replay"):
+        problem = "nothing is recorded in this process"
+    if problem is None and spec is None:
+        problem = f"unknown symbol {symbol!r}; served: {', '.join(sorted(services.runtime.feeds))}"
+    if problem is not None:
+        await websocket.close(code=1008, reason=close_reason(problem))
+        return
+    assert spec is not None
+    if hub.history_clients >= services.settings.max_history_clients:
+        hub.stats.clients_refused += 1
+        await websocket.close(code=1013, reason=close_reason(
+            f"too many history clients (limit {services.settings.max_history_clients})"))
+        return
+    hub.history_clients += 1
+    hub.active_handlers += 1
+    remote = websocket.client.host if websocket.client else "unknown"
+    sub = Subscriber(sym, remote, 1)  # not in the hub: carries the reader's verdict
+    stall_s = services.settings.ws_stall_timeout_s
+    reader = asyncio.ensure_future(_drain_client(websocket, hub, sub, services.settings.ws_client_msgs_per_s))
+    frames = history_frames(Path(directory), sym, spec, services.settings, start, speed)
+    sent = 0
+    try:
+        async with asyncio.timeout(stall_s):
+            await websocket.send_text(f'{{"type":"history","symbol":"{sym}","frames":[]}}')
+        async for encoded in frames:
+            if sub.closed or hub.closing:
+                break
+            async with asyncio.timeout(stall_s):
+                await websocket.send_text(encoded.decode())
+            sent += 1
+        else:
+            if sent == 0:
+                sub.evict(1008, f"nothing recorded for {sym} at or after {start:.0f}")
+            else:
+                sub.evict(1000, "end of the recording")
+    except TimeoutError:
+        sub.evict(1008, f"not reading: a frame waited {stall_s:g} s to be written")
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        await frames.aclose()
+        reader.cancel()
+        if sub.evicted is not None:
+            if sub.evicted[0] != 1000:
+                hub.stats.clients_evicted += 1
+            await _close_or_abort(websocket, *sub.evicted, abort=abort_of(websocket.scope))
+        elif hub.closing and websocket.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=1001, reason="server shutting down")
+        hub.history_clients -= 1
         hub.active_handlers -= 1
 
 

@@ -56,6 +56,21 @@ def _replay_memory() -> dict[str, Any]:
     return bench_replay_memory()
 
 
+def _recorder() -> dict[str, Any]:
+    from bench.recorder import bench_recorder
+
+    return bench_recorder()
+
+
+def _seek() -> dict[str, Any]:
+    import tempfile
+
+    from bench.seek import run
+
+    with tempfile.TemporaryDirectory(prefix="liq-bench-seek-") as tmp:
+        return run(Path(tmp), hours=1.0, seeks=100, checks=5, seed=1, member_s=60.0)
+
+
 def _flat(result: dict[str, Any]) -> dict[str, Any]:
     """Scalars only, for the table (the heap series stays in the JSON as a string)."""
     out: dict[str, Any] = {}
@@ -78,6 +93,10 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
         "ratio": ("pipeline / bare loop, alternated in one run (target >= 1.0)", ingest.bench_ratio),
         "replay_memory": ("replay RSS of a 50,000-priced and a 0.001-priced symbol vs BTCUSDT",
                           _replay_memory),
+        "recorder": ("recorder: disk per symbol-hour and CPU per message at the real recordings' rate",
+                     _recorder),
+        "seek": ("history: the book at 100 random moments of 1 simulated hour, 5 checked against a full rebuild",
+                 _seek),
         "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
         "fanout": ("200 websocket clients on two symbols at 1 s for 60 s", fanout.bench_fanout),
         "sim_cost": ("the simulated exchange alone: CPU and RSS at 2 symbols and at a market of 300",

@@ -5,7 +5,9 @@ turns it into the depth events a ``@depth@100ms`` client would receive (the
 exchange's own aggregation and encoding), feeds them through the project's real
 SequenceValidator + BookState (from a limit-1000 snapshot, as a client starts) and
 SymbolFeatures (aggTrades with their aggressor side), builds one frame per
-simulated second, and matches the frames' alerts against the episode labels:
+simulated second, and matches the detectors' events of each frame's sample (the rules
+of docs/metrics.md, before they are folded into alerts over their life) against the
+episode labels:
 
 - recall (per kind) = labels caught / labels. A label is caught when an alert of
   its type (wall -> WALL, layering -> LAYERING, withdrawal -> EXHAUSTION), same
@@ -18,8 +20,8 @@ simulated second, and matches the frames' alerts against the episode labels:
 
 Organic events. The background book is as heavy-tailed as the real recordings (about
 18 % of top-20 levels are >= 5x the rolling median, 12 % >= 8x; the real BTCUSDT file
-has 18 % and 15 % and fires 41 WALL and 9 LAYERING alerts in its 345 s), so random
-orders legitimately meet the metrics.md definitions. Those are not episodes, but they
+has 18 % and 15 %, and its rules fire 41 WALL and 6 LAYERING in its 344 s in sync), so
+random orders legitimately meet the metrics.md definitions. Those are not episodes, but they
 are real in the exchange's book: :class:`TruthOracle` applies the definitions to the
 exchange's TRUE top 20 (not the client's reconstruction) at the same 1 Hz instants
 and labels them ``origin: organic``. Recall is over the scripted episodes only;
@@ -54,7 +56,6 @@ from exchange_sim.market import SymbolMarket
 from exchange_sim.protocol import DepthAggregator, depth_event, snapshot_now
 from exchange_sim.settings import SimConfig, mid_price_for, spec_for
 from features.engine import SymbolFeatures
-from features.frame import to_dict as frame_to_dict
 from features.liquidity_detection import EXHAUSTION, LAYERING, WALL, WALL_REMOVED
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import EventOutcome, SequenceValidator, SnapshotOutcome
@@ -248,9 +249,8 @@ def _frame(run: SymbolRun, ts_ns: int) -> None:
         return
     run.oracle.sample(ts_ns // _MS)
     sync = {"state": "synced", "reason": run.validator.reason}
-    frame = run.features.build_frame(run.book, ts_ns, sync, {})
-    for a in frame_to_dict(frame)["alerts"]:
-        run.alerts.append(a)
+    run.features.build_frame(run.book, ts_ns, sync, {})
+    run.alerts.extend(a.to_dict() for a in run.features.last_detections)
 
 
 def simulate(

@@ -160,6 +160,7 @@ def bench_frame(repeat: int = 200) -> dict[str, float]:
     on the BTCUSDT book after the whole recording (about 4,800 levels a side)."""
     from config import Settings
     from features.engine import SymbolFeatures
+    from features.rounding import Decimals
 
     lines = load_lines()
     book = BookState("btcusdt", 0.1)
@@ -178,7 +179,7 @@ def bench_frame(repeat: int = 200) -> dict[str, float]:
     for i in range(repeat):
         t0 = time.perf_counter_ns()
         frame = features.build_frame(book, ts + i * 1_000_000_000, {"state": "synced"}, {})
-        encoded = encode_frame(frame)
+        encoded = encode_frame(frame, Decimals.of(features.spec))  # rounded, as the publisher writes it
         samples.append(time.perf_counter_ns() - t0)
         sizes.append(len(encoded))
     samples.sort()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from config import SymbolSpec
+from data_ingestion.recording import segments_of
 
 SYMBOLS: dict[str, tuple[SymbolSpec, float]] = {
     "btcusdt": (SymbolSpec(0.1, 0.001, 1, 3, 20), 97_000.0),
@@ -52,12 +53,15 @@ async def _record(directory: Path, seconds: float, speed: float) -> None:
         await sim.stop()
 
 
-def _strip_filters(path: Path) -> Path:
-    out = path.with_name("nofilters_" + path.name)
-    with gzip.open(path, "rb") as fin, gzip.open(out, "wb") as fout:
-        for line in fin:
-            if b'{"symbolFilters"' not in line:
-                fout.write(line)
+def _strip_filters(segments: list[Path]) -> Path:
+    """The segments of one symbol as one capture without its filters lines."""
+    out = segments[0].with_name("nofilters_" + segments[0].name)
+    with gzip.open(out, "wb") as fout:
+        for path in segments:
+            with gzip.open(path, "rb") as fin:
+                for line in fin:
+                    if b'{"symbolFilters"' not in line:
+                        fout.write(line)
     return out
 
 
@@ -93,7 +97,7 @@ def bench_replay_memory(seconds: float = 120.0, speed: float = 4.0) -> dict[str,
         asyncio.run(_record(directory, seconds, speed))
         out: dict[str, Any] = {}
         for sym in SYMBOLS:
-            capture = _strip_filters(next(directory.glob(f"{sym}_*.gz")))
+            capture = _strip_filters(segments_of(directory, sym))
             run = subprocess.run([sys.executable, "-m", "bench.replay_memory", "--one", str(capture)],
                                  capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
             res = json.loads(run.stdout.strip().splitlines()[-1])

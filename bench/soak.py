@@ -5,6 +5,7 @@ dashboard server on), connects ten websocket clients as dashboard tabs would, in
 a random fault every few seconds through the simulated exchange's control API, and
 every 30 s samples the process RSS, resyncs and time in sync. Prints the series
 and a verdict on memory (flat after warm-up), then stops the process with SIGINT.
+History is on, as for a user, into a temporary data directory removed at the end.
 
     python -m bench.soak [--minutes 30] [--speed 3] [--fault-every 5]
 """
@@ -16,10 +17,12 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -60,9 +63,10 @@ async def _client(url: str, stop: asyncio.Event, counts: dict[str, int]) -> None
 
 async def soak(minutes: float, speed: float, fault_every: float, clients: int = 10) -> dict[str, Any]:
     api_port, dash_port = free_port(), free_port()
+    data_dir = tempfile.mkdtemp(prefix="liq-soak-")
     proc = subprocess.Popen(
         [sys.executable, "main.py", "--source", "sim", "--sim-speed", str(speed), "--api-port", str(api_port),
-         "--dash-port", str(dash_port), "--log-level", "warning"],
+         "--dash-port", str(dash_port), "--log-level", "warning", "--data-dir", data_dir],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     ps = psutil.Process(proc.pid)
@@ -131,6 +135,7 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
             code = -9
         stop_s = time.monotonic() - t_stop
         stderr = proc.stderr.read() if proc.stderr else ""
+        shutil.rmtree(data_dir, ignore_errors=True)
     at5 = next((s["rss_mb"] for s in samples if s["minute"] >= 5), None)
     last = samples[-1]["rss_mb"] if samples else None
     return {

@@ -9,6 +9,9 @@ to one namespace (``window.dash_clientside.liq``, also ``window.LIQ``). Dash ser
 every ``.js`` in ``assets/`` as a plain script in file-name order, so the number
 prefix of each name is its load order: ``00-core.js`` first, ``90-main.js`` last
 (docs/dashboard.md lists them).
+
+Every panel section carries ``data-panel`` (its short name, the one used in the URL
+and the panel menu); the page's layout, URL and keyboard code find the panels by it.
 """
 
 from __future__ import annotations
@@ -22,9 +25,41 @@ from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 from dash.development.base_component import Component
 from flask import Response, send_file
 
+from dashboard.request_guard import guard_dash_endpoints
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 PLOTLY_ROUTE = "/vendor/plotly.min.js"
+
+# The panels a user can hide: short name (URL, panel menu, data-panel) and menu label.
+PANELS: tuple[tuple[str, str], ...] = (
+    ("ladder", "DOM ladder"),
+    ("heatmap", "Heatmap and volume profile"),
+    ("depth", "Depth curve"),
+    ("alerts", "Alerts"),
+    ("surface", "3D surface"),
+    ("impact", "Market impact"),
+    ("feed", "Feed health"),
+)
+
+# Dash's page template with the document's language declared (screen readers need it).
+INDEX_STRING = """<!DOCTYPE html>
+<html lang="en">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
 
 
 def _data(**attrs: str) -> dict[str, Any]:
@@ -32,13 +67,28 @@ def _data(**attrs: str) -> dict[str, Any]:
     return {"data-" + k.replace("_", "-"): v for k, v in attrs.items()}
 
 
+def _aria(**attrs: str) -> dict[str, Any]:
+    """``aria-*`` attributes for an html component (``label`` -> ``aria-label``)."""
+    return {"aria-" + k: v for k, v in attrs.items()}
+
+
 def _metric(label: str, ident: str) -> html.Div:
     return html.Div([html.Span(label, className="k"), html.Span("\u2013", id=ident, className="v")], className="metric")
 
 
-def _panel(title: str, body: Component, ident: str, extra: html.Span | None = None) -> html.Section:
-    head = [html.Span(title)] + ([extra] if extra is not None else [])
-    return html.Section([html.Header(head), body], id=ident, className="panel")
+def _panel(title: str, body: Component, name: str, extra: html.Span | None = None) -> html.Section:
+    """One panel: ``#panel-<name>``, named by its title for assistive technology."""
+    ident = "panel-" + name
+    head = [html.Span(title, id=ident + "-title")] + ([extra] if extra is not None else [])
+    return html.Section(
+        [html.Header(head), body], id=ident, className="panel",
+        **_aria(labelledby=ident + "-title"), **_data(panel=name),
+    )
+
+
+def _figure(ident: str, label: str) -> html.Div:
+    """A Plotly figure's container, described for assistive technology."""
+    return html.Div(id=ident, className="plot", role="figure", **_aria(label=label))
 
 
 def _banner(source_label: str | None) -> html.Div:
@@ -48,10 +98,44 @@ def _banner(source_label: str | None) -> html.Div:
             html.Span("", id="src-reason", className="reason"),
             html.Span(id="sync-chips", className="chips"),
             html.Span("connecting\u2026", id="conn-status", className="conn conn-connecting"),
+            # "paused at ..." while the view is frozen (space / the Pause button), else empty
+            html.Span("", id="view-state", className="view-state", role="status"),
             html.Span("no data yet", id="update-age", className="age"),
         ],
         id="banner",
         className="banner banner-unknown",
+    )
+
+
+def _view_controls() -> html.Div:
+    """Pause / back to live, the panel menu and the shortcut sheet: one group that the
+    keyboard shortcuts mirror (assets/82-keys.js)."""
+    menu = html.Details(
+        [
+            html.Summary("Panels", id="panel-menu-button", className="ctl", title="Show or hide panels"),
+            dcc.Checklist(
+                id="panel-toggles",
+                options=[{"label": label, "value": name} for name, label in PANELS],
+                value=[name for name, _label in PANELS],
+                className="panel-toggles",
+            ),
+        ],
+        id="panel-menu",
+        className="panel-menu",
+    )
+    return html.Div(
+        [
+            # "Pause" while the view follows the data, "Play" while it is frozen
+            html.Button("Pause", id="pause", className="ctl", type="button", title="Pause or play the view (space)",
+                        **_aria(keyshortcuts="Space")),
+            menu,
+            html.Button("?", id="shortcuts-open", className="ctl", type="button", title="Keyboard shortcuts (?)",
+                        **_aria(label="Keyboard shortcuts", keyshortcuts="?")),
+        ],
+        id="view-controls",
+        className="view-controls",
+        role="group",
+        **_aria(label="View"),
     )
 
 
@@ -76,25 +160,27 @@ def _toolbar(symbols: Sequence[str]) -> html.Div:
         id="metrics",
         className="metrics",
     )
-    return html.Div([switcher, metrics], className="toolbar")
+    return html.Div([switcher, _view_controls(), metrics], className="toolbar")
 
 
 def _main_grid() -> html.Div:
     return html.Div(
         [
-            _panel("DOM ladder (top 10)", html.Div(id="ladder", className="ladder"), "panel-ladder"),
+            _panel("DOM ladder (top 10)", html.Div(id="ladder", className="ladder"), "ladder"),
             _panel(
                 "Liquidity heatmap, trades, best bid/ask \u00b7 volume profile (180 s)",
-                html.Div(id="heatmap", className="plot"),
-                "panel-heatmap",
+                _figure("heatmap", "Liquidity heatmap: time across, price up, colour = resting size; trades as "
+                                   "triangles, up = buy, down = sell; volume profile at the right"),
+                "heatmap",
             ),
             html.Div(
                 [
-                    _panel("Depth curve (50 levels a side)", html.Div(id="depth", className="plot"), "panel-depth"),
+                    _panel("Depth curve (50 levels a side)",
+                           _figure("depth", "Depth curve: cumulative size, bids left of mid, asks right"), "depth"),
                     _panel(
                         "Alerts",
                         html.Div(id="alerts", className="alerts"),
-                        "panel-alerts",
+                        "alerts",
                         html.Span("0", id="alerts-count", className="count"),
                     ),
                 ],
@@ -115,6 +201,7 @@ def _impact_panel() -> html.Section:
                 inline=True,
                 className="sides",
             ),
+            html.Label("size", htmlFor="impact-size", className="size-label"),
             # Empty until the first frame: the page then fills in the symbol's default size
             # (about 100k USDT at mid) and keeps the panel updated without a click.
             dcc.Input(id="impact-size", type="number", value=None, step="any", className="size",
@@ -129,23 +216,23 @@ def _impact_panel() -> html.Section:
             html.Div(
                 [
                     html.Div(id="impact-result", className="impact-result", **_data(status="idle")),
-                    html.Div(id="impact-curve", className="plot"),
+                    _figure("impact-curve", "Impact curve: slippage and impact in bps against order size"),
                 ],
                 className="impact-body",
             ),
         ],
         className="impact-wrap",
     )
-    return _panel("Market impact (walks the whole local book, live)", body, "panel-impact")
+    return _panel("Market impact (walks the whole local book, live)", body, "impact")
 
 
 def _lower_grid() -> html.Div:
     return html.Div(
         [
             _panel("Liquidity surface (time \u00d7 price \u00d7 size, redrawn every 5 s)",
-                   html.Div(id="surface", className="plot"), "panel-surface"),
+                   _figure("surface", "3D liquidity surface: seconds ago, price and resting size"), "surface"),
             _impact_panel(),
-            _panel("Feed health", html.Div(id="feed", className="feed"), "panel-feed"),
+            _panel("Feed health", html.Div(id="feed", className="feed"), "feed"),
         ],
         className="lower-grid",
     )
@@ -165,6 +252,8 @@ def create_app(api_url: str, symbols: Sequence[str], source_label: str | None = 
         external_scripts=[PLOTLY_ROUTE],
         serve_locally=True,
     )
+    guard_dash_endpoints(app)
+    app.index_string = INDEX_STRING
 
     @app.server.route(PLOTLY_ROUTE)
     def _plotly_js() -> Response:
@@ -176,6 +265,7 @@ def create_app(api_url: str, symbols: Sequence[str], source_label: str | None = 
             dcc.Store(id="liq-config", data=config),
             dcc.Store(id="liq-active"),
             dcc.Store(id="liq-impact-done"),
+            dcc.Store(id="liq-panels-done"),
             _banner(source_label),
             _toolbar(symbols),
             _main_grid(),
@@ -190,6 +280,14 @@ def create_app(api_url: str, symbols: Sequence[str], source_label: str | None = 
         Input("liq-config", "data"),
         Input("symbol", "value"),
     )
+    # The panel menu: the page sets it from the URL, the browser's saved choice or the
+    # screen size, so only the user's own changes come through here.
+    app.clientside_callback(
+        ClientsideFunction(namespace="liq", function_name="panelMenu"),
+        Output("liq-panels-done", "data"),
+        Input("panel-toggles", "value"),
+        prevent_initial_call=True,
+    )
     app.clientside_callback(
         ClientsideFunction(namespace="liq", function_name="impact"),
         Output("liq-impact-done", "data"),
@@ -197,5 +295,7 @@ def create_app(api_url: str, symbols: Sequence[str], source_label: str | None = 
         Input("impact-size", "n_submit"),
         Input("impact-side", "value"),
         State("impact-size", "value"),
+        # nothing to do on load, and a link's side (set by the page) must not be undone
+        prevent_initial_call=True,
     )
     return app

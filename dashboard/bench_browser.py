@@ -2,25 +2,35 @@
 the JS heap stays flat. Headless Debian Chromium, all panels on, simulated market.
 
     python -m dashboard.bench_browser [--minutes 1] [--cadence 1.0] [--fast-minutes 0.5]
+    python -m dashboard.bench_browser --against ../other-checkout [--minutes 1] [--runs 3]
 
 ``measure()`` drives one page at one push cadence: the frame handler is timed with
 performance.now() inside the page (JSON parse + every panel), long tasks come from a
 PerformanceObserver, the heap from performance.memory (--enable-precise-memory-info).
+
+``compare()`` (--against) measures this checkout's page and another checkout's
+(its dashboard/app.py and assets) side by side: one stack, one browser, both pages
+drawing the same frames over the same minutes, so the load of a shared machine
+falls on both alike; runs alternate which page opens first. On a busy machine two
+runs of measure() a few minutes apart can differ by more than the change measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from dashboard.harness import launch_chromium, running_dashboard
 
 WARMUP_S = 8.0
 DEBUG_JS = "() => window.dash_clientside.liq.debug()"
+READY_JS = "() => window.dash_clientside?.liq?.debug().seq != null"
 
 
 def _heap_mb(page: Any) -> float:
@@ -68,7 +78,7 @@ def measure(
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(rd.url)
-            page.wait_for_function("() => window.dash_clientside?.liq?.debug().seq != null", timeout=30_000)
+            page.wait_for_function(READY_JS, timeout=30_000)
             if surface_in_view:
                 page.evaluate("() => document.getElementById('panel-surface').scrollIntoView({block: 'end'})")
             page.wait_for_timeout(WARMUP_S * 1000)  # benchmark warm-up, not a race guard
@@ -93,6 +103,76 @@ def measure(
     return out
 
 
+def _create_app_of(checkout: Path) -> Any:
+    """``create_app`` of another checkout's dashboard (its app.py, hence its assets)."""
+    spec = importlib.util.spec_from_file_location("other_dashboard_app", checkout / "dashboard" / "app.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no dashboard/app.py in {checkout}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.create_app
+
+
+def _side_by_side(browser: Any, urls: dict[str, str], minutes: float) -> dict[str, dict[str, Any]]:
+    """One run: a page for each url (in the given order), measured over the same minutes."""
+    pages = {}
+    for name, url in urls.items():
+        pages[name] = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        pages[name].goto(url)
+    try:
+        for page in pages.values():
+            page.wait_for_function(READY_JS, timeout=60_000)
+        first = next(iter(pages.values()))
+        first.wait_for_timeout(WARMUP_S * 1000)  # benchmark warm-up, not a race guard
+        for page in pages.values():
+            page.evaluate("() => window.dash_clientside.liq.resetStats()")
+        started = time.monotonic()
+        end = started + minutes * 60
+        while (now := time.monotonic()) < end:
+            first.wait_for_timeout(min(1.0, end - now) * 1000)
+        seconds = time.monotonic() - started
+        return {name: _summary(page.evaluate(DEBUG_JS)["stats"], seconds) for name, page in pages.items()}
+    finally:
+        for page in pages.values():
+            page.context.close()
+
+
+def compare(other: Path, minutes: float = 1.0, cadence_s: float = 1.0, runs: int = 3) -> dict[str, Any]:
+    """This checkout's page ("this") and ``other``'s side by side, ``runs`` times:
+    main-thread ms a frame of each and their ratio this / other."""
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.app import create_app
+    from dashboard.server import DashboardServer
+
+    factories = {"this": create_app, "other": _create_app_of(other)}
+    kept = ("frames", "frame_ms_mean", "frame_ms_p95", "main_thread_ms_per_frame", "panels")
+    results: list[dict[str, Any]] = []
+    servers: dict[str, DashboardServer] = {}
+    with running_dashboard(push_interval_s=cadence_s) as rd, sync_playwright() as pw:
+        try:
+            for name, factory in factories.items():
+                app = factory(rd.api_url, list(rd.stack.settings.symbols), rd.stack.stack.source.label)
+                servers[name] = DashboardServer(app, "127.0.0.1", 0)
+                servers[name].start()
+            browser = launch_chromium(pw)
+            try:
+                for run in range(runs):
+                    order = ["this", "other"] if run % 2 == 0 else ["other", "this"]
+                    row = _side_by_side(browser, {name: servers[name].url for name in order}, minutes)
+                    this, that = row["this"]["main_thread_ms_per_frame"], row["other"]["main_thread_ms_per_frame"]
+                    results.append({"first": order[0], "ratio": round(this / max(that, 1e-9), 3),
+                                    **{name: {k: row[name][k] for k in kept} for name in row}})
+            finally:
+                browser.close()
+        finally:
+            for server in servers.values():
+                server.stop()
+    ratios = sorted(r["ratio"] for r in results)
+    return {"other": str(other), "cadence_s": cadence_s, "minutes": minutes, "runs": results,
+            "ratio_median": ratios[len(ratios) // 2]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=1.0, help="run at 1 frame a second for this long")
@@ -101,8 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--surface-in-view", action="store_true", help="scroll the 3D surface into view, so it redraws every 5 s"
     )
+    parser.add_argument("--against", type=Path, help="another checkout: measure both pages side by side instead")
+    parser.add_argument("--runs", type=int, default=3, help="with --against: side-by-side runs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.against is not None:
+        print(json.dumps(compare(args.against, args.minutes, args.cadence, args.runs), indent=2))
+        return
     results = [measure(args.minutes, args.cadence, surface_in_view=args.surface_in_view)]
     if args.fast_minutes > 0:
         results.append(

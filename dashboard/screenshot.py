@@ -1,9 +1,13 @@
-"""Screenshot of the running dashboard on the simulated market.
+"""Screenshots of the running dashboard on the simulated market, one per layout.
 
-    python -m dashboard.screenshot docs/dashboard.png [--wait 40] [--symbol btcusdt]
+    python -m dashboard.screenshot docs/dashboard.png [--wait 40] [--symbol btcusdt] [--sizes desktop,tablet,phone]
 
 Starts the whole stack (simulated exchange, ingestion, API) and the Dash server on
-loopback, lets the heatmap fill for ``--wait`` seconds, captures 1400x900.
+loopback, lets the heatmap fill for ``--wait`` seconds, then opens the page at each
+size and captures it: desktop (1400x900) to OUT, tablet (1024x768) to OUT-tablet.png,
+phone (390 wide, the whole page: its one column is the design) to OUT-phone.png. Each
+size is a fresh load with that size's default panels; the API's history fills the
+heatmap at once.
 """
 
 from __future__ import annotations
@@ -11,47 +15,76 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from dashboard.harness import launch_chromium, running_dashboard
 
 log = logging.getLogger("dashboard.screenshot")
 
+# name: (width, height, whole page)
+SIZES: dict[str, tuple[int, int, bool]] = {
+    "desktop": (1400, 900, False),
+    "tablet": (1024, 768, False),
+    "phone": (390, 844, True),
+}
+READY_JS = """() => { const liq = window.dash_clientside?.liq; const d = liq?.debug();
+  return d && d.seq != null && d.columns > 0 && !d.surfaceBusy
+    && document.getElementById('heatmap')?._fullLayout !== undefined; }"""
 
-def capture(out: Path, wait_s: float = 40.0, symbol: str = "btcusdt", width: int = 1400, height: int = 900) -> Path:
+
+def out_path(out: Path, size: str) -> Path:
+    """Where ``size``'s capture goes: OUT for the desktop, OUT-<size>.png beside it."""
+    return out if size == "desktop" else out.with_name(f"{out.stem}-{size}{out.suffix}")
+
+
+def capture(
+    out: Path, wait_s: float = 40.0, symbol: str = "btcusdt", sizes: Sequence[str] = tuple(SIZES)
+) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
+    written: list[Path] = []
     stack = running_dashboard(push_interval_s=1.0, source_reason="chosen with --source sim")
     with stack as rd, sync_playwright() as pw:
         browser = launch_chromium(pw)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(rd.url)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            address = f"{rd.url}/?symbol={symbol}"
+            page.goto(address)
             page.wait_for_function("() => window.dash_clientside?.liq?.debug().seq != null", timeout=30_000)
-            if symbol != rd.stack.settings.symbols[0]:
-                page.click(f"label:has-text('{symbol.upper()}')")
             deadline = time.monotonic() + wait_s
             log.info("letting the heatmap fill for %.0f s", wait_s)
             while time.monotonic() < deadline:
                 page.wait_for_timeout(min(1.0, deadline - time.monotonic()) * 1000)
-            page.wait_for_function("() => !window.dash_clientside.liq.debug().surfaceBusy", timeout=10_000)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(out))
+            for size in sizes:
+                width, height, whole = SIZES[size]
+                page.set_viewport_size({"width": width, "height": height})
+                page.goto(address)  # no panels in the address: the size's defaults
+                page.wait_for_function(READY_JS, timeout=30_000)
+                path = out_path(out, size)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(path), full_page=whole)
+                log.info("%s (%dx%d): %s", size, width, height, path)
+                written.append(path)
         finally:
             browser.close()
-    return out
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="PNG file to write")
-    parser.add_argument("--wait", type=float, default=40.0, help="seconds of data before the capture")
+    parser.add_argument("out", type=Path, help="PNG file of the desktop capture; the others are written beside it")
+    parser.add_argument("--wait", type=float, default=40.0, help="seconds of data before the captures")
     parser.add_argument("--symbol", default="btcusdt")
+    parser.add_argument("--sizes", default=",".join(SIZES), help="which layouts, comma-separated: " + ", ".join(SIZES))
     args = parser.parse_args(argv)
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown size {', '.join(unknown)}; known: {', '.join(SIZES)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    path = capture(args.out, args.wait, args.symbol.lower())
-    log.info("wrote %s", path)
+    capture(args.out, args.wait, args.symbol.lower(), sizes)
 
 
 if __name__ == "__main__":

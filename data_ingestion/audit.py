@@ -10,7 +10,14 @@ batched depth event it matches, so checks run from whichever side comes second.
 
 Prints one JSON summary per symbol. Exit status: 0 when every check matched and
 every book ended in sync, 1 on any mismatch, 3 when a book ended out of sync (a gap
-the recording has no later snapshot to repair), 2 on unreadable input.
+the recording has no later snapshot to repair), 2 on unreadable input (a file that
+cannot be opened, or no stream message in any file).
+
+A file cut short (the last segment of a recorder that was killed) is audited up to
+its last complete line: the summary lists it under ``truncated_files`` and a warning
+says so on stderr; the exit status is then that of what could be read. Segments of a
+data directory given in order (``data/raw/btcusdt/*.gz``) are read as one stream; the
+recorder's filters and checkpoint lines are not messages and are skipped.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import orjson
 
 from config import DEFAULT_SYMBOL_SPECS
 from data_ingestion.recording import (
+    CHECKPOINT,
     SNAPSHOT,
     ReadStats,
     RecordedMessage,
@@ -128,6 +136,8 @@ def audit_messages(
         if isinstance(msg.data, SymbolFiltersLine):
             known[msg.data.symbol.lower()] = float(msg.data.tick_size)
             continue
+        if msg.kind == CHECKPOINT:
+            continue
         if msg.kind == SNAPSHOT:
             if current is None:
                 early_snapshots.append(msg)
@@ -219,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary["garbage_lines"] = stats.garbage
         if stats.first_garbage is not None:
             summary["first_garbage_line"] = stats.first_garbage
+        summary["truncated_files"] = stats.truncated_files
         print(orjson.dumps(summary).decode())
         if audit.mismatches:
             status = 1
@@ -226,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = 3
     if not audits:
         print(orjson.dumps({"error": "no stream messages found", "lines": stats.lines,
-                            "garbage_lines": stats.garbage}).decode())
+                            "garbage_lines": stats.garbage, "truncated_files": stats.truncated_files}).decode())
         return 2
     return status
 

@@ -14,11 +14,10 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-import msgspec
-
 from config import Settings, SymbolSpec
 from data_ingestion.backoff import Backoff
 from data_ingestion.monitor import FeedMonitor
+from data_ingestion.recording import BookCheckpointLine
 from data_ingestion.rest import RestClient, RestError, RestrictedLocation
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import DisplayState, EventOutcome, SequenceValidator, SnapshotOutcome, SyncState
@@ -97,11 +96,9 @@ class SymbolFeed:
             keys = reversed(side.keys()) if reverse else side.keys()
             return [(fmt(k * tick), repr(side[k])) for k in keys]
 
-        body = {"bookCheckpoint": {
-            "symbol": self.symbol.upper(), "lastUpdateId": book.last_update_id, "E": self.last_event_ms,
-            "bids": levels(book.bids, True), "asks": levels(book.asks, False),
-        }}
-        return msgspec.json.encode(body)
+        return BookCheckpointLine(symbol=self.symbol.upper(), last_update_id=book.last_update_id,
+                                  event_time_ms=self.last_event_ms, bids=levels(book.bids, True),
+                                  asks=levels(book.asks, False)).encode()
 
     # --- state for the API ----------------------------------------------------------
     @property

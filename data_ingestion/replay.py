@@ -3,7 +3,9 @@
 Speed 1 plays in real time (by the recorded receive times), X plays X times
 faster, 0 as fast as possible (yielding to the event loop now and then so the API
 stays responsive). Snapshots come from the recording. When the files end, the
-books stay as they are and the feed says the replay finished.
+books stay as they are and the feed says the replay finished. A file cut short (a
+crash while recording) plays up to its last complete line, and says so in the log
+and in /health (``replay.truncated_files``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from data_ingestion.feed import SymbolFeed
-from data_ingestion.recording import ReadStats, read_recording, symbol_of
+from data_ingestion.recording import CHECKPOINT, FILTERS, ReadStats, read_recording, symbol_of
 from wire.binance import AggTrade, BookTicker, DepthSnapshot, DepthUpdate, Trade
 
 log = logging.getLogger("replay")
+
+# Lines of this project's recorder that are not messages: the filters (read before
+# the replay starts) and the book checkpoints (the replay rebuilds the book itself).
+_HEAD_KINDS = (FILTERS, CHECKPOINT)
 
 
 @dataclass(slots=True)
@@ -39,6 +45,7 @@ class ReplayProgress:
             "messages": self.messages,
             "progress_pct": round(100.0 * self.stats.bytes_read / total, 1) if total else None,
             "finished": self.finished,
+            "truncated_files": self.stats.truncated,  # cut short (a crash): played up to their last complete line
             "recorded_span_s": round((self.last_ts_ns - self.first_ts_ns) / 1e9, 1)
             if self.first_ts_ns is not None and self.last_ts_ns is not None else None,
         }
@@ -51,7 +58,7 @@ async def play(feed: SymbolFeed, files: Sequence[str], speed: float, progress: R
     first_ts: int | None = None
     n = 0
     for msg in read_recording(files, progress.stats):
-        if symbol_of(msg) not in (None, feed.symbol):
+        if msg.kind in _HEAD_KINDS or symbol_of(msg) not in (None, feed.symbol):
             continue
         ts = msg.ts_recv_ns
         if first_ts is None:

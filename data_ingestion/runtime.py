@@ -18,7 +18,7 @@ from config import Settings, SymbolSpec
 from data_ingestion.connection import StreamConnection
 from data_ingestion.feed import FeatureSink, SymbolFeed
 from data_ingestion.monitor import ProcessMonitor
-from data_ingestion.recorder import Recorder
+from data_ingestion.recorder import Recorder, open_recorder
 from data_ingestion.recording import ReadStats, RecordingHead, scan_head
 from data_ingestion.replay import ReplayProgress, play
 from data_ingestion.rest import (
@@ -45,13 +45,17 @@ class IngestionRuntime:
         settings: Settings,
         tasks: TaskRegistry,
         features_factory: FeaturesFactory | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
+        """``recorder``: one already opened (main.py opens it before anything starts, so
+        that a bad or busy data directory stops the process at once); without one,
+        :meth:`start_live` opens the one the settings ask for."""
         self.settings = settings
         self.tasks = tasks
         self.features_factory = features_factory
         self.feeds: dict[str, SymbolFeed] = {}
         self.connections: list[StreamConnection] = []
-        self.recorder: Recorder | None = Recorder(settings.record_dir) if settings.record_dir else None
+        self.recorder: Recorder | None = recorder
         self.rest: RestClient | None = None
         self.process = ProcessMonitor()
         self.replay: ReplayProgress | None = None
@@ -115,13 +119,15 @@ class IngestionRuntime:
         return spec
 
     def _note_filters(self, symbol: str, f: SymbolFilters | None, source: str) -> None:
-        """Hand the recorder the line it writes at the head of each file."""
+        """Hand the recorder the line it writes at the head of each member."""
         if self.recorder is not None:
             self.recorder.set_filters(symbol, filters_line(symbol, self.specs[symbol], f, source).encode())
 
     async def start_live(self) -> None:
         """Live Binance or the simulated exchange: the same code, other URLs."""
         s = self.settings
+        if self.recorder is None:
+            self.recorder = open_recorder(s)
         budget = WeightBudget(s.rest_weight_budget_1m, s.rest_weight_safety)
         self.rest = RestClient(s.rest_base_url, budget, s.http_timeout_s)
         await self._resolve_specs(self.rest)
@@ -142,7 +148,9 @@ class IngestionRuntime:
                 self.connections.append(conn)
                 self.tasks.supervise(conn.run, name=f"ws:{conn.name}")
         if self.recorder is not None:
+            self.recorder.set_checkpoint_provider(self._checkpoint)
             self.tasks.supervise(self._flush_recorder, name="recorder-flush")
+            self.tasks.supervise(self._retention, name="recorder-retention")
         self.tasks.supervise(self._baseline_memory, name="memory-baseline")
 
     async def start_replay(self, files: Sequence[str], speed: float) -> None:
@@ -187,11 +195,26 @@ class IngestionRuntime:
         for feed in self.feeds.values():
             feed.replay_finished = True
 
+    def _checkpoint(self, symbol: str) -> bytes | None:
+        """The recorder's checkpoint line of ``symbol``: its whole book while in sync."""
+        feed = self.feeds.get(symbol.lower())
+        return feed.checkpoint_line() if feed is not None else None
+
     async def _flush_recorder(self) -> None:
+        """Every second: what was recorded reaches the files (and, after a write
+        error, the recorder tries again when its retry is due)."""
         assert self.recorder is not None
         while True:
             await asyncio.sleep(1.0)
             self.recorder.flush()
+
+    async def _retention(self) -> None:
+        """At start, then every ``retention_interval_s``: the oldest segments removed
+        past the retention or the disk budget."""
+        assert self.recorder is not None
+        while True:
+            self.recorder.enforce_retention()
+            await asyncio.sleep(self.settings.retention_interval_s)
 
     async def _baseline_memory(self) -> None:
         await asyncio.sleep(30.0)

@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any
 
 from config import Settings, SymbolSpec
+from features.alerts import AlertTracker
 from features.basic_metrics import depth_bands, top_metrics
 from features.frame import BidAsk, BidAskLists, Binned, DepthBands, Frame, FrameAlert, FrameWall, SyncInfo, TradePrint
 from features.liquidity_detection import Alert, LiquidityDetector
@@ -33,10 +34,6 @@ def _binned(sizes: BinnedSizes | None) -> Binned | None:
     return None if sizes is None else Binned(bin0=sizes.bin0, bin_size=sizes.bin_size, sizes=list(sizes.sizes))
 
 
-def _round(value: float | None, decimals: int) -> float | None:
-    return None if value is None else round(value, decimals)
-
-
 class SymbolFeatures:
     """Everything computed for one symbol between two frames, and the frame itself."""
 
@@ -50,7 +47,12 @@ class SymbolFeatures:
             settings.buffer_seconds, frames_for(settings.buffer_seconds, settings.push_interval_s)
         )
         self.trade_history: RecentEvents[Trade] = RecentEvents(settings.buffer_seconds)
-        self.alert_history: RecentEvents[Alert] = RecentEvents(settings.buffer_seconds, max_items=10_000)
+        self.alerts = AlertTracker(self.symbol, settings, self.spec)
+        # Alerts born in the last buffer_seconds (their later changes keep their id).
+        self.alert_history: RecentEvents[FrameAlert] = RecentEvents(settings.buffer_seconds, max_items=10_000)
+        # The detectors' own events at the latest sample (docs/metrics.md's rules, before
+        # they are folded into alerts); empty when the latest frame ran no sample.
+        self.last_detections: list[Alert] = []
         self.seq = 0
         self._ts_event_ms: int | None = None
         self._frame_trades: deque[Trade] = deque(maxlen=MAX_PENDING_TRADES)
@@ -72,7 +74,7 @@ class SymbolFeatures:
             # A new REST snapshot was applied since the last event (a resync between two
             # frames): the flow must not difference across it.
             if self._snapshot_band is not None:
-                self.on_resync()
+                self.on_resync(ts_ns)
             self._snapshot_band = band
         n = self.settings.top_n
         bids = book.top_bids(n)
@@ -89,11 +91,13 @@ class SymbolFeatures:
         self._sample_trades.append(trade)
         self.trade_history.add(ts_ns, trade)
 
-    def on_resync(self) -> None:
+    def on_resync(self, ts_ns: int | None = None) -> None:
         """The book lost sync: the next state does not follow the last one, so the
-        flow (OFI) and the detectors start again from nothing."""
+        flow (OFI) and the detectors start again from nothing, and every live alert
+        ends (reason ``resync``, at ``ts_ns`` or else at the latest sample)."""
         self.ofi.reset()
         self.detector.reset()
+        self.alerts.end_all(ts_ns)
         self._last_sample_slot = None
         self._sample_trades.clear()
 
@@ -105,8 +109,9 @@ class SymbolFeatures:
         the level lists are empty and no detector runs."""
         self.seq += 1
         in_sync = sync.get("state") in TRUSTED_STATES
+        self.last_detections = []
         if not in_sync and self._was_synced:
-            self.on_resync()
+            self.on_resync(ts_ns)
         self._was_synced = in_sync
         s = self.settings
         trades = [TradePrint(ts=t.ts_ns / 1e9, price=t.price, qty=t.qty, side=t.side, nq=t.nq)  # type: ignore[arg-type]
@@ -117,11 +122,12 @@ class SymbolFeatures:
         if not in_sync:
             self.levels.expire(ts_ns)
             frame.volume_profile = _binned(self.levels.profile())
+            frame.alerts = self.alerts.frame_alerts()  # those the resync ended
             return frame
 
         n = s.top_n
         m = top_metrics(*book.top(n), n)
-        alerts = self._maybe_sample(book, ts_ns, m.spread)
+        self._maybe_sample(book, ts_ns, m.spread)
         bands = depth_bands(book, s.depth_bands_bps)
         column = heatmap_column(book, self.spec.heatmap_bin_ticks, s.heatmap_bins)
         if column is not None:
@@ -131,10 +137,9 @@ class SymbolFeatures:
         bid_levels, ask_levels = book.top(s.frame_levels)
         frame.best_bid = m.best_bid
         frame.best_ask = m.best_ask
-        # Prices are multiples of the tick: the float noise of a subtraction
-        # (0.10000000000582077) is removed by rounding to the tick's decimals.
-        frame.mid_price = _round(m.mid_price, self.spec.price_decimals + 1)
-        frame.spread = _round(m.spread, self.spec.price_decimals)
+        # Full precision here: numbers are rounded once, when the frame is encoded.
+        frame.mid_price = m.mid_price
+        frame.spread = m.spread
         frame.spread_bps = m.spread_bps
         frame.microprice = m.microprice
         frame.imbalance = m.imbalance
@@ -152,31 +157,31 @@ class SymbolFeatures:
         frame.bid_levels = bid_levels
         frame.ask_levels = ask_levels
         frame.walls = [FrameWall(**w.to_dict()) for w in self.detector.walls()]
-        frame.alerts = [FrameAlert(**a.to_dict()) for a in alerts]
+        frame.alerts = self.alerts.frame_alerts()
         frame.heatmap = _binned(column)
         frame.volume_profile = _binned(self.levels.profile())
         return frame
 
-    def _maybe_sample(self, book: BookState, ts_ns: int, spread: float | None) -> list[Alert]:
+    def _maybe_sample(self, book: BookState, ts_ns: int, spread: float | None) -> None:
         """Run the detectors at most once per wall-clock second (a 1 Hz sample whatever
-        the push interval, robust to jitter in the tick times)."""
+        the push interval, robust to jitter in the tick times), and fold their events
+        into the alerts."""
         slot = ts_ns // _NS
         if slot == self._last_sample_slot:
-            return []
+            return
         self._last_sample_slot = slot
         bids, asks = book.top(self.settings.detector_levels)
-        alerts = self.detector.on_sample(ts_ns, bids, asks, spread, list(self._sample_trades))
+        events = self.detector.on_sample(ts_ns, bids, asks, spread, list(self._sample_trades))
         self._sample_trades.clear()
-        for a in alerts:
-            self.alert_history.add(ts_ns, a)
+        self.last_detections = events
+        for born in self.alerts.on_sample(ts_ns, events, self.detector, bids, asks):
+            self.alert_history.add(ts_ns, born)
         self.alert_history.expire(ts_ns)
         self.trade_history.expire(ts_ns)
-        return alerts
 
-    def recent_alerts(self, now_ns: int) -> list[dict[str, Any]]:
-        """The alert history of the last ``buffer_seconds``, oldest first."""
-        self.alert_history.expire(now_ns)
-        return [a.to_dict() for a in self.alert_history]
+    def alert_list(self) -> list[FrameAlert]:
+        """Every live alert and every alert ended in the last buffer_seconds, at full precision."""
+        return self.alerts.alerts()
 
     def profile(self) -> BinnedSizes | None:
         return self.levels.profile()

@@ -1,10 +1,12 @@
 """The frame pushed on ``/ws/{symbol}``: one typed definition.
 
-The frame is built as these structs and encoded by msgspec; docs/frames.md's table
+The frame is built as these structs and encoded by msgspec; docs/frames.md's tables
 and the JSON Schema served at ``/schema/frame.json`` are generated from the same
 definitions (``python -m features.frame markdown`` / ``schema``), so the three
 cannot drift. Every metric follows docs/metrics.md; a value that cannot be
-computed is ``null``.
+computed is ``null``. Each number's field names how it is written
+(features/rounding.py): frames are built at full precision and rounded once, by
+:func:`encode`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,29 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-Price = float
-Qty = float
+from features.rounding import (
+    AS_GIVEN,
+    BOOK_PRICE,
+    DERIVED_PRICE,
+    DURATION,
+    EXCHANGE_PRICE,
+    EXCHANGE_QTY,
+    PRICE,
+    QTY,
+    QUOTE,
+    RATIO,
+    TIME,
+    Decimals,
+    Pair,
+    doc_of,
+    rounded,
+    rule_of,
+)
+
+Price = Annotated[float, PRICE]
+Qty = Annotated[float, QTY]
+BookPrice = Annotated[float, BOOK_PRICE]  # a level's price, as the book holds it
+ExchangeQty = Annotated[float, EXCHANGE_QTY]  # a quantity as the exchange sent it
 
 
 def _d(text: str) -> Meta:
@@ -32,7 +55,7 @@ class SyncInfo(Struct, kw_only=True):
                              "live connection with no message for 5 s (served with full metrics)")]
     reason: Annotated[str | None, _d("why the book is in this state")] = None
     last_update_id: Annotated[int | None, _d("u of the last applied depth event")] = None
-    last_message_age_s: Annotated[float | None, _d("seconds since the symbol's last message")] = None
+    last_message_age_s: Annotated[float | None, _d("seconds since the symbol's last message"), DURATION] = None
 
 
 class BidAsk(Struct, kw_only=True):
@@ -53,36 +76,86 @@ class DepthBands(Struct, kw_only=True):
 
 
 class FrameWall(Struct, kw_only=True):
+    """A level that is a wall in this frame (docs/metrics.md, "Wall")."""
+
     side: Literal["bid", "ask"]
-    price: Price
-    size: Qty
-    multiple: Annotated[float, _d("size / median size of the top levels")]
-    age_s: Annotated[float, _d("seconds at this price at wall size")]
+    price: BookPrice
+    size: ExchangeQty
+    multiple: Annotated[float, _d("size / median size of the top levels"), RATIO]
+    age_s: Annotated[float, _d("seconds at this price at wall size"), DURATION]
+
+
+AlertType = Literal["WALL", "LAYERING", "EXHAUSTION"]
+AlertStatus = Literal["born", "grown", "shrunk", "moved", "returned", "refired", "removed", "ended"]
+
+
+class AlertEvent(Struct, kw_only=True):
+    """One change in an alert's life."""
+
+    ts: Annotated[float, _d("the detector sample, seconds since the epoch"), TIME]
+    status: Annotated[AlertStatus, _d("what changed (docs/metrics.md, \"Alerts\")")]
+    price: Annotated[float | None, _d("the alert's price after the change"), PRICE] = None
+    size: Annotated[float | None, _d("its size after the change (before it, for removed)"), QTY] = None
 
 
 class FrameAlert(Struct, kw_only=True):
-    type: Literal["WALL", "WALL_REMOVED", "LAYERING", "EXHAUSTION"]
+    """One alert over its life: the same id from birth to removal (docs/metrics.md, "Alerts")."""
+
+    id: Annotated[str, _d("stable over the alert's life: <symbol>-<n>")]
+    type: AlertType
+    status: Annotated[AlertStatus, _d("its latest change: born; grown, shrunk; moved, returned (walls); "
+                                      "refired (layering); then removed (walls) or ended (layering, exhaustion)")]
+    live: Annotated[bool, _d("false once removed or ended")]
     symbol: str
-    side: str | None
-    price: Price | None
-    ts: Annotated[float, _d("seconds since the epoch")]
-    details: dict[str, Any]
+    side: Literal["bid", "ask"]
+    price: Annotated[float | None, _d("wall: its price now; layering: the run level nearest the mid; "
+                                      "exhaustion: the side's best price"), PRICE]
+    price_bin: Annotated[int | None, _d("the heatmap bin (bin_size wide) holding price: alerts are grouped by "
+                                        "side and price_bin")]
+    ts: Annotated[float, _d("the 1 Hz detector sample this state is from, seconds since the epoch"), TIME]
+    born_ts: Annotated[float, _d("when the detector's rule fired, seconds since the epoch"), TIME]
+    age_s: Annotated[float, _d("wall: since first seen at wall size, over all its prices (so > 5 s at birth); "
+                               "layering, exhaustion: since born"), DURATION]
+    size: Annotated[float, _d("wall: the level's size; layering: the run levels' total; exhaustion: the top-N "
+                              "depth missing against its 15 s mean; base asset"), QTY]
+    notional: Annotated[float | None, _d("size in USDT (price x size per level; exhaustion: x mid)"), QUOTE]
+    peak_notional: Annotated[float | None, _d("the largest notional over the alert's life (the filter's "
+                                              "figure)"), QUOTE]
+    distance_bps: Annotated[float | None, _d("abs(price - mid) / mid, bps"), RATIO]
+    depth_share: Annotated[float | None, _d("size / top-20 depth of its side (exhaustion: / its mean top-N "
+                                            "depth), 0..1"), RATIO]
+    score: Annotated[float | None, _d("notional / (1 + distance_bps / 10): orders alerts by significance"),
+                     QUOTE]
+    multiple: Annotated[float | None, _d("wall: size / rolling median; layering: its smallest level's"),
+                        RATIO] = None
+    levels: Annotated[int | None, _d("layering: number of run levels (the size of C_t)")] = None
+    churn: Annotated[float | None, _d("layering: churn at its latest firing"), RATIO] = None
+    reason: Annotated[str | None, _d("removed: pulled, filled, out_of_view or resync; ended: cleared or "
+                                     "resync")] = None
+    remaining: Annotated[float | None, _d("removed wall: quantity left at its price"), QTY] = None
+    traded_qty: Annotated[float | None, _d("removed wall: traded at its price against it in the last second"),
+                          QTY] = None
+    events: Annotated[list[AlertEvent], _d("its life so far: the first change and the latest ones (at most "
+                                           "8)")] = msgspec.field(default_factory=list)
 
 
 class Binned(Struct, kw_only=True):
     """Sizes per price bin: bin i covers [(bin0 + i) * bin_size, (bin0 + i + 1) * bin_size)."""
 
-    bin0: int
-    bin_size: float
-    sizes: list[float]
+    bin0: Annotated[int, _d("absolute index of the first bin")]
+    bin_size: Annotated[float, _d("price width of a bin"), PRICE]
+    sizes: Annotated[list[float], _d("base asset per bin"), QTY]
 
 
 class TradePrint(Struct, kw_only=True, omit_defaults=True):
-    ts: Annotated[float, _d("local receive time, seconds since the epoch")]
-    price: Price
-    qty: Qty
-    side: Literal["buy", "sell"]  # the aggressor
-    nq: Annotated[Qty | None, _d("quantity without fills against RPI orders, when the exchange sent it")] = None
+    """One trade (aggTrade) since the previous frame."""
+
+    ts: Annotated[float, _d("local receive time, seconds since the epoch"), TIME]
+    price: Annotated[float, EXCHANGE_PRICE]
+    qty: ExchangeQty
+    side: Annotated[Literal["buy", "sell"], _d("the aggressor")]
+    nq: Annotated[ExchangeQty | None, _d("quantity without fills against RPI orders, when the exchange sent it")] = \
+        None
 
 
 class ReplayState(Struct, kw_only=True):
@@ -100,39 +173,40 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
 
     symbol: Annotated[str, _d("lower case")]
     timestamp: Annotated[float, _d("local wall time of the frame, seconds since the epoch; in a replay the "
-                                   "recorded receive time of the last message played")]
+                                   "recorded receive time of the last message played"), TIME]
     ts_event_ms: Annotated[int | None, _d("exchange event time E of the last applied depth event")]
     seq: Annotated[int, _d("frame counter of this symbol (gaps = frames a slow client missed)")]
     sync: Annotated[SyncInfo, _d("state: awaiting_snapshot / synced / quiet / resyncing / stale (quiet: in sync "
                                  "on a live connection, no message for 5 s; served with full metrics)")]
-    best_bid: Price | None = None
-    best_ask: Price | None = None
-    mid_price: Price | None = None
-    spread: Annotated[Price | None, _d("best ask - best bid")] = None
-    spread_bps: Annotated[float | None, _d("spread / mid, bps")] = None
-    microprice: Annotated[Price | None, _d("size-weighted mid of level 1")] = None
-    imbalance: Annotated[float | None, _d("top-N volume imbalance, in [-1, 1]")] = None
-    imbalance_l1: Annotated[float | None, _d("level-1 imbalance, in [-1, 1]")] = None
-    ofi: Annotated[float | None, _d("Cont-Kukanov-Stoikov OFI summed over the last 1 s, base asset")] = None
-    ofi_levels: Annotated[list[float] | None, _d("multi-level OFI, levels 1..N")] = None
-    depth_delta: Annotated[float | None, _d("change over 1 s of (total_bid_volume - total_ask_volume)")] = None
-    total_bid_volume: Annotated[Qty | None, _d("top-N sum")] = None
-    total_ask_volume: Annotated[Qty | None, _d("top-N sum")] = None
-    depth_weighted_price: Annotated[BidAsk, _d("size-weighted price of the top N, per side")] = \
+    best_bid: BookPrice | None = None
+    best_ask: BookPrice | None = None
+    mid_price: Annotated[float | None, DERIVED_PRICE] = None
+    spread: Annotated[float | None, _d("best ask - best bid"), PRICE] = None
+    spread_bps: Annotated[float | None, _d("spread / mid, bps"), RATIO] = None
+    microprice: Annotated[float | None, _d("size-weighted mid of level 1"), DERIVED_PRICE] = None
+    imbalance: Annotated[float | None, _d("top-N volume imbalance, in [-1, 1]"), RATIO] = None
+    imbalance_l1: Annotated[float | None, _d("level-1 imbalance, in [-1, 1]"), RATIO] = None
+    ofi: Annotated[float | None, _d("Cont-Kukanov-Stoikov OFI summed over the last 1 s, base asset"), QTY] = None
+    ofi_levels: Annotated[list[float] | None, _d("multi-level OFI, levels 1..N"), QTY] = None
+    depth_delta: Annotated[float | None, _d("change over 1 s of (total_bid_volume - total_ask_volume)"), QTY] = None
+    total_bid_volume: Annotated[float | None, _d("top-N sum"), QTY] = None
+    total_ask_volume: Annotated[float | None, _d("top-N sum"), QTY] = None
+    depth_weighted_price: Annotated[BidAsk, _d("size-weighted price of the top N, per side"), DERIVED_PRICE] = \
         msgspec.field(default_factory=BidAsk)
-    depth_weighted_mid: Price | None = None
-    slope: Annotated[BidAsk, _d("base asset per bp, per side")] = msgspec.field(default_factory=BidAsk)
-    cumulative_depth: Annotated[BidAskLists, _d("cumulative quantity over levels 1..N, per side")] = \
+    depth_weighted_mid: Annotated[float | None, DERIVED_PRICE] = None
+    slope: Annotated[BidAsk, _d("base asset per bp, per side"), RATIO] = msgspec.field(default_factory=BidAsk)
+    cumulative_depth: Annotated[BidAskLists, _d("cumulative quantity over levels 1..N, per side"), QTY] = \
         msgspec.field(default_factory=BidAskLists)
-    depth_bands: Annotated[DepthBands, _d("whole book, quantity within each band of bps of mid")] = \
+    depth_bands: Annotated[DepthBands, _d("whole book, quantity within each band of bps of mid"), QTY] = \
         msgspec.field(default_factory=DepthBands)
-    bid_levels: Annotated[list[tuple[Price, Qty]], _d("best first, frame_levels (50) a side")] = \
-        msgspec.field(default_factory=list)
-    ask_levels: Annotated[list[tuple[Price, Qty]], _d("best first, frame_levels (50) a side")] = \
-        msgspec.field(default_factory=list)
+    bid_levels: Annotated[list[tuple[float, float]], _d("[price, qty], best first, frame_levels (50) a side"),
+                          Pair(BOOK_PRICE, EXCHANGE_QTY)] = msgspec.field(default_factory=list)
+    ask_levels: Annotated[list[tuple[float, float]], _d("[price, qty], best first, frame_levels (50) a side"),
+                          Pair(BOOK_PRICE, EXCHANGE_QTY)] = msgspec.field(default_factory=list)
     walls: Annotated[list[FrameWall], _d("levels that are walls in this frame")] = msgspec.field(default_factory=list)
-    alerts: Annotated[list[FrameAlert], _d("alerts raised since the previous frame; type WALL, WALL_REMOVED, "
-                                           "LAYERING or EXHAUSTION; ts in seconds")] = \
+    alerts: Annotated[list[FrameAlert], _d("every live alert (its state at the latest 1 Hz detector sample) and "
+                                           "every alert that ended since the previous frame (its final state); "
+                                           "GET /alerts/{symbol} has the last 180 s")] = \
         msgspec.field(default_factory=list)
     heatmap: Annotated[Binned | None, _d("resting size per price bin around the mid (whole book)")] = None
     volume_profile: Annotated[Binned | None, _d("mean resting size per bin over the last 180 s")] = None
@@ -143,7 +217,7 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
                                        "gaps, resyncs, reconnects, book_ticker_checks, book_ticker_failures. In a "
                                        "replay lag_ms is the recording's: its receive time minus the exchange's "
                                        "event time, as recorded (negative when the recorder's clock was behind the "
-                                       "exchange's)")] = msgspec.field(default_factory=dict)
+                                       "exchange's)"), AS_GIVEN] = msgspec.field(default_factory=dict)
     replay: Annotated[ReplayState | None, _d("null for live and simulated data; with --source replay, "
                                              "{finished: false} while the recordings play and {finished: true} once "
                                              "they have ended (the books stay, frames keep coming; /health says the "
@@ -156,13 +230,15 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
 encoder = msgspec.json.Encoder()
 
 
-def encode(frame: Frame) -> bytes:
-    return encoder.encode(frame)
+def encode(frame: Frame, dec: Decimals | None = None) -> bytes:
+    """The frame's JSON; with ``dec`` (the symbol's decimals) every number is written by
+    its field's rule (docs/frames.md, "rounding"). The frame itself is not changed."""
+    return encoder.encode(frame if dec is None else rounded(frame, dec))
 
 
-def to_dict(frame: Frame) -> dict[str, Any]:
+def to_dict(frame: Frame, dec: Decimals | None = None) -> dict[str, Any]:
     """The frame as JSON-shaped builtins (what a client decodes)."""
-    out: dict[str, Any] = msgspec.json.decode(encoder.encode(frame))
+    out: dict[str, Any] = msgspec.json.decode(encode(frame, dec))
     return out
 
 
@@ -194,19 +270,43 @@ def _type_name(hint: Any) -> str:
     return {str: "str", int: "int", float: "float", bool: "bool"}.get(hint, str(hint))
 
 
-def markdown_table() -> str:
-    """The field table of docs/frames.md, from :class:`Frame` (fields in order)."""
-    hints = typing.get_type_hints(Frame, include_extras=True)
-    rows = ["| field | type | meaning |", "|---|---|---|", '| `type` | `"frame"` | |']
-    for name in Frame.__struct_fields__:
+def _description(hint: Any) -> str:
+    if typing.get_origin(hint) is Annotated:
+        for m in typing.get_args(hint)[1:]:
+            if isinstance(m, Meta) and m.description:
+                return str(m.description)
+    return ""
+
+
+def _rows(cls: type[Struct], first: list[str]) -> tuple[list[str], list[type[Struct]]]:
+    """Table rows of ``cls``'s fields, and the structs below it that get a table of their own."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    rows = ["| field | type | meaning | rounding |", "|---|---|---|---|", *first]
+    nested: list[type[Struct]] = []
+    for name in cls.__struct_fields__:
         hint = hints[name]
-        description = ""
-        if typing.get_origin(hint) is Annotated:
-            base, *extras = typing.get_args(hint)
-            description = next((m.description for m in extras if isinstance(m, Meta) and m.description), "")
-        else:
-            base = hint
-        rows.append(f"| `{name}` | {_type_name(base)} | {description} |".replace(" |  |", " | |"))
+        how = rule_of(hint)
+        if isinstance(how, type) and how not in nested:
+            nested.append(how)
+        rows.append(f"| `{name}` | {_type_name(hint)} | {_description(hint)} | {doc_of(hint)} |"
+                    .replace(" |  |", " | |").replace(" |  |", " | |"))
+    return rows, nested
+
+
+def markdown_table() -> str:
+    """The field tables of docs/frames.md, from :class:`Frame` (fields in order), then
+    one table per object it holds (walls, alerts, ...), with the rounding of every number."""
+    rows, nested = _rows(Frame, ['| `type` | `"frame"` | | |'])
+    done: list[type[Struct]] = []
+    while nested:
+        cls = nested.pop(0)
+        if cls in done or not any(rule_of(h) for h in typing.get_type_hints(cls, include_extras=True).values()):
+            continue
+        done.append(cls)
+        sub, more = _rows(cls, [])
+        nested.extend(more)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        rows += ["", f"`{cls.__name__}`: {doc}" if doc else f"`{cls.__name__}`", "", *sub]
     return "\n".join(rows)
 
 

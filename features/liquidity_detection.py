@@ -84,6 +84,39 @@ class Wall:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class WallLevel:
+    """A level at wall size (>= wall_multiple x the median) in the latest sample,
+    confirmed as a wall (more than wall_min_age_s at this price) or not yet."""
+
+    side: str
+    price: float
+    size: float
+    first_ns: int  # the first sample it was seen at wall size at this price
+    confirmed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """Why a level at wall size went: ``filled`` when trades at its price (aggressor
+    against it) since the previous sample account for at least FILLED_SHARE of the
+    quantity that went, ``out_of_view`` when the book moved and the level left the
+    sampled top, else ``pulled``."""
+
+    reason: str
+    remaining: float  # quantity left at the price (0 when the level is gone)
+    traded_qty: float  # traded at the price against the side since the previous sample
+
+
+@dataclass(frozen=True, slots=True)
+class ExhaustionState:
+    """The exhaustion test of one side at the latest sample."""
+
+    active: bool  # the condition holds (an EXHAUSTION alert fired for this episode)
+    depth: float | None  # top-N depth of the side
+    mean_depth: float | None  # its mean over the previous samples of the window
+
+
 @dataclass(slots=True)
 class _WallTrack:
     first_ns: int
@@ -145,6 +178,11 @@ class LiquidityDetector:
         self._depth_hist: dict[str, deque[tuple[int, float]]] = {BID: deque(), ASK: deque()}
         self._spread_hist: deque[tuple[int, float]] = deque()
         self._exhaustion_armed: dict[str, bool] = {BID: True, ASK: True}
+        # What the latest sample saw, for the read-only views below.
+        self._last_levels: dict[str, list[Level]] = {BID: [], ASK: []}
+        self._last_traded: dict[tuple[str, float], float] = {}
+        self._layer_runs: dict[str, list[Level]] = {BID: [], ASK: []}
+        self._exhaustion_last: dict[str, tuple[float | None, float | None]] = {BID: (None, None), ASK: (None, None)}
 
     def reset(self) -> None:
         """Forget everything (after the book lost sync: samples no longer continue)."""
@@ -157,6 +195,10 @@ class LiquidityDetector:
         self._depth_hist = {BID: deque(), ASK: deque()}
         self._spread_hist.clear()
         self._exhaustion_armed = {BID: True, ASK: True}
+        self._last_levels = {BID: [], ASK: []}
+        self._last_traded = {}
+        self._layer_runs = {BID: [], ASK: []}
+        self._exhaustion_last = {BID: (None, None), ASK: (None, None)}
 
     @property
     def median(self) -> float | None:
@@ -181,28 +223,24 @@ class LiquidityDetector:
         med = self._median.median()
         self._last_median = med
         self._last_ts = ts_ns
+        self._last_levels = {BID: bids, ASK: asks}
+        self._last_traded = self._traded_by_price(trades)
         alerts: list[Alert] = []
         if med is not None and med > 0.0:
-            alerts += self._walls_step(ts_ns, bids, asks, med, trades)
+            alerts += self._walls_step(ts_ns, bids, asks, med)
             alerts += self._layering_step(ts_ns, BID, bids, med)
             alerts += self._layering_step(ts_ns, ASK, asks, med)
+        else:
+            self._layer_runs = {BID: [], ASK: []}
         alerts += self._exhaustion_step(ts_ns, bids, asks, spread)
         return alerts
 
     # --- walls ---------------------------------------------------------------------
-    def _walls_step(
-        self,
-        ts_ns: int,
-        bids: list[Level],
-        asks: list[Level],
-        med: float,
-        trades: Sequence[Trade],
-    ) -> list[Alert]:
+    def _walls_step(self, ts_ns: int, bids: list[Level], asks: list[Level], med: float) -> list[Alert]:
         threshold = self.s.wall_multiple * med
         min_age_ns = round(self.s.wall_min_age_s * _NS)
         alerts: list[Alert] = []
         seen: set[tuple[str, float]] = set()
-        current = {BID: {p: q for p, q in bids}, ASK: {p: q for p, q in asks}}
         for side, levels in ((BID, bids), (ASK, asks)):
             for price, qty in levels:
                 if qty < threshold:
@@ -228,41 +266,47 @@ class LiquidityDetector:
                         )
                     )
         gone = [k for k in self._walls if k not in seen]
-        if gone:
-            traded = self._traded_by_price(trades)
-            for key in gone:
-                track = self._walls.pop(key)
-                if not track.confirmed:
-                    continue
-                side, price = key
-                levels = bids if side == BID else asks
-                now_qty = current[side].get(price, 0.0)
-                dropped = max(track.size - now_qty, 0.0)
-                hit_by = SELL if side == BID else BUY
-                filled_qty = traded.get((hit_by, _price_key(price)), 0.0)
-                if dropped > 0.0 and filled_qty >= FILLED_SHARE * dropped:
-                    reason = "filled"
-                elif price not in current[side] and self._beyond_view(side, price, levels):
-                    reason = "out_of_view"  # the book moved; the level left the sampled top
-                else:
-                    reason = "pulled"
-                alerts.append(
-                    Alert(
-                        WALL_REMOVED,
-                        self.symbol,
-                        side,
-                        price,
-                        ts_ns,
-                        {
-                            "reason": reason,
-                            "last_size": track.size,
-                            "remaining": now_qty,
-                            "traded_qty": filled_qty,
-                            "age_s": (ts_ns - track.first_ns) / _NS,
-                        },
-                    )
+        for key in gone:
+            track = self._walls.pop(key)
+            if not track.confirmed:
+                continue
+            side, price = key
+            removal = self.removal(side, price, track.size)
+            alerts.append(
+                Alert(
+                    WALL_REMOVED,
+                    self.symbol,
+                    side,
+                    price,
+                    ts_ns,
+                    {
+                        "reason": removal.reason,
+                        "last_size": track.size,
+                        "remaining": removal.remaining,
+                        "traded_qty": removal.traded_qty,
+                        "age_s": (ts_ns - track.first_ns) / _NS,
+                    },
                 )
+            )
         return alerts
+
+    def removal(self, side: str, price: float, last_size: float) -> Removal:
+        """How a level of ``last_size`` at ``price`` left wall size by the latest
+        sample: filled, out_of_view or pulled (see :class:`Removal`), judged on the
+        sample's levels and the trades since the previous one."""
+        levels = self._last_levels[side]
+        now_qty = next((q for p, q in levels if p == price), 0.0)
+        present = any(p == price for p, _ in levels)
+        dropped = max(last_size - now_qty, 0.0)
+        hit_by = SELL if side == BID else BUY
+        filled_qty = self._last_traded.get((hit_by, _price_key(price)), 0.0)
+        if dropped > 0.0 and filled_qty >= FILLED_SHARE * dropped:
+            reason = "filled"
+        elif not present and self._beyond_view(side, price, levels):
+            reason = "out_of_view"  # the book moved; the level left the sampled top
+        else:
+            reason = "pulled"
+        return Removal(reason, now_qty, filled_qty)
 
     def _beyond_view(self, side: str, price: float, levels: list[Level]) -> bool:
         if len(levels) < self.s.detector_levels:
@@ -291,6 +335,20 @@ class LiquidityDetector:
         out.sort(key=lambda w: (w.side != BID, -w.price if w.side == BID else w.price))
         return out
 
+    def wall_levels(self) -> list[WallLevel]:
+        """Every level at wall size in the latest sample, confirmed walls or not yet."""
+        return [WallLevel(side, price, t.size, t.first_ns, t.confirmed) for (side, price), t in self._walls.items()]
+
+    def layering_levels(self, side: str) -> list[Level]:
+        """The levels of the runs of the latest sample on ``side`` (C_t with their
+        sizes, best first); empty when the side has fewer than layering_min_levels."""
+        return list(self._layer_runs[side])
+
+    def exhaustion_state(self, side: str) -> ExhaustionState:
+        """The exhaustion test of ``side`` as of the latest sample."""
+        depth, mean_depth = self._exhaustion_last[side]
+        return ExhaustionState(not self._exhaustion_armed[side], depth, mean_depth)
+
     # --- layering -------------------------------------------------------------------
     def _layering_step(self, ts_ns: int, side: str, levels: list[Level], med: float) -> list[Alert]:
         threshold = self.s.layering_multiple * med
@@ -309,6 +367,7 @@ class LiquidityDetector:
         c_t = {p for r in runs for p, _ in r}
         prev = self._layer_prev[side]
         self._layer_prev[side] = c_t
+        self._layer_runs[side] = [lv for r in runs for lv in r] if len(c_t) >= min_levels else []
         if len(c_t) < min_levels:
             return []
         churn = len(c_t - prev) / len(c_t)
@@ -384,6 +443,7 @@ class LiquidityDetector:
                 )
             elif not condition:
                 self._exhaustion_armed[side] = True
+            self._exhaustion_last[side] = (depth, mean_depth)
             if depth is not None:
                 hist.append((ts_ns, depth))
         if spread is not None:

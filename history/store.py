@@ -98,6 +98,10 @@ class HistoryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._queue: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
         self._last_second: dict[str, int] = {}
+        self._alert_seen: dict[str, tuple[object, ...]] = {}  # alert id -> its last state stored
+        # Rows of one process run carry its id: the time between two runs is a gap
+        # however short it was (the app was not running), never joined.
+        self.run_id = time.time_ns() // 1_000_000
         self.rows_written = 0
         self.alerts_written = 0
         self.errors = 0
@@ -116,13 +120,13 @@ class HistoryStore:
     def _create(self) -> None:
         with closing(self._connect()) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS frames (symbol TEXT NOT NULL, ts REAL NOT NULL, "
-                         "state TEXT NOT NULL, in_sync INTEGER NOT NULL)")
+                         "state TEXT NOT NULL, in_sync INTEGER NOT NULL, run INTEGER NOT NULL DEFAULT 0)")
             conn.execute("CREATE INDEX IF NOT EXISTS frames_by_time ON frames (symbol, ts)")
             have = {r[1] for r in conn.execute("PRAGMA table_info(frames)")}
             for name in self.fields:
                 if name not in have:
                     conn.execute(f"ALTER TABLE frames ADD COLUMN {name} REAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS alerts (symbol TEXT NOT NULL, ts REAL NOT NULL, "
+            conn.execute("CREATE TABLE IF NOT EXISTS alerts (symbol TEXT NOT NULL, ts REAL NOT NULL, id TEXT, "
                          "type TEXT NOT NULL, side TEXT, price REAL, body TEXT NOT NULL)")
             conn.execute("CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (symbol, ts)")
             conn.commit()
@@ -132,17 +136,24 @@ class HistoryStore:
     def add_frame(self, frame: Frame) -> None:
         """Keep ``frame``'s scalars (the first frame of each second) and its alerts."""
         second = int(frame.timestamp)
-        if frame.alerts:
-            for alert in frame.alerts:
-                self._queue.put(("alert", (frame.symbol, alert.ts, alert.type, alert.side, alert.price,
-                                           msgspec.json.encode(alert).decode())))
+        for alert in frame.alerts:
+            # A frame carries every live alert: keep a state only when it changed.
+            changed = (alert.status, alert.events[-1].ts if alert.events else alert.ts, alert.live)
+            if self._alert_seen.get(alert.id) == changed:
+                continue
+            self._alert_seen[alert.id] = changed
+            if not alert.live:
+                self._alert_seen.pop(alert.id, None)
+            self._queue.put(("alert", (frame.symbol, alert.ts, alert.id, alert.type, alert.side, alert.price,
+                                       msgspec.json.encode(alert).decode())))
         if self._last_second.get(frame.symbol) == second:
             return
         self._last_second[frame.symbol] = second
         row = frame_row(frame)
         values = [row.get(name) for name in self.fields]
         state = frame.sync.state
-        self._queue.put(("frame", (frame.symbol, frame.timestamp, state, int(state in TRUSTED_STATES), *values)))
+        self._queue.put(("frame", (frame.symbol, frame.timestamp, state, int(state in TRUSTED_STATES), self.run_id,
+                                   *values)))
 
     def close(self, timeout: float = 5.0) -> None:
         self._queue.put(None)
@@ -151,9 +162,9 @@ class HistoryStore:
     # --- the writer thread -----------------------------------------------------------
     def _writer(self) -> None:
         conn = self._connect()
-        cols = ", ".join(["symbol", "ts", "state", "in_sync", *self.fields])
-        insert_frame = f"INSERT INTO frames ({cols}) VALUES ({', '.join('?' * (4 + len(self.fields)))})"
-        insert_alert = "INSERT INTO alerts (symbol, ts, type, side, price, body) VALUES (?, ?, ?, ?, ?, ?)"
+        cols = ", ".join(["symbol", "ts", "state", "in_sync", "run", *self.fields])
+        insert_frame = f"INSERT INTO frames ({cols}) VALUES ({', '.join('?' * (5 + len(self.fields)))})"
+        insert_alert = "INSERT INTO alerts (symbol, ts, id, type, side, price, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
         last_commit = last_retention = time.monotonic()
         pending = 0
         try:
@@ -237,13 +248,14 @@ class HistoryStore:
         ranges: list[list[float]] = []
         gaps: list[Gap] = []
         with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT ts, in_sync, state FROM frames WHERE symbol = ? AND ts >= ? AND ts <= ? "
-                                "ORDER BY ts", (symbol, lo, hi))
+            rows = conn.execute("SELECT ts, in_sync, state, run FROM frames WHERE symbol = ? AND ts >= ? "
+                                "AND ts <= ? ORDER BY ts", (symbol, lo, hi))
             cur: list[float] | None = None
             bad: tuple[float, float, str] | None = None
             prev_ts: float | None = None
-            for ts, in_sync, state in rows:
-                if prev_ts is not None and ts - prev_ts > self.gap_after_s:
+            prev_run = None
+            for ts, in_sync, state, run in rows:
+                if prev_ts is not None and (ts - prev_ts > self.gap_after_s or run != prev_run):
                     if cur is not None:
                         ranges.append(cur)
                         cur = None
@@ -264,7 +276,7 @@ class HistoryStore:
                         cur = None
                     reason = f"book not in sync ({state})"
                     bad = (bad[0] if bad is not None else ts, ts, bad[2] if bad is not None else reason)
-                prev_ts = ts
+                prev_ts, prev_run = ts, run
             if cur is not None:
                 ranges.append(cur)
             if bad is not None:
@@ -281,7 +293,7 @@ class HistoryStore:
         """``fields`` between ``start`` and ``end``, averaged over buckets of ``step``
         seconds (at least the span / MAX_POINTS, at least 1 s); only seconds whose
         book was in sync count, and a bucket without any is left out, not filled."""
-        unknown = [f for f in fields if f not in self.columns or f in ("symbol", "ts", "state", "in_sync")]
+        unknown = [f for f in fields if f not in self.columns or f in ("symbol", "ts", "state", "in_sync", "run")]
         if unknown:
             raise KeyError(", ".join(unknown))
         span = max(0.0, end - start)
@@ -299,8 +311,11 @@ class HistoryStore:
         return out
 
     def alerts(self, symbol: str, start: float, end: float, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Every alert with a change in [start, end), in its latest state within the
+        range (its ``events`` tell its life), ordered by that change's time."""
         with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT body FROM alerts WHERE symbol = ? AND ts >= ? AND ts < ? ORDER BY ts "
-                                "LIMIT ?", (symbol, start, end, limit)).fetchall()
+            rows = conn.execute(
+                "SELECT body FROM alerts WHERE rowid IN (SELECT MAX(rowid) FROM alerts WHERE symbol = ? AND ts >= ? "
+                "AND ts < ? GROUP BY id) ORDER BY ts LIMIT ?", (symbol, start, end, limit)).fetchall()
         return [msgspec.json.decode(r[0]) for r in rows]
 

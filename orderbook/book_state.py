@@ -108,21 +108,14 @@ class BookState:
         """
         self.clear()
         try:
-            self._set_levels(self.bids, bids)
-            self._set_levels(self.asks, asks)
+            bid_low, bid_high = self._load_levels(self.bids, bids)
+            ask_low, ask_high = self._load_levels(self.asks, asks)
         except MalformedLevel:
             self.clear()
             raise
         self.last_update_id = int(last_update_id)
         if self.bids or self.asks:
-            b = self.bids.keys()
-            a = self.asks.keys()
-            self.snapshot_band = SnapshotBand(
-                bid_low=b[0] if b else 0,
-                bid_high=b[-1] if b else 0,
-                ask_low=a[0] if a else 0,
-                ask_high=a[-1] if a else 0,
-            )
+            self.snapshot_band = SnapshotBand(bid_low, bid_high, ask_low, ask_high)
 
     def apply_diff(
         self, bids: Iterable[PriceQty], asks: Iterable[PriceQty], update_id: int
@@ -169,6 +162,36 @@ class BookState:
             if isinstance(exc, MalformedLevel):
                 raise
             raise MalformedLevel(f"{self.symbol}: malformed level: {exc}") from None
+
+    def _load_levels(self, side: SortedDict, levels: Iterable[PriceQty]) -> tuple[int, int]:
+        """Fill an empty ``side`` with the levels of a snapshot or checkpoint, by the
+        rules of :meth:`_set_levels` (a later entry for a price wins, zero removes it),
+        sorting the keys once instead of inserting them one by one: a history
+        checkpoint holds thousands of levels a side. The lowest and highest key
+        loaded, (0, 0) when none."""
+        inv = self._inv_tick
+        keys = self._keys
+        if len(keys) > _MAX_CACHED_KEYS:
+            keys.clear()
+        loaded: dict[int, float] = {}
+        try:
+            for p, q in levels:
+                k = keys.get(p)
+                if k is None:
+                    k = keys[p] = round(float(p) * inv)
+                qty = float(q)
+                if qty > 0.0:
+                    loaded[k] = qty
+                elif qty == 0.0:
+                    loaded.pop(k, None)
+                else:
+                    raise MalformedLevel(f"{self.symbol}: bad quantity {q!r} at price {p!r}")
+        except (TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, MalformedLevel):
+                raise
+            raise MalformedLevel(f"{self.symbol}: malformed level: {exc}") from None
+        side.update(loaded)
+        return (min(loaded), max(loaded)) if loaded else (0, 0)
 
     # --- reads -------------------------------------------------------------------
     def best_bid(self) -> tuple[float, float] | None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Not LIQ_DATA_DIR: that one is the product's data directory (--data-dir).
 DATA_DIR = Path(os.environ.get("LIQ_TEST_RECORDINGS", REPO.parent / "shared" / "data" / "binance-usdm"))
 BTC_FILE = DATA_DIR / "btcusdt_20240808.gz"
 ETH_FILE = DATA_DIR / "ethusdt_20240808.gz"
@@ -57,8 +58,8 @@ def frames_follow_the_schema() -> Iterator[FrameSchemaCheck]:
     check = FrameSchemaCheck()
     original = api.publisher.encode_frame
 
-    def encode_and_check(frame: Any) -> bytes:
-        encoded = original(frame)
+    def encode_and_check(frame: Any, *args: Any) -> bytes:
+        encoded = original(frame, *args)
         check.check(encoded)
         return encoded
 

@@ -14,9 +14,11 @@
  * clientside callbacks; tests and the benchmark read LIQ.debug(), LIQ.lastFrame() and
  * LIQ.resetStats(). Beside it: LIQ.cfg, LIQ.style, LIQ.state (named state objects),
  * LIQ.data (the frame store), the shared helpers LIQ.dom, LIQ.format, LIQ.plot, the
- * machinery LIQ.store, LIQ.schedule, LIQ.connection, and one object per panel under
- * LIQ.panels (banner, metrics, ladder, heatmap, profile, depth, surface, alerts,
- * impact, feed). No build step:
+ * machinery LIQ.store, LIQ.schedule, LIQ.connection, LIQ.pause, and one object per
+ * panel under LIQ.panels (banner, metrics, ladder, heatmap, profile, depth, surface,
+ * alerts, impact, feed); around them the page's own controls: LIQ.alertSteps,
+ * LIQ.layout (which panels show, the screen size), LIQ.url (the view in the address
+ * bar) and LIQ.keys (keyboard shortcuts). No build step:
  * Dash serves every .js in assets/ as a plain script, in file-name order, so the
  * number prefix is the load order. This file must come first (the others read
  * window.LIQ and this file's helpers when they load); everything else only defines
@@ -52,6 +54,7 @@
     impactNotional: 100000,  // default size: about this many USDT at mid, rounded to 1-2-5 (BTC ~1, ETH ~20-50)
     impactSteps: [0.1, 0.2, 0.5, 1, 2, 5, 10],   // curve sizes, in default sizes (BTC: 0.1 .. 10 BTC)
     statsKept: 2000,
+    pauseHeldMax: 900,       // messages kept while paused (15 min at 1 frame/s); past it, play reloads the history
   };
   const CFG = LIQ.cfg;
 
@@ -94,6 +97,11 @@
       clicks: 0, submits: 0, rejected: false, requests: 0, maxInFlight: 0, inFlightNow: 0,
       visible: true, observer: null, skipped: 0,
     },
+    /* which panels show and on what screen (80-layout.js); size: desktop, tablet, phone */
+    layout: { shown: null, size: 'desktop', figureObserver: null },
+    /* the paused view (11-pause.js): the moment shown and the messages held meanwhile;
+     * target: the moment a link asked for, until the history arrives */
+    pause: { active: false, moment: null, held: [], overflow: false, target: null, notice: '' },
     /* what drawing cost (LIQ.debug().stats), from LIQ.schedule.freshStats() */
     stats: null,
   };
@@ -122,7 +130,12 @@
 
   function pageHidden() { return document.visibilityState === 'hidden'; }
 
-  LIQ.dom = { byId: byId, el: el, setText: setText, pageHidden: pageHidden };
+  /* 'auto' (instant) when the user asked the system for reduced motion, else 'smooth' */
+  function scrollBehaviour() {
+    return window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth';
+  }
+
+  LIQ.dom = { byId: byId, el: el, setText: setText, pageHidden: pageHidden, scrollBehaviour: scrollBehaviour };
 
   /* ---------------------------------------------------------------- number formats */
 

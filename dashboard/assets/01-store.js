@@ -3,6 +3,10 @@
  * the bounded 180 s history the panels draw (heatmap columns, best bid/ask series,
  * trades, alerts, volume profile). Frames come in through LIQ.store.ingest (from the
  * socket, 10-connection.js); LIQ.store.reset empties it on a new history or symbol.
+ *
+ * Alerts have a life (docs/metrics.md, "Alerts"): each frame carries every live alert
+ * and the last state of those that ended since the previous frame, so the store keeps
+ * the latest state per id (alertById; alerts lists them) and ended ones for 180 s.
  */
 (function (LIQ) {
   'use strict';
@@ -12,7 +16,7 @@
   function freshData() {
     return {
       last: null, prevMid: null, decimals: 2, columns: [], series: { t: [], bid: [], ask: [] },
-      trades: [], alerts: [], alertsDirty: true, profile: null,
+      trades: [], alerts: [], alertById: new Map(), alertsDirty: true, profile: null,
     };
   }
 
@@ -51,10 +55,33 @@
     addColumn(frame, t);
     addSeries(frame, t);
     for (const tr of frame.trades || []) data.trades.push(tr);
-    for (const a of frame.alerts || []) data.alerts.unshift(a);
-    if ((frame.alerts || []).length) data.alertsDirty = true;
+    addAlerts(frame);
     if (frame.volume_profile) data.profile = frame.volume_profile;
     trim(t);
+  }
+
+  /* The latest state of each alert. A live alert the frame no longer carries ended
+   * while this page missed its last state (frames dropped for a slow tab): it is kept
+   * as ended, reason unknown, rather than shown live for ever. */
+  function addAlerts(frame) {
+    const byId = data.alertById;
+    const carried = new Set();
+    let changed = false;
+    for (const a of frame.alerts || []) {
+      carried.add(a.id);
+      const prev = byId.get(a.id);
+      if (!prev || prev.ts !== a.ts || prev.status !== a.status || prev.live !== a.live) changed = true;
+      byId.set(a.id, a);
+    }
+    for (const [id, a] of byId) {
+      if (a.live && !carried.has(id)) {
+        byId.set(id, Object.assign({}, a, {
+          live: false, status: a.type === 'WALL' ? 'removed' : 'ended', reason: 'unknown', ts: frame.timestamp,
+        }));
+        changed = true;
+      }
+    }
+    if (changed) { data.alerts = Array.from(byId.values()); data.alertsDirty = true; }
   }
 
   function addColumn(frame, t) {
@@ -91,7 +118,11 @@
     while (n < data.trades.length && data.trades[n].ts < cutoff) n += 1;
     if (data.trades.length - n > CFG.maxTrades) n = data.trades.length - CFG.maxTrades;
     if (n) data.trades.splice(0, n);
-    if (data.alerts.length > CFG.maxAlerts) data.alerts.length = CFG.maxAlerts;
+    let dropped = false;
+    for (const [id, a] of data.alertById) {
+      if (!a.live && a.ts < cutoff) { data.alertById.delete(id); dropped = true; }
+    }
+    if (dropped) { data.alerts = Array.from(data.alertById.values()); data.alertsDirty = true; }
   }
 
   LIQ.store = { reset: reset, ingest: ingest, normSide: normSide };

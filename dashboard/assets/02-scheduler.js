@@ -2,8 +2,10 @@
  * The scheduler: what redraws when, and what it cost. LIQ.schedule.renderAll is
  * called after every frame (and once for a history): light panels are drawn in the
  * handler, the depth curve at most every depthEveryMs, the heatmap and the 3D surface
- * in their own tasks right after it. Every draw goes through timed(), which fills
- * LIQ.state.stats (read by LIQ.debug() and dashboard/bench_browser.py).
+ * in their own tasks right after it. A panel the user has hidden (80-layout.js) is not
+ * drawn at all; LIQ.schedule.redraw draws it the moment it is shown again. Every draw
+ * goes through timed(), which fills LIQ.state.stats (read by LIQ.debug() and
+ * dashboard/bench_browser.py).
  */
 (function (LIQ) {
   'use strict';
@@ -13,6 +15,9 @@
   const data = LIQ.data;
   const byId = LIQ.dom.byId;
   const pageHidden = LIQ.dom.pageHidden;
+
+  /* false for a panel the user has hidden (80-layout.js, loaded later) */
+  function shown(name) { return LIQ.layout.shown(name); }
 
   function freshStats() {
     return {
@@ -49,13 +54,25 @@
   function renderAll(force) {
     if (!data.last) return;
     timed('metrics', LIQ.panels.metrics.render);
-    timed('ladder', LIQ.panels.ladder.render);
-    scheduleDepth(force);
-    timed('feed', LIQ.panels.feed.render);
+    if (shown('ladder')) timed('ladder', LIQ.panels.ladder.render);
+    if (shown('depth')) scheduleDepth(force);
+    if (shown('feed')) timed('feed', LIQ.panels.feed.render);
     timed('sync', LIQ.panels.banner.renderSync);
     LIQ.panels.banner.renderConn();
-    if (data.alertsDirty) timed('alerts', LIQ.panels.alerts.render);
+    if (data.alertsDirty && shown('alerts')) timed('alerts', LIQ.panels.alerts.render);
     scheduleHeavy(force);
+  }
+
+  /* A panel shown again is drawn at once from what the store holds (the paused moment,
+   * when paused). The impact panel redraws itself when it comes into view (60-impact.js). */
+  function redraw(name) {
+    if (!data.last) return;
+    if (name === 'ladder') timed('ladder', LIQ.panels.ladder.render);
+    else if (name === 'feed') timed('feed', LIQ.panels.feed.render);
+    else if (name === 'alerts') timed('alerts', LIQ.panels.alerts.render);
+    else if (name === 'depth') scheduleDepth(true);
+    else if (name === 'heatmap') queueHeatmap();
+    else if (name === 'surface') scheduleSurface(true);
   }
 
   /* Heavy panels run in their own tasks after the frame handler, one per task, so
@@ -73,7 +90,7 @@
       sched.depthTimer = setTimeout(function () {
         sched.depthTimer = null;
         sched.lastDepth = performance.now();
-        if (data.last) timed('depth', LIQ.panels.depth.render);
+        if (data.last && shown('depth')) timed('depth', LIQ.panels.depth.render);
       }, CFG.depthEveryMs - (now - sched.lastDepth));
     }
   }
@@ -93,6 +110,7 @@
 
   function scheduleSurface(force) {
     if (!sched.surfaceObserver) watchSurface();
+    if (!shown('surface')) { sched.surfaceStale = true; return; }
     const now = performance.now();
     if (sched.surfaceBusy || (!force && now - sched.lastSurface < CFG.surfaceEveryMs)) return;
     sched.lastSurface = now;
@@ -106,18 +124,24 @@
     setTimeout(function () { timed('surface', LIQ.panels.surface.render); }, 0);
   }
 
+  function queueHeatmap() {
+    if (sched.heatPending) return;
+    sched.lastHeavy = performance.now();
+    sched.heatPending = true;
+    setTimeout(function () {
+      sched.heatPending = false;
+      if (shown('heatmap')) timed('heatmap', LIQ.panels.heatmap.render);
+    }, 0);
+  }
+
   function scheduleHeavy(force) {
     const now = performance.now();
-    if (!sched.heatPending && (force || (now - sched.lastHeavy >= CFG.heavyEveryMs && !pageHidden()))) {
-      sched.lastHeavy = now;
-      sched.heatPending = true;
-      setTimeout(function () { sched.heatPending = false; timed('heatmap', LIQ.panels.heatmap.render); }, 0);
-    }
+    if (shown('heatmap') && (force || (now - sched.lastHeavy >= CFG.heavyEveryMs && !pageHidden()))) queueHeatmap();
     scheduleSurface(force);
   }
 
   LIQ.schedule = {
     freshStats: freshStats, record: record, timed: timed, renderAll: renderAll,
-    heavy: scheduleHeavy, watchSurface: watchSurface,
+    heavy: scheduleHeavy, watchSurface: watchSurface, redraw: redraw,
   };
 })(window.LIQ);

@@ -1,8 +1,11 @@
 /*
  * The connection: the websocket to ws://<api>/ws/<symbol>, reconnects with backoff,
  * the watchdog for a silent socket, and the intake of its messages (a `history`
- * replaces the store and redraws everything; each `frame` is ingested and drawn).
+ * replaces the store and redraws everything; each `frame` is ingested and drawn;
+ * while the view is paused both are handed to LIQ.pause instead).
  * Owns LIQ.state.conn and the API's base URL (LIQ.connection.apiUrl for fetches).
+ * The configured API may be several addresses separated by commas (API nodes of one
+ * cluster): the page uses the first and moves to the next each time its socket drops.
  */
 (function (LIQ) {
   'use strict';
@@ -13,11 +16,27 @@
   const sched = LIQ.state.schedule;
   const byId = LIQ.dom.byId;
 
+  let bases = [];   // every API address configured, as origins
+  let baseIndex = 0;
+
   /* A server bound to every interface (0.0.0.0 / ::) is reached on the host the page came from. */
-  function apiBase(configured) {
+  function originOf(configured) {
     const url = new URL(configured);
     if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = window.location.hostname;
     return url.origin;
+  }
+
+  function apiBase(configured) {
+    bases = String(configured).split(',').map(function (u) { return u.trim(); }).filter(Boolean).map(originOf);
+    baseIndex = 0;
+    return bases[0];
+  }
+
+  /* The next API node, if there are several: a dropped socket retries there. */
+  function nextApi() {
+    if (bases.length < 2) return;
+    baseIndex = (baseIndex + 1) % bases.length;
+    session.apiBase = bases[baseIndex];
   }
 
   function wsUrl(symbol) {
@@ -62,6 +81,7 @@
       setConn('disconnected', '(' + why + ')');
       return;
     }
+    nextApi();
     const delay = conn.retryMs;
     conn.retryMs = Math.min(conn.retryMs * 2, CFG.backoffMaxMs);
     conn.attempts += 1;
@@ -87,20 +107,25 @@
     let msg;
     try { msg = JSON.parse(ev.data); } catch (e) { return; }
     if (msg.symbol && msg.symbol !== session.symbol) return;
+    if (msg.type !== 'history' && msg.type !== 'frame') return;
     if (msg.type === 'history') {
-      LIQ.store.reset();
-      for (const f of msg.frames || []) LIQ.store.ingest(f);
+      // the socket delivers: connected, whether the view is paused or not
       conn.retryMs = CFG.backoffStartMs;
       conn.attempts = 0;
       conn.downSince = 0;
       setConn('connected', '');
+    }
+    // a paused view keeps the message for later (11-pause.js); a link's moment cuts the history
+    if (LIQ.pause.hold(msg, ev.data)) return;
+    if (msg.type === 'history') {
+      LIQ.store.reset();
+      for (const f of msg.frames || []) LIQ.store.ingest(f);
       LIQ.schedule.renderAll(true);
       LIQ.state.stats.historyMs = performance.now() - t0;
       LIQ.panels.banner.refreshHealth();
       LIQ.panels.impact.maybe(true);
       return;
     }
-    if (msg.type !== 'frame') return;
     sched.inHandler = true;
     try {
       LIQ.store.ingest(msg);

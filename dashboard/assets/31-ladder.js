@@ -1,7 +1,8 @@
 /*
  * The DOM ladder: the top ladderLevels levels a side as HTML rows (built once, then
- * only their text, data-* attributes and bar widths change), walls in orange. The
- * rows are kept in LIQ.state.view.ladder until the symbol changes.
+ * only their text, data-* attributes and bar widths change), walls in orange; asks
+ * above the mid row, bids below, each side captioned. The rows are kept in
+ * LIQ.state.view.ladder until the symbol changes.
  */
 (function (LIQ) {
   'use strict';
@@ -29,10 +30,13 @@
     for (let i = 0; i < CFG.ladderLevels; i += 1) rows.ask.push(make('ask'));
     const mid = el('div', 'lmid');
     for (let i = 0; i < CFG.ladderLevels; i += 1) rows.bid.push(make('bid'));
-    // asks: the best ask sits just above the mid row, so the list is drawn far-to-near
+    // asks: the best ask sits just above the mid row, so the list is drawn far-to-near;
+    // each side is named by a caption as well as by its colour
+    box.appendChild(el('div', 'lcap', 'asks \u00b7 sell orders'));
     for (let i = CFG.ladderLevels - 1; i >= 0; i -= 1) box.appendChild(rows.ask[i].row);
     box.appendChild(mid);
     for (const r of rows.bid) box.appendChild(r.row);
+    box.appendChild(el('div', 'lcap', 'bids \u00b7 buy orders'));
     view.ladder = { box: box, rows: rows, mid: mid };
   }
 

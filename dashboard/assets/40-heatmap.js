@@ -1,7 +1,8 @@
 /*
  * The liquidity heatmap: time x price, colour = resting size, with the best bid/ask
- * lines, trades as bubbles and the volume profile (41-profile.js) on a second x axis
- * sharing the price axis. Drawn by the scheduler in its own task, about once a second.
+ * lines, trades as triangles (up: buy, down: sell; area ~ quantity) and the volume
+ * profile (41-profile.js) on a second x axis sharing the price axis. Drawn by the
+ * scheduler in its own task, about once a second.
  */
 (function (LIQ) {
   'use strict';
@@ -89,7 +90,9 @@
     }
     return {
       type: 'scattergl', mode: 'markers', name: side === 'buy' ? 'buys' : 'sells', x: x, y: y,
-      marker: { size: size, color: side === 'buy' ? COLOR.bid : COLOR.ask, opacity: 0.7, line: { width: 0 } },
+      // shape as well as colour: up for a buy, down for a sell
+      marker: { size: size, color: side === 'buy' ? COLOR.bid : COLOR.ask, opacity: 0.7, line: { width: 0 },
+                symbol: side === 'buy' ? 'triangle-up' : 'triangle-down' },
       hovertemplate: side + ' %{y}<extra></extra>',
     };
   }

@@ -157,9 +157,12 @@
     div.dataset.updatedAt = String(Date.now());
   }
 
-  /* Called with every frame (and at once on a click, a side change, a new history). */
+  /* Called with every frame (and at once on a click, a side change, a new history).
+   * A hidden panel asks nothing; a paused view is not refreshed by itself (the API
+   * walks its current book, not the moment shown), a click still walks it. */
   function maybeImpact(force) {
     if (!session.config || !session.symbol || !data.last) return;
+    if (!LIQ.layout.shown('impact')) return;
     if (imp.auto === null) {
       const mid = data.last.mid_price;
       if (mid === null || mid === undefined || !Number.isFinite(mid) || mid <= 0) return;   // not in sync yet
@@ -168,14 +171,16 @@
     }
     if (imp.inFlight) { if (force) imp.again = true; return; }
     if (!force && performance.now() - imp.lastAt < CFG.impactEveryMs) return;
-    if (!force && (!imp.visible || pageHidden())) { imp.skipped += 1; return; }
+    if (!force && (!imp.visible || pageHidden() || LIQ.pause.active())) { imp.skipped += 1; return; }
     runImpact();
   }
 
-  function showSizeInInput(size) {
+  function showSizeInInput(size) { setInput('impact-size', size); }
+
+  function setInput(id, value) {
     const dc = window.dash_clientside;
     if (dc && typeof dc.set_props === 'function') {
-      try { dc.set_props('impact-size', { value: size }); } catch (e) { /* the layout is not there yet */ }
+      try { dc.set_props(id, { value: value }); } catch (e) { /* the layout is not there yet */ }
     }
   }
 
@@ -232,6 +237,30 @@
     imp.gen += 1;
     imp.rejected = false;     // a refused size is asked once more: the API's message is shown as it is
     maybeImpact(true);
+    LIQ.url.write(false);
+  }
+
+  /* A link's side and size (81-url.js), before the first frame: as if chosen by hand. */
+  function preset(side, size) {
+    if (side === 'buy' || side === 'sell') {
+      imp.side = side;
+      setInput('impact-side', side);
+    }
+    const n = validSize(size);
+    if (n !== null) {
+      imp.size = n;
+      setInput('impact-size', n);
+    }
+  }
+
+  /* Focus the size field (the I shortcut), its text selected to be typed over. */
+  function focusSize() {
+    const input = byId('impact-size');
+    if (!input) return false;
+    input.scrollIntoView({ block: 'nearest', behavior: LIQ.dom.scrollBehaviour() });
+    input.focus({ preventScroll: true });
+    if (typeof input.select === 'function') input.select();
+    return true;
   }
 
   /* A new symbol: an empty result box, and the state that belonged to the old one.
@@ -247,6 +276,7 @@
   }
 
   LIQ.panels.impact = {
-    watch: watch, maybe: maybeImpact, input: impactInput, size: impactSize, reset: reset,
+    watch: watch, maybe: maybeImpact, input: impactInput, size: impactSize, reset: reset, preset: preset,
+    focusSize: focusSize,
   };
 })(window.LIQ);

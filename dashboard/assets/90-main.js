@@ -1,7 +1,8 @@
 /*
- * Start and symbol switch, and the public API at the top of the namespace: the two
- * clientside callbacks Dash calls (LIQ.start, LIQ.impact) and what tests and the
- * benchmark read (LIQ.debug, LIQ.lastFrame, LIQ.resetStats). Loaded last.
+ * Start and symbol switch, and the public API at the top of the namespace: the
+ * clientside callbacks Dash calls (LIQ.start, LIQ.impact, LIQ.panelMenu), what the
+ * keyboard and the address bar call (LIQ.selectSymbol, LIQ.backToLive) and what tests
+ * and the benchmark read (LIQ.debug, LIQ.lastFrame, LIQ.resetStats). Loaded last.
  */
 (function (LIQ) {
   'use strict';
@@ -12,6 +13,7 @@
   const view = LIQ.state.view;
   const sched = LIQ.state.schedule;
   const imp = LIQ.state.impact;
+  const pause = LIQ.state.pause;
   const data = LIQ.data;
   const { byId, pageHidden } = LIQ.dom;
   const panels = LIQ.panels;
@@ -31,13 +33,42 @@
     if (root) root.dataset.symbol = session.symbol;
   }
 
-  function setSymbol(symbol) {
-    if (symbol === session.symbol && conn.ws) return;
+  /* how: 'initial' (the page's first symbol), 'user' (switcher or keys: a new browser
+   * history entry), 'history' (back / forward: the entry exists). A new symbol starts live. */
+  function setSymbol(symbol, how) {
+    if (symbol === session.symbol && conn.ws) return false;
+    const first = session.symbol === null;
+    LIQ.pause.reset();
+    LIQ.alertSteps.reset();
     LIQ.connection.reset();
     session.symbol = symbol;
     LIQ.store.reset();
     clearPanels();
     LIQ.connection.connect();
+    LIQ.url.write(how === 'user' && !first);
+    return true;
+  }
+
+  /* The switcher shows the symbol (its callback then finds it already set). */
+  function showInSwitcher(symbol) {
+    const dc = window.dash_clientside;
+    if (dc && typeof dc.set_props === 'function') {
+      try { dc.set_props('symbol', { value: symbol }); } catch (e) { /* not rendered yet */ }
+    }
+  }
+
+  /* The first call: the link's view (symbol, panels, impact side and size, moment), else
+   * the defaults. Returns the symbol shown. */
+  function startView(config, symbol) {
+    const link = LIQ.url.read();
+    init(config, link);
+    const first = link.symbol && config.symbols.includes(link.symbol) ? link.symbol : (symbol || config.symbols[0]);
+    setSymbol(first, 'initial');
+    panels.impact.preset(link.side, link.size);
+    LIQ.pause.openAt(link.t);
+    LIQ.url.start();
+    if (first !== symbol) showInSwitcher(first);
+    return first;
   }
 
   function observeLongTasks() {
@@ -54,10 +85,14 @@
     LIQ.connection.watchdog();
   }
 
-  function init(config) {
+  function init(config, link) {
     session.config = config;
     session.apiBase = LIQ.connection.apiBase(config.api_url);
     LIQ.state.stats = LIQ.schedule.freshStats();
+    LIQ.layout.init(link.panels);
+    LIQ.keys.init();
+    labelDashControls();
+    LIQ.pause.render();
     observeLongTasks();
     LIQ.schedule.watchSurface();
     panels.impact.watch();
@@ -70,13 +105,42 @@
     panels.banner.refreshHealth();
   }
 
+  /* Dash's radio groups render as listboxes without a name: give them one. */
+  function labelDashControls() {
+    const names = { 'symbol': 'Symbol', 'impact-side': 'Impact side', 'panel-toggles': 'Visible panels' };
+    for (const id of Object.keys(names)) {
+      const node = byId(id);
+      if (node && !node.getAttribute('aria-label')) node.setAttribute('aria-label', names[id]);
+    }
+  }
+
   Object.assign(LIQ, {
     /* clientside callback: the config store and the symbol switcher */
     start: function (config, symbol) {
       if (!config) return window.dash_clientside.no_update;
-      if (!session.config) init(config);
-      setSymbol(symbol || config.symbols[0]);
+      if (!session.config) return startView(config, symbol);
+      setSymbol(symbol || config.symbols[0], 'user');
       return symbol;
+    },
+    /* clientside callback: the panel menu (the user's own changes) */
+    panelMenu: function (value) {
+      LIQ.layout.fromMenu(value);
+      return window.dash_clientside.no_update;
+    },
+    /* the number keys and back / forward: how as for setSymbol */
+    selectSymbol: function (symbol, how) {
+      if (!session.config || !session.config.symbols.includes(symbol)) return false;
+      const changed = setSymbol(symbol, how);
+      showInSwitcher(symbol);
+      return changed;
+    },
+    /* L: play if paused, and the heatmap's time axis back on the newest data */
+    backToLive: function () {
+      LIQ.pause.play();
+      const div = byId('heatmap');
+      if (div && div._fullLayout && LIQ.layout.shown('heatmap')) {
+        Promise.resolve(Plotly.relayout(div, { 'xaxis.autorange': true })).catch(function () { /* redrawn next frame */ });
+      }
     },
     /* clientside callback: the impact calculator's side, Simulate button and Enter in the size */
     impact: function (nClicks, nSubmit, side, size) {
@@ -95,6 +159,8 @@
         impact: { side: imp.side, size: panels.impact.size(), auto: imp.auto, requests: imp.requests,
                   maxInFlight: imp.maxInFlight, inFlight: imp.inFlight, visible: imp.visible,
                   skipped: imp.skipped },
+        view: { size: LIQ.layout.size(), panels: LIQ.layout.visible(), paused: pause.active, moment: pause.moment,
+                held: pause.held.length, selectedAlert: LIQ.alertSteps.selected() },
         stats: stats ? JSON.parse(JSON.stringify(stats)) : null,
       };
     },

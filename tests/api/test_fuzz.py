@@ -10,6 +10,7 @@ fuzzers are synchronous) can block while the server keeps serving.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -38,7 +39,9 @@ def live_url() -> Iterator[str]:
     async def serve() -> None:
         stop = asyncio.Event()
         control.update(loop=asyncio.get_running_loop(), stop=stop)
-        async with running_stack(symbols=SYMS, push_interval_s=0.5) as h:
+        data = tempfile.mkdtemp(prefix="liq-fuzz-")
+        async with running_stack(symbols=SYMS, push_interval_s=0.5, history=True, data_dir=data,
+                                 checkpoint_interval_s=1.0) as h:
             await h.wait_synced()
             ready["url"] = h.api_url
             started.set()
@@ -86,7 +89,9 @@ def check_answer(status: int, content_type: str, body: bytes, what: str) -> None
             assert "not in sync" in detail or "unhealthy" in detail, f"{what}: {detail}"
 
 
-OPERATIONS = ["/health", "/symbols", "/stats", "/book/{symbol}", "/simulate/{symbol}", "/metrics", "/schema/frame.json"]
+OPERATIONS = ["/health", "/symbols", "/stats", "/book/{symbol}", "/simulate/{symbol}", "/alerts/{symbol}", "/metrics",
+              "/schema/frame.json", "/history/{symbol}/book", "/history/{symbol}/coverage", "/history/{symbol}/metrics",
+              "/history/{symbol}/alerts"]
 
 
 def test_every_operation_is_fuzzed(api_schema) -> None:  # type: ignore[no-untyped-def]
@@ -96,7 +101,8 @@ def test_every_operation_is_fuzzed(api_schema) -> None:  # type: ignore[no-untyp
 
 # Negative cases (that break the schema) exist only where there are parameters.
 FUZZ_CASES = [(p, GenerationMode.POSITIVE) for p in OPERATIONS] + [
-    (p, GenerationMode.NEGATIVE) for p in ("/book/{symbol}", "/simulate/{symbol}")
+    (p, GenerationMode.NEGATIVE) for p in ("/book/{symbol}", "/simulate/{symbol}", "/alerts/{symbol}",
+                                           "/history/{symbol}/book", "/history/{symbol}/metrics")
 ]
 
 
@@ -152,6 +158,24 @@ def test_book_any_query(http: httpx.Client, symbol: str, depth: str | None) -> N
     params = {} if depth is None else {"depth": depth}
     r = http.get(f"/book/{quote(symbol, safe='')}", params=params)
     check_answer(r.status_code, r.headers.get("content-type", ""), r.content, f"book {symbol!r} {params}")
+
+
+KINDISH = st.one_of(st.sampled_from(["WALL", "layering", "Exhaustion", "WALL,LAYERING", "WALL_REMOVED", ",", ""]),
+                    st.text(max_size=20))
+
+
+@given(symbol=SYMBOLISH, since=st.one_of(st.none(), NUMBERISH), min_notional=st.one_of(st.none(), NUMBERISH),
+       kind=st.one_of(st.none(), KINDISH))
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+def test_alerts_any_query(http: httpx.Client, symbol: str, since: str | None, min_notional: str | None,
+                          kind: str | None) -> None:
+    params = {k: v for k, v in (("since", since), ("min_notional", min_notional), ("kind", kind)) if v is not None}
+    r = http.get(f"/alerts/{quote(symbol, safe='')}", params=params)
+    check_answer(r.status_code, r.headers.get("content-type", ""), r.content, f"alerts {symbol!r} {params}")
+    if r.status_code == 200:
+        body = r.json()
+        assert body["symbol"] == symbol.lower()
+        assert all(a["peak_notional"] >= body["min_notional"] for g in body["groups"] for a in g["alerts"])
 
 
 @given(path=st.text(alphabet=st.characters(codec="utf-8"), max_size=40))

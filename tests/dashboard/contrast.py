@@ -244,16 +244,33 @@ STATE_SWATCHES_JS = r"""
   t(ladder, 'div', 'lmid', 'spread 0.1 · mid 97,000.05');
   const panel2 = add(grid, 'section', 'panel');
   const alerts = add(panel2, 'div', 'alerts');
+  grid.style.height = 'auto';          // every swatch on screen, none clipped by a scrolling list
+  alerts.style.overflow = 'visible';
+  const filterRow = add(alerts, 'div', 'afilter');
+  t(filterRow, 'label', '', 'min notional');
+  const minInput = add(filterRow, 'input', 'amin');
+  minInput.value = '350000';
+  texts += 1;
+  t(filterRow, 'span', 'muted', 'USDT');
+  t(filterRow, 'span', 'ahidden muted', '12 below it');
   t(alerts, 'div', 'muted', 'no alerts in the last 180 s');
-  for (const type of ['WALL', 'WALL_REMOVED', 'LAYERING', 'EXHAUSTION', 'OTHER']) {
-    for (const side of ['bid', 'ask']) {
-      const a = add(alerts, 'div', 'alert alert-' + type);
-      const h = add(a, 'div', 'ahead');
-      t(h, 'span', 'abadge', type);
-      t(h, 'span', 'aside ' + side, side);
-      t(h, 'span', 'aprice', '97,000.1');
-      t(h, 'span', 'atime', '12:00:00');
-      t(a, 'div', 'adetails', 'multiple 7.2 · size 12.5');
+  for (const side of ['bid', 'ask']) {
+    const group = add(alerts, 'div', 'agroup');
+    const gh = add(group, 'div', 'agroup-head');
+    t(gh, 'span', 'aside ' + side, side);
+    t(gh, 'span', 'aprice', '97,000.1 – 97,001.9');
+    t(gh, 'span', 'acount muted', '2 alerts');
+    for (const type of ['WALL', 'LAYERING', 'EXHAUSTION', 'OTHER']) {
+      for (const ended of [false, true]) {
+        const a = add(group, 'div', 'alert alert-' + type + (ended ? ' ended' : ''));
+        const h = add(a, 'div', 'ahead');
+        t(h, 'span', 'abadge', type);
+        t(h, 'span', 'astatus', ended ? 'removed (pulled)' : 'grown');
+        t(h, 'span', 'anotional', '1.04M USDT');
+        t(h, 'span', 'atime', '12:00:00');
+        t(a, 'div', 'adetails', '16.801 @ 61,700.0 · 0.20 bps from mid · 45% of side · 18 s');
+        t(a, 'div', 'alife', 'born 61,700.0 16.801 → grown 61,700.0 21.238');
+      }
     }
   }
   const panel3 = add(grid, 'section', 'panel');

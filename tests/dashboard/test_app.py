@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dashboard.app import ASSETS, PLOTLY_ROUTE, create_app
+from dashboard.app import ASSETS, PANELS, PLOTLY_ROUTE, create_app
 from dashboard.server import DashboardServer
 
 
@@ -40,6 +40,22 @@ def test_layout_carries_the_api_url_symbols_and_every_panel() -> None:
     for ident in ("banner", "ladder", "heatmap", "depth", "surface", "alerts", "impact-result", "impact-curve",
                   "feed", "metrics"):
         assert _find(app.layout, ident) is not None, ident
+
+
+def test_every_panel_is_named_hideable_and_in_the_panel_menu() -> None:
+    app = create_app("http://127.0.0.1:9999", ["btcusdt"])
+    menu = _find(app.layout, "panel-toggles")
+    names = [name for name, _label in PANELS]
+    assert [o["value"] for o in menu.options] == names
+    assert menu.value == names  # the page then applies the link, the saved choice or the screen's default
+    for name in names:
+        section = _find(app.layout, "panel-" + name)
+        props = section.to_plotly_json()["props"]
+        assert props["data-panel"] == name
+        assert _find(app.layout, props["aria-labelledby"]) is not None, name
+    for ident in ("pause", "shortcuts-open", "panel-menu", "view-state"):
+        assert _find(app.layout, ident) is not None, ident
+    assert '<html lang="en">' in app.index_string
 
 
 def test_no_symbols_is_refused() -> None:

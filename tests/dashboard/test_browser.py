@@ -199,9 +199,9 @@ def check_impact_without_click(page: Page) -> None:
     page.wait_for_function(
         """() => { const d = document.getElementById('impact-curve');
                    return d.data && d.data[0].x.length >= 5 && d.dataset.lastUpdateId; }""",
-        timeout=15_000,
+        timeout=60_000,
     )
-    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=60_000)
     result = page.inner_text("#impact-result")
     assert "VWAP" in result and "BTC (default size)" in result, result
     # BTCUSDT near 97,000: the default size is 1 BTC (about 100k USDT), the curve 0.1 .. 10 BTC
@@ -243,7 +243,7 @@ def check_live_impact(page: Page) -> None:
                    return c.lastUpdateId !== curveId && Number(c.updatedAt) > Number(curveAt)
                           && r.lastUpdateId !== resultId; }""",
             arg=first,
-            timeout=10_000,
+            timeout=60_000,
         )
         page.wait_for_timeout(max(0.0, 8.0 - (time.monotonic() - started)) * 1000)
         elapsed = time.monotonic() - started
@@ -256,7 +256,7 @@ def check_live_impact(page: Page) -> None:
 
 
 def test_every_visible_text_is_readable(page: Page) -> None:
-    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'", timeout=60_000)
     measured = measure_contrast(page)
     assert len(measured) > 100, f"only {len(measured)} text elements found"
     texts = {m["text"] for m in measured}
@@ -342,29 +342,114 @@ def test_symbol_switch_changes_data_without_reload(page: Page) -> None:
     assert page.evaluate("() => window.__sameDocument === true")
 
 
+def set_min_notional(page: Page, text: str) -> None:
+    """Type the alerts filter as a user would; empty is the default."""
+    page.fill("#alerts-min-notional", text)
+    want = "null" if text == "" else text
+    page.wait_for_function(
+        f"() => {LIQ}.debug && String(window.localStorage.getItem('liq.alerts.minNotional.btcusdt')) === '{want}'")
+
+
 def test_injected_wall_is_highlighted_on_the_ladder_and_alerted(dash_env: RunningDashboard, page: Page) -> None:
     sim = dash_env.stack.sim
-    # Planned for two minutes (not timed: the page only has to see it while it stands).
-    episode = dash_env.loop.run(
-        sim.inject_wall("btcusdt", side="bid", distance_ticks=2, multiple=25.0, duration_s=120.0)
-    )
-    price = float(episode.prices[0])
-    page.wait_for_function(
-        """(price) => Array.from(document.querySelectorAll('#ladder .lrow.wall')).some(
-               r => r.dataset.side === 'bid' && Math.abs(Number(r.dataset.price) - price) < 1e-6)""",
-        arg=price,
-    )
-    page.wait_for_function(
-        """(price) => Array.from(document.querySelectorAll('#alerts .alert[data-type=WALL]')).some(
-               a => a.dataset.side === 'bid' && Math.abs(Number(a.dataset.price) - price) < 1e-6)""",
-        arg=price,
-    )
-    colour = page.evaluate(
-        "(p) => getComputedStyle(Array.from(document.querySelectorAll('#ladder .lrow.wall'))"
-        ".find(r => Number(r.dataset.price) === p).querySelector('.lbar')).backgroundColor",
-        price,
-    )
-    assert colour == "rgb(255, 152, 0)", colour  # orange
+    set_min_notional(page, "0")  # whatever its notional in the simulated market
+    try:
+        # Planned for two minutes (not timed: the page only has to see it while it stands).
+        episode = dash_env.loop.run(
+            sim.inject_wall("btcusdt", side="bid", distance_ticks=2, multiple=25.0, duration_s=120.0)
+        )
+        price = float(episode.prices[0])
+        page.wait_for_function(
+            """(price) => Array.from(document.querySelectorAll('#ladder .lrow.wall')).some(
+                   r => r.dataset.side === 'bid' && Math.abs(Number(r.dataset.price) - price) < 1e-6)""",
+            arg=price,
+        )
+        page.wait_for_function(
+            """(price) => Array.from(document.querySelectorAll('#alerts .alert[data-type=WALL]')).some(
+                   a => a.dataset.side === 'bid' && a.dataset.live === '1'
+                        && Math.abs(Number(a.dataset.price) - price) < 1e-6)""",
+            arg=price,
+        )
+        colour = page.evaluate(
+            "(p) => getComputedStyle(Array.from(document.querySelectorAll('#ladder .lrow.wall'))"
+            ".find(r => Number(r.dataset.price) === p).querySelector('.lbar')).backgroundColor",
+            price,
+        )
+        assert colour == "rgb(255, 152, 0)", colour  # orange
+    finally:
+        set_min_notional(page, "")
+
+
+# The panel as the page drew it (groups, then their alerts, in document order), and
+# GET /alerts for the filter the panel shows: fetched by the page, compared there.
+PANEL_EQUALS_API_JS = """async () => {
+    const box = document.getElementById('alerts');
+    const min = box.dataset.minNotional;
+    if (min === undefined) return false;
+    const page = Array.from(box.querySelectorAll('.agroup')).map(g => [g.dataset.side, g.dataset.priceBin,
+        Array.from(g.querySelectorAll('.alert')).map(a => a.dataset.id + ':' + a.dataset.status)]);
+    const api = await (await fetch(window.LIQ.connection.apiUrl('/alerts/btcusdt?min_notional=' + min))).json();
+    const theirs = api.groups.map(g => [g.side, g.price_bin === null ? '' : String(g.price_bin),
+        g.alerts.map(a => a.id + ':' + a.status)]);
+    window.__panelVsApi = {page: page, api: theirs, min: min};
+    return JSON.stringify(page) === JSON.stringify(theirs) && page.length > 0;
+}"""
+
+
+def test_alert_panel_shows_what_the_api_shows_filtered_grouped_and_ordered(dash_env: RunningDashboard,
+                                                                           page: Page) -> None:
+    """With the market frozen (alerts settle), the panel's groups and their alerts, in
+    order, equal GET /alerts with the same filter: at 0 (every alert), then at the
+    lowest peak notional above 0 held, which hides at least the smallest one."""
+    handle = dash_env.stack
+    page.wait_for_function(f"() => {LIQ}.debug().alerts >= 2")
+    dash_env.loop.call(handle.sim.pause)
+    try:
+        set_min_notional(page, "0")
+        page.wait_for_function(PANEL_EQUALS_API_JS)
+        held = page.evaluate("() => Array.from(window.LIQ.data.alerts)")
+        floor = min(a["peak_notional"] or 0.0 for a in held if (a["peak_notional"] or 0.0) > 0) + 0.01
+        set_min_notional(page, repr(floor))
+        page.wait_for_function(PANEL_EQUALS_API_JS)
+        hidden = page.inner_text("#alerts .ahidden")
+        assert hidden.endswith("below it") and int(hidden.split()[0]) >= 1, hidden  # the smallest at least
+        shown = page.evaluate("() => Array.from(document.querySelectorAll('#alerts .alert')).map(a => Number("
+                              "window.LIQ.data.alertById.get(a.dataset.id).peak_notional))")
+        assert shown and min(shown) >= floor
+    finally:
+        set_min_notional(page, "")
+        dash_env.loop.call(handle.sim.resume)
+
+
+def test_alert_filter_defaults_to_the_apis_and_is_kept_per_symbol_across_reloads(
+    browser: Browser, dash_env: RunningDashboard
+) -> None:
+    stack_ready(dash_env)
+    default = dash_env.stack.settings.alert_min_notional_usdt
+    page, errors = open_page(browser, dash_env)  # a context of its own: empty storage
+    try:
+        page.wait_for_function(f"() => Number(document.getElementById('alerts').dataset.minNotional) === {default}")
+        assert page.input_value("#alerts-min-notional") == ""
+        assert page.get_attribute("#alerts-min-notional", "placeholder") == f"{default:g}"
+        page.fill("#alerts-min-notional", "-5")  # refused: marked, not applied, not kept
+        page.wait_for_function("() => document.getElementById('alerts-min-notional').classList.contains('invalid')")
+        assert page.evaluate("() => window.localStorage.getItem('liq.alerts.minNotional.btcusdt')") is None
+        set_min_notional(page, "125000")
+        page.wait_for_function("() => document.getElementById('alerts').dataset.minNotional === '125000'")
+        page.reload()
+        page.wait_for_function(f"() => {LIQ}?.debug().seq != null")
+        page.wait_for_function("() => document.getElementById('alerts').dataset.minNotional === '125000'")
+        assert page.input_value("#alerts-min-notional") == "125000"
+        page.click("label:has-text('ETHUSDT')")  # its own filter: the default
+        page.wait_for_function(f"() => document.getElementById('ladder').dataset.symbol === 'ethusdt' && "
+                               f"Number(document.getElementById('alerts').dataset.minNotional) === {default}")
+        assert page.input_value("#alerts-min-notional") == ""
+        page.click("label:has-text('BTCUSDT')")
+        page.wait_for_function("() => document.getElementById('ladder').dataset.symbol === 'btcusdt' && "
+                               "document.getElementById('alerts').dataset.minNotional === '125000'")
+        assert errors == [], errors
+    finally:
+        page.close()
 
 
 def test_impact_calculator_shows_vwap_and_errors(page: Page) -> None:
@@ -373,20 +458,20 @@ def test_impact_calculator_shows_vwap_and_errors(page: Page) -> None:
     page.wait_for_function(
         """() => { const r = document.getElementById('impact-result');
                    return r.dataset.status === 'ok' && r.dataset.size === '2.5'; }""",
-        timeout=10_000,
+        timeout=60_000,
     )
     text = page.inner_text("#impact-result")
     assert "VWAP" in text and "levels consumed" in text and "2.500 BTC" in text
     page.wait_for_function(
         """() => { const d = document.getElementById('impact-curve');
                    return d.data && d.data[0].x.length >= 5 && d.data[0].x.includes(2.5); }""",
-        timeout=10_000,
+        timeout=60_000,
     )
     page.click("label:has-text('sell')")  # the side applies at once, no Simulate needed
     page.wait_for_function(
         """() => document.getElementById('impact-curve').dataset.side === 'sell'
                  && document.getElementById('impact-result').dataset.side === 'sell'""",
-        timeout=10_000,
+        timeout=60_000,
     )
     assert "sell 2.500 BTC" in page.inner_text("#impact-result")
     page.fill("#impact-size", "-1")
@@ -408,12 +493,12 @@ def test_a_symbol_the_api_refuses_is_shown_as_disconnected(dash_env: RunningDash
     try:
         other.goto(server.url)
         other.wait_for_function("() => document.getElementById('liq-root')?.dataset.conn === 'disconnected'",
-                                timeout=20_000)
+                                timeout=60_000)
         status = other.inner_text("#conn-status")
         assert status.startswith("disconnected") and "unknown symbol 'xrpusdt'" in status, status
         other.click("label:has-text('BTCUSDT')")  # a served symbol connects as usual
         other.wait_for_function("() => document.getElementById('liq-root')?.dataset.status === 'connected'",
-                                timeout=15_000)
+                                timeout=60_000)
         assert other.inner_text("#conn-status") == "connected"
     finally:
         context.close()

@@ -50,7 +50,7 @@ def replay_page(replay_env: tuple[Any, Any, Any]) -> Iterator[tuple[Page, list[s
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
         page.goto(server.url)
-        page.wait_for_function(f"() => {LIQ}?.debug().seq != null", timeout=20_000)
+        page.wait_for_function(f"() => {LIQ}?.debug().seq != null", timeout=60_000)
         yield page, errors
         browser.close()
 
@@ -73,7 +73,7 @@ def test_replay_says_replaying_then_replay_finished(
 
     # While it plays
     page.wait_for_function("() => document.getElementById('liq-root')?.dataset.status === 'replaying'",
-                           timeout=10_000)
+                           timeout=60_000)
     assert page.inner_text("#conn-status") == "replaying"
     assert page.get_attribute("#liq-root", "data-conn") == "connected"  # the socket itself
     frame = page.evaluate(f"() => {LIQ}.lastFrame()")
@@ -101,7 +101,7 @@ def test_replay_says_replaying_then_replay_finished(
     # the books stay: the ladder and the impact panel still show the last recorded book
     assert page.inner_text("#m-mid") not in ("", "\u2013")
     page.wait_for_function("() => document.getElementById('impact-result').dataset.status === 'ok'",
-                           timeout=10_000)
+                           timeout=60_000)
     assert errors == [], errors
 
 

@@ -141,7 +141,8 @@ async def test_restricted_location_with_source_binance_exits_2_in_one_line() -> 
                "LIQ_WS_MARKET_URL": urls.ws_market_url}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "main.py", "--source", "binance", "--symbols", "btcusdt", "--no-dashboard",
-            "--api-port", "0", cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            "--api-port", "0", "--no-history", cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         _out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:

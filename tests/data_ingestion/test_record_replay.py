@@ -8,7 +8,7 @@ from api.assembly import Stack
 from api.services import SourceInfo
 from config import load_settings
 from data_ingestion.audit import audit_files
-from data_ingestion.recording import DEPTH, SNAPSHOT, read_recording
+from data_ingestion.recording import DEPTH, SNAPSHOT, read_recording, segments_of
 from tests.stack import book_mismatches, running_stack
 from tests.waiting import wait_until
 
@@ -35,7 +35,7 @@ async def test_record_then_replay_gives_the_same_book(tmp_path: Path) -> None:
         assert book_mismatches(feed, h.sim) == []
         live_bids, live_asks = dict(feed.book.bids), dict(feed.book.asks)
         live_u = feed.book.last_update_id
-    files = sorted(str(p) for p in tmp_path.glob("btcusdt_*.gz"))
+    files = [str(p) for p in segments_of(tmp_path, "btcusdt")]
     assert files, "nothing was recorded"
     kinds = [m.kind for m in read_recording(files)]
     assert kinds.count(SNAPSHOT) >= 1 and kinds.count(DEPTH) >= 80

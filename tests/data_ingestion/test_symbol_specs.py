@@ -11,7 +11,7 @@ import pytest
 
 from config import SymbolSpec, load_settings
 from data_ingestion.audit import audit_files
-from data_ingestion.recording import FILTERS, read_recording, scan_head
+from data_ingestion.recording import FILTERS, read_recording, scan_head, segments_of
 from data_ingestion.rest import RestClient, WeightBudget
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry
@@ -47,7 +47,7 @@ async def test_a_recording_carries_its_filters_and_replays_at_that_tick(tmp_path
         assert h.feed("yfiusdt").spec.tick_size == 1.0  # from exchangeInfo
         applied = h.feed("yfiusdt").validator.counters.events_applied
         await h.wait_for(lambda: h.feed("yfiusdt").validator.counters.events_applied >= applied + 30, 20, "events")
-    files = sorted(str(p) for p in tmp_path.glob("yfiusdt_*.gz"))
+    files = [str(p) for p in segments_of(tmp_path, "yfiusdt")]
     first = next(iter(read_recording(files)))
     assert first.kind == FILTERS and first.data.tick_size == "1" and first.data.source == "exchangeInfo"  # type: ignore[union-attr]
     assert scan_head(files[0]).filters is not None

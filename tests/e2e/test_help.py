@@ -24,6 +24,10 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
     "--replay": (["a.gz", "b.gz"], "LIQ_REPLAY_FILES", "a.gz,b.gz"),
     "--speed": (["3"], "LIQ_REPLAY_SPEED", "3"),
     "--record": (["/tmp/rec"], "LIQ_RECORD_DIR", "/tmp/rec"),
+    "--data-dir": (["/tmp/liq-data"], "LIQ_DATA_DIR", "/tmp/liq-data"),
+    "--no-history": ([], "LIQ_HISTORY", "0"),
+    "--retain": (["90m"], "LIQ_RETAIN_S", "5400"),
+    "--max-disk": (["500MB"], "LIQ_MAX_DISK_BYTES", "500000000"),
     "--host": (["0.0.0.0"], "LIQ_HOST", "0.0.0.0"),
     "--api-port": (["8123"], "LIQ_API_PORT", "8123"),
     "--dash-port": (["8124"], "LIQ_DASH_PORT", "8124"),
@@ -36,6 +40,12 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
     "--log-file": (["/tmp/liq.log"], "LIQ_LOG_FILE", "/tmp/liq.log"),
     "--allow-origin": (["https://desk.example"], "LIQ_ALLOW_ORIGINS", "https://desk.example"),
     "--forwarded-allow-ips": (["10.0.0.1"], "LIQ_FORWARDED_ALLOW_IPS", "10.0.0.1"),
+    "--role": (["api"], "LIQ_ROLE", "api"),
+    "--bus": (["nats://10.0.0.2:4222"], "LIQ_BUS_URL", "nats://10.0.0.2:4222"),
+    "--shard": (["1/2"], "LIQ_SHARD", "1/2"),
+    "--node": (["ingest-1"], "LIQ_NODE_NAME", "ingest-1"),
+    "--api-urls": (["http://10.0.0.3:8000,http://10.0.0.4:8000"], "LIQ_API_URLS",
+                   "http://10.0.0.3:8000,http://10.0.0.4:8000"),
 }
 NO_VARIABLE = {"-h", "--help"}
 
@@ -85,7 +95,7 @@ def test_every_flag_names_its_variable() -> None:
     assert not missing, "\n".join(missing)
     # flags with a default say it (the ones without one, like --record, have none)
     for flag in ("--source", "--symbols", "--speed", "--host", "--api-port", "--dash-port", "--cadence",
-                 "--sim-speed", "--seed", "--log-level"):
+                 "--sim-speed", "--seed", "--log-level", "--data-dir", "--retain", "--max-disk"):
         assert "default " in helps[flag], f"{flag}: {helps[flag]!r}"
 
 

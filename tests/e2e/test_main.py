@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,9 +44,14 @@ def candidate_ports(n: int) -> list[int]:
 class Proc:
     """main.py in a subprocess on fresh ports. Started once its log says the API is up
     (its ports are then held by it); launched again on new ports when one was taken
-    in between (main.py exits 2 saying the port is "not available")."""
+    in between (main.py exits 2 saying the port is "not available"). History goes to
+    a temporary data directory unless the arguments say where (never the repository's)."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self._data_dir: tempfile.TemporaryDirectory[str] | None = None
+        if not {"--data-dir", "--no-history", "--record"} & set(args):
+            self._data_dir = tempfile.TemporaryDirectory(prefix="liq-e2e-")
+            args = (*args, "--data-dir", self._data_dir.name)
         self.args = args
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LIQ_")}
         self.env.update(env or {})
@@ -130,6 +136,9 @@ class Proc:
         if self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait()
+        if self._data_dir is not None:
+            self._data_dir.cleanup()
+            self._data_dir = None
 
 
 def assert_stopped_cleanly(code: int, err: str) -> None:
@@ -251,7 +260,7 @@ def test_port_in_use_is_a_clear_error() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "main.py", "--source", "sim", "--api-port", str(port), "--no-dashboard"],
+            [sys.executable, "main.py", "--source", "sim", "--api-port", str(port), "--no-dashboard", "--no-history"],
             cwd=REPO, capture_output=True, text=True, timeout=CEILING_S,
         )
     assert proc.returncode == 2
@@ -265,6 +274,7 @@ def test_help_documents_every_flag() -> None:
                           timeout=CEILING_S)
     assert proc.returncode == 0
     for flag in ("--source", "--symbols", "--replay", "--speed", "--record", "--host", "--api-port", "--dash-port",
-                 "--no-dashboard", "--cadence", "--log-level", "--log-file", "--sim-url"):
+                 "--no-dashboard", "--cadence", "--log-level", "--log-file", "--sim-url", "--data-dir", "--no-history",
+                 "--retain", "--max-disk"):
         assert flag in proc.stdout
     assert "LIQ_SOURCE" in proc.stdout

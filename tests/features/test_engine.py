@@ -26,7 +26,7 @@ FRAME_FIELDS = {
     "imbalance", "imbalance_l1", "ofi", "ofi_levels", "depth_delta",
     "total_bid_volume", "total_ask_volume", "depth_weighted_price", "depth_weighted_mid",
     "slope", "cumulative_depth", "depth_bands", "bid_levels", "ask_levels", "walls",
-    "alerts", "heatmap", "volume_profile", "trades", "feed", "replay",
+    "alerts", "heatmap", "volume_profile", "trades", "feed", "replay", "history",
 }  # fmt: skip
 
 
@@ -110,7 +110,10 @@ def test_unsynced_frame_has_nulls_and_empty_levels(btc_file: Path) -> None:
                 "imbalance_l1", "ofi", "ofi_levels", "depth_delta", "total_bid_volume",
                 "total_ask_volume", "depth_weighted_mid", "heatmap"):  # fmt: skip
         assert f[key] is None, key
-    assert f["bid_levels"] == [] and f["ask_levels"] == [] and f["walls"] == [] and f["alerts"] == []
+    assert f["bid_levels"] == [] and f["ask_levels"] == [] and f["walls"] == []
+    # The alerts live when the book was lost end with it; none is live afterwards.
+    assert all(not a["live"] and a["reason"] == "resync" for a in f["alerts"])
+    assert all(not a.live for a in eng.alert_list())
     assert f["depth_weighted_price"] == {"bid": None, "ask": None}
     assert f["cumulative_depth"] == {"bid": [], "ask": []}
     assert f["sync"] == sync and f["feed"] == FEED
@@ -127,10 +130,16 @@ def test_engine_raises_alerts_into_the_frame_and_history() -> None:
     eng = SymbolFeatures("btcusdt", Settings())
     eng.on_depth_applied(book, 0)
     f = frame_to_dict(eng.build_frame(book, 5 * S, SYNCED, FEED))
-    assert [a["type"] for a in f["alerts"]] == ["LAYERING"]
-    assert eng.recent_alerts(6 * S)[0]["type"] == "LAYERING"
-    # a second frame in the same second does not sample again
-    assert eng.build_frame(book, 5 * S + S // 2, SYNCED, FEED).alerts == []
+    assert [(a["id"], a["type"], a["status"], a["live"]) for a in f["alerts"]] == [
+        ("btcusdt-1", "LAYERING", "born", True)]
+    assert [a.type for a in eng.last_detections] == ["LAYERING"]  # the detector's event behind it
+    assert [a.id for a in eng.alert_list()] == ["btcusdt-1"] and len(eng.alert_history) == 1
+    # A second frame in the same second does not sample again, and carries the live alert as it was.
+    again = eng.build_frame(book, 5 * S + S // 2, SYNCED, FEED)
+    assert eng.last_detections == [] and [a.status for a in again.alerts] == ["born"]
+    # The book is lost: the next frame ends it.
+    lost = eng.build_frame(book, 6 * S, {**SYNCED, "state": "resyncing"}, FEED)
+    assert [(a.id, a.status, a.live, a.reason) for a in lost.alerts] == [("btcusdt-1", "ended", False, "resync")]
 
 
 def test_a_new_snapshot_between_frames_resets_the_flow() -> None:

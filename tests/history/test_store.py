@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from features.frame import BidAsk, DepthBands, Frame, FrameAlert, SyncInfo
+from features.frame import AlertEvent, BidAsk, DepthBands, Frame, FrameAlert, SyncInfo
 from history.store import HistoryStore, band_fields
 
 T0 = 1_764_201_600.0  # 2025-11-27 00:00:00 UTC
@@ -87,17 +87,26 @@ def test_unknown_field_is_refused(store: HistoryStore) -> None:
         store.series("btcusdt", T0, T0 + 1, ["mid_price", "state"], None)
 
 
-def test_alerts_are_kept_and_returned_in_order(store: HistoryStore) -> None:
-    wall = FrameAlert(type="WALL", symbol="btcusdt", side="bid", price=99.5, ts=T0 + 5.2, details={"size": 12.0})
-    gone = FrameAlert(type="WALL_REMOVED", symbol="btcusdt", side="bid", price=99.5, ts=T0 + 40.0,
-                      details={"how": "pulled"})
-    store.add_frame(frame(T0 + 5.2, 100.0, alerts=[wall]))
-    store.add_frame(frame(T0 + 40.0, 100.0, alerts=[gone]))
+def wall(status: str, ts: float, live: bool = True, size: float = 12.0) -> FrameAlert:
+    return FrameAlert(id="btcusdt-1", type="WALL", status=status, live=live, symbol="btcusdt", side="bid",  # type: ignore[arg-type]
+                      price=99.5, price_bin=49, ts=ts, born_ts=T0 + 5.0, age_s=ts - T0, size=size,
+                      notional=size * 99.5, peak_notional=size * 99.5, distance_bps=5.0, depth_share=0.3,
+                      score=size * 99.5 / 1.5, events=[AlertEvent(ts=ts, status=status, price=99.5, size=size)])  # type: ignore[arg-type]
+
+
+def test_alerts_are_kept_once_per_change(store: HistoryStore) -> None:
+    """A frame carries every live alert; the history keeps a state only when it changed."""
+    for t, alert in ((5.2, wall("born", T0 + 5)), (6.2, wall("born", T0 + 5)), (7.2, wall("born", T0 + 5)),
+                     (10.2, wall("grown", T0 + 10, size=20.0)), (11.2, wall("grown", T0 + 10, size=20.0)),
+                     (40.0, wall("removed", T0 + 40, live=False, size=20.0))):
+        store.add_frame(frame(T0 + t, 100.0, alerts=[alert]))
     store.flush()
-    found = store.alerts("btcusdt", T0, T0 + 60)
-    assert [a["type"] for a in found] == ["WALL", "WALL_REMOVED"]
-    assert found[0]["price"] == 99.5 and found[0]["details"] == {"size": 12.0}
-    assert store.alerts("btcusdt", T0 + 10, T0 + 60)[0]["type"] == "WALL_REMOVED"
+    assert store.alerts_written == 3
+    whole = store.alerts("btcusdt", T0, T0 + 60)
+    assert [(a["id"], a["status"], a["live"]) for a in whole] == [("btcusdt-1", "removed", False)]
+    early = store.alerts("btcusdt", T0, T0 + 20)
+    assert [(a["status"], a["size"]) for a in early] == [("grown", 20.0)]
+    assert store.alerts("btcusdt", T0 + 50, T0 + 60) == []
 
 
 def test_retention_drops_what_is_older(tmp_path: Path) -> None:

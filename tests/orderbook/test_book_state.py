@@ -97,6 +97,23 @@ def test_malformed_level_raises_a_clear_error(bad: list[str]) -> None:
         book.apply_diff([bad], [], 101)
 
 
+def test_snapshot_loads_levels_by_the_diff_rules() -> None:
+    # Unsorted, a price given twice (the later entry wins), zero removing a level
+    # given before it and a zero for a price never given: as diffs on an empty book.
+    bids = [["97499.50", "1.0"], ["97500.10", "3.5"], ["97500.00", "2.1"], ["97499.50", "0.7"],
+            ["97500.00", "0"], ["97400.00", "0.000"]]
+    asks = [["97500.30", "4.2"], ["97500.20", "1.8"]]
+    book = BookState("btcusdt", 0.1)
+    book.apply_snapshot(7, bids, asks)
+    by_diff = BookState("btcusdt", 0.1)
+    by_diff.apply_diff(bids, asks, 7)
+    assert book.top(10) == by_diff.top(10) == ([(97500.1, 3.5), (97499.5, 0.7)], [(97500.2, 1.8), (97500.3, 4.2)])
+    book.apply_diff([["97499.60", "2"]], [["97500.20", "0"]], 8)  # the sorted keys stay usable
+    assert book.top(10) == ([(97500.1, 3.5), (97499.6, 2.0), (97499.5, 0.7)], [(97500.3, 4.2)])
+    with pytest.raises(MalformedLevel):
+        book.apply_snapshot(9, [["1", "-1"]], [])
+
+
 def test_malformed_snapshot_leaves_the_book_empty() -> None:
     book = make_book()
     with pytest.raises(MalformedLevel):
