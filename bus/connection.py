@@ -216,6 +216,23 @@ class BusConnection:
         await self.nc.publish(subject, data)
         return True
 
+    async def sync(self, timeout_s: float = 5.0) -> None:
+        """Return once the server has processed everything this connection sent before
+        (publications and subscriptions). ``nc.flush()`` does not promise that: the
+        client (nats-py 2.16) writes its PING straight to the socket, ahead of the
+        commands still queued for its writer task, so the PONG can come back before an
+        earlier SUB or PUB reached the server. A message to our own inbox is queued
+        behind them, and the server handles one connection's commands in order."""
+        nc = self.nc
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox, max_msgs=1)
+        try:
+            await nc.publish(inbox, b"")
+            await sub.next_msg(timeout=timeout_s)
+        except BaseException:
+            await sub.unsubscribe()
+            raise
+
     def status(self) -> dict[str, Any]:
         return {
             "url": self.url,
