@@ -209,29 +209,16 @@ class BusConnection:
             return None
         return nc.connected_url.geturl()
 
+    async def sync(self) -> None:
+        """Return once everything sent so far has reached the server (see :func:`flush_all`)."""
+        await flush_all(self.nc)
+
     async def publish(self, subject: str, data: bytes) -> bool:
         """Send ``data`` now; False (nothing sent, nothing queued) while disconnected."""
         if not self.connected:
             return False
         await self.nc.publish(subject, data)
         return True
-
-    async def sync(self, timeout_s: float = 5.0) -> None:
-        """Return once the server has processed everything this connection sent before
-        (publications and subscriptions). ``nc.flush()`` does not promise that: the
-        client (nats-py 2.16) writes its PING straight to the socket, ahead of the
-        commands still queued for its writer task, so the PONG can come back before an
-        earlier SUB or PUB reached the server. A message to our own inbox is queued
-        behind them, and the server handles one connection's commands in order."""
-        nc = self.nc
-        inbox = nc.new_inbox()
-        sub = await nc.subscribe(inbox, max_msgs=1)
-        try:
-            await nc.publish(inbox, b"")
-            await sub.next_msg(timeout=timeout_s)
-        except BaseException:
-            await sub.unsubscribe()
-            raise
 
     def status(self) -> dict[str, Any]:
         return {
@@ -243,6 +230,21 @@ class BusConnection:
             "down_for_s": round(time.monotonic() - self.down_since, 1) if self.down_since is not None else None,
             "last_error": self.last_error,
         }
+
+
+async def flush_all(nc: Any, timeout_s: float = 10.0) -> None:
+    """Return once every command written to ``nc`` so far has reached the server.
+
+    ``Client.flush`` alone does not promise that in nats-py 2.16: its PING goes straight
+    to the socket, while SUB and PUB commands wait in a buffer for the client's flusher
+    task, so the PONG can come back before a subscription made just before was sent
+    (then a message published from another connection right after is lost, or a
+    request finds no responder). So the buffer is handed to the flusher first and
+    waited for (nats-py's own force flush), then the PING/PONG round trip."""
+    force = getattr(nc, "_flush_pending", None)
+    if force is not None:
+        await force(force_flush=True)
+    await nc.flush(timeout=timeout_s)
 
 
 def _describe(exc: BaseException) -> str:
