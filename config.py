@@ -68,6 +68,9 @@ class Settings:
     sim_url: str = ""  # use a simulated exchange running elsewhere (http://host:port)
     sim_seed: int = 1
     sim_speed: float = 1.0
+    # Symbols the in-process simulated exchange serves besides ``symbols``: a count
+    # (its most active contracts) or a comma-separated list.
+    sim_market: str = ""
     replay_files: tuple[str, ...] = ()
     replay_speed: float = 1.0
 

@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"[{_env('SIM_URL')}]")
     p.add_argument("--sim-speed", type=float, default=None,
                    help=f"in-process simulated market speed [{_env('SIM_SPEED')}, default {d.sim_speed:g}]")
+    p.add_argument("--sim-market", default=None, metavar="N|SYMBOLS",
+                   help=f"the in-process simulated exchange also serves a market of N symbols (its most active "
+                        f"contracts) or of these symbols, with their exchangeInfo, all-market and partial-book "
+                        f"streams [{_env('SIM_MARKET')}]")
     p.add_argument("--seed", type=int, default=None,
                    help=f"simulated market seed [{_env('SIM_SEED')}, default {d.sim_seed}]")
     p.add_argument("--allow-origin", action="append", default=None, metavar="ORIGIN",
@@ -141,6 +145,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "push_interval_s": args.cadence,
         "sim_url": args.sim_url,
         "sim_speed": args.sim_speed,
+        "sim_market": args.sim_market,
         "sim_seed": args.seed,
         "log_level": args.log_level,
         "log_file": args.log_file,

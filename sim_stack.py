@@ -33,6 +33,7 @@ from api.assembly import Stack
 from api.services import SourceInfo
 from config import Settings, load_settings
 from data_ingestion.feed import SymbolFeed
+from exchange_sim.contracts import with_market
 from exchange_sim.exchange import SimExchange
 from exchange_sim.settings import SimConfig
 
@@ -42,11 +43,13 @@ WAIT_CEILING_S = 60.0
 
 
 async def start_sim_exchange(settings: Settings, **sim_config: Any) -> tuple[SimExchange, Settings]:
-    """A simulated exchange trading ``settings.symbols`` (at ``settings.sim_seed`` and
-    ``sim_speed``; ``sim_config`` overrides any SimConfig field), started on free
-    loopback ports, and ``settings`` pointed at it."""
+    """A simulated exchange trading ``settings.symbols`` and the market of
+    ``settings.sim_market`` (at ``settings.sim_seed`` and ``sim_speed``; ``sim_config``
+    overrides any SimConfig field), started on free loopback ports, and ``settings``
+    pointed at it."""
     fields: dict[str, Any] = {"seed": settings.sim_seed, "speed": settings.sim_speed, **sim_config}
-    sim = SimExchange(SimConfig(symbols=settings.symbols, **fields))
+    fields.setdefault("symbols", with_market(settings.symbols, settings.sim_market))
+    sim = SimExchange(SimConfig(**fields))
     try:
         urls = await sim.start("127.0.0.1", 0, 0)
     except BaseException:

@@ -44,6 +44,12 @@ def _detectors() -> dict[str, Any]:
     return out
 
 
+def _sim_cost() -> dict[str, Any]:
+    from bench.sim_cost import bench_sim_cost
+
+    return bench_sim_cost()
+
+
 def _replay_memory() -> dict[str, Any]:
     from bench.replay_memory import bench_replay_memory
 
@@ -93,6 +99,8 @@ def registry() -> dict[str, tuple[str, Benchmark]]:
                  _seek),
         "frame": ("one frame: whole-book features, detectors, heatmap, encoding", ingest.bench_frame),
         "fanout": ("200 websocket clients on two symbols at 1 s for 60 s", fanout.bench_fanout),
+        "sim_cost": ("the simulated exchange alone: CPU and RSS at 2 symbols and at a market of 300",
+                     _sim_cost),
         "detectors": ("detector recall/precision vs labelled episodes, 30 simulated minutes", _detectors),
         "browser": ("dashboard in headless Chromium, 1 frame/s for 1 min: main-thread cost, JS heap", _browser_1s),
         "browser_fast": ("the same at 10 frames/s for 1 min", _browser_fast),

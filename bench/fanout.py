@@ -53,6 +53,7 @@ async def _serve(symbols: Sequence[str], cadence_s: float, max_clients: int) -> 
         loop.add_signal_handler(sig, stop.set)
     async with running_stack(
         tuple(symbols), source_reason="fan-out benchmark", push_interval_s=cadence_s,
+        sim_config={"regime": "volatile"},  # the busier market
         max_ws_clients=max(max_clients, 500), log_level="warning",
     ) as h:
         print(f"READY {h.api_url}", flush=True)

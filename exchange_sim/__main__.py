@@ -11,7 +11,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from exchange_sim.contracts import CONTRACTS, with_market
 from exchange_sim.exchange import SimExchange
+from exchange_sim.regimes import MODES
 from exchange_sim.settings import SimConfig
 
 
@@ -46,7 +48,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=9100, help="REST port (default 9100; 0 = a free port)")
     p.add_argument("--ws-port", type=int, default=None,
                    help="websocket port (default: REST port + 1, or a free port when --port is 0)")
-    p.add_argument("--symbols", default="btcusdt,ethusdt", help="comma-separated symbols (default btcusdt,ethusdt)")
+    p.add_argument("--symbols", default=None,
+                   help="comma-separated symbols (default btcusdt,ethusdt, or none with --market)")
+    p.add_argument("--market", default="", metavar="N|SYMBOLS",
+                   help=f"also serve a market: the N most active contracts of a table of plausible USDT-M "
+                        f"perpetuals (1-{len(CONTRACTS)}), or these comma-separated symbols, each with its own "
+                        f"tick, lot and activity")
+    p.add_argument("--regime", default=d.regime, choices=MODES,
+                   help="calm and volatile periods: auto alternates them (default), calm or volatile holds one")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed: same seed, same market (default 1)")
     p.add_argument("--speed", type=float, default=d.speed, help="simulated seconds per wall second (default 1)")
     p.add_argument("--weight-budget", type=int, default=d.weight_budget_1m,
@@ -99,16 +108,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not _is_loopback(args.host) and not args.allow_remote:
         sys.stderr.write(f"refusing to listen on non-loopback address {args.host}; add --allow-remote\n")
         return 2
-    symbols = tuple(s.strip().lower() for s in args.symbols.split(",") if s.strip())
+    focus = args.symbols if args.symbols is not None else ("" if args.market else "btcusdt,ethusdt")
+    try:
+        symbols = with_market(tuple(s.strip() for s in focus.split(",") if s.strip()), args.market)
+    except ValueError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
     if not symbols:
-        sys.stderr.write("--symbols is empty\n")
+        sys.stderr.write("no symbols: give --symbols or --market\n")
         return 2
     cfg = SimConfig(
         symbols=symbols, seed=args.seed, speed=args.speed, weight_budget_1m=args.weight_budget,
         ping_interval_s=args.ping_interval, pong_timeout_s=args.pong_timeout, lifetime_s=args.lifetime,
         episodes=not args.no_episodes, wall_every_s=args.wall_every, layering_every_s=args.layering_every,
         withdrawal_every_s=args.withdrawal_every, first_episode_after_s=args.first_episode_after,
-        warmup_s=args.warmup, restricted_location=args.restricted_location,
+        warmup_s=args.warmup, restricted_location=args.restricted_location, regime=args.regime,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(cfg, args.host, args.port, args.ws_port))

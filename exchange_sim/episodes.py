@@ -13,6 +13,16 @@ detectors can be scored against it:
 
 One episode at a time per symbol; the scheduler waits for a quiet gap between them
 so the detectors' rolling baselines (30 s median, 15 s means) recover.
+
+The market around an episode keeps moving. An episode that needs the price near its
+orders holds it there (:meth:`SymbolMarket.pin`): a wall is leant on (the price
+stays on its side, within a few levels of it), layers stay beside the touch, and a
+withdrawal freezes the price while the book is empty. The hold ends with the episode.
+
+Kinds are pluggable: a kind is an :class:`EpisodeRun` subclass (``step`` and ``abort``) and a
+function that starts it with random parameters, registered with :func:`register`
+under a name; its cadence comes from ``SimConfig.<name>_every_s`` when that field
+exists, else from ``SimConfig.episode_every_s[name]`` (60-120 s by default).
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +39,7 @@ from exchange_sim.settings import SimConfig
 
 log = logging.getLogger(__name__)
 
-KINDS = ("wall", "layering", "withdrawal")
+DEFAULT_EVERY_S = (60.0, 120.0)
 
 # The detectors compare sizes with the median of the top-20 levels of both sides over
 # the 1 Hz samples of the last 30 s. One sample's median swings about 2x around it, so
@@ -37,6 +48,13 @@ MEDIAN_WINDOW_MS = 30_000
 MEDIAN_SAMPLE_MS = 1_000
 # A wall the background flow eats below this share of its size is over ("eaten").
 WALL_EATEN_SHARE = 0.4
+# How far (bps) the price may wander from a wall or from layers while they rest: they
+# stay within the first levels of the book, where the detectors look.
+HOLD_BPS = 0.4
+# Episode orders against the usual touch queue: a wall outweighs it, each layer is a
+# good share of it (else the busy market's large orders eat them at once).
+WALL_OVER_TOUCH = 1.5
+LAYER_OVER_TOUCH = 0.4
 
 
 @dataclass(slots=True)
@@ -65,8 +83,10 @@ class Episode:
         }
 
 
-class _Run:
-    """One running episode: ``step`` drives it, returns True when it is over."""
+class EpisodeRun:
+    """One running episode of some kind: ``step`` drives it once per engine batch and
+    returns True when it is over (the label's ``end_ms`` is then set, unless the run
+    set it earlier); ``abort`` removes what it placed."""
 
     def __init__(self, market: SymbolMarket, rng: random.Random, label: Episode) -> None:
         self.market = market
@@ -81,7 +101,7 @@ class _Run:
         raise NotImplementedError
 
 
-class WallRun(_Run):
+class WallRun(EpisodeRun):
     def __init__(
         self,
         market: SymbolMarket,
@@ -99,11 +119,20 @@ class WallRun(_Run):
         median = max(median or 0, market.median_top_size(20))
         best = market.best_bid[0] if is_bid else market.best_ask[0]
         self.tick = best - distance_ticks if is_bid else best + distance_ticks
-        self.lots = max(1, round(multiple * median))
+        # Larger than the touch queue in front of it too, or the first large market
+        # order would eat it: a wall that stands is what the detectors look for.
+        self.lots = max(1, round(multiple * median), round(WALL_OVER_TOUCH * market.usual_touch_lots))
+        multiple = self.lots / median
         self.end_at = label.start_ms + duration_ms
         self.end_mode = end_mode
         self.eating = False
         market.op_add(is_bid, self.tick, self.lots, protect=True)
+        # The price leans on the wall: it stays on its side, within a few levels of it.
+        span = max(3, round(HOLD_BPS * market.ticks_per_bps))
+        if is_bid:
+            market.pin(self.tick + 1, self.tick + 1 + span)
+        else:
+            market.pin(self.tick - 2 - span, self.tick - 2)
         label.prices = [market.price_str(self.tick)]
         label.details.update(
             qty=market.qty_str(self.lots),
@@ -136,10 +165,13 @@ class WallRun(_Run):
                 return True
             self.eating = True
         if self.eating:
-            # Market orders from the other side sweep to the wall and eat it in ~4 steps.
+            # Market orders from the other side sweep to the wall and eat it in ~4 steps
+            # (the orders queued at its price before it, those that joined it, then it).
+            book = self.market.bids if self.is_bid else self.market.asks
             ahead = sum(q for t, q in self.market.top_levels(self.is_bid, 40) if t != self.tick and (
                 t > self.tick if self.is_bid else t < self.tick))
-            size = ahead + max(1, remaining // 3 + 1)
+            joined = book.get(self.tick, 0) - remaining
+            size = ahead + joined + max(1, remaining // 3 + 1)
             self.market.op_market(not self.is_bid, size, limit_tick=self.tick)
         return False
 
@@ -150,7 +182,7 @@ class WallRun(_Run):
         self.label.details["end_reason"] = "pulled"
 
 
-class LayeringRun(_Run):
+class LayeringRun(EpisodeRun):
     def __init__(
         self,
         market: SymbolMarket,
@@ -166,13 +198,18 @@ class LayeringRun(_Run):
         self.is_bid = is_bid
         self.levels = levels
         median = max(median or 0, market.median_top_size(20))
-        self.lots = max(1, round(multiple * median))
+        self.lots = max(1, round(multiple * median), round(LAYER_OVER_TOUCH * market.usual_touch_lots))
+        multiple = self.lots / median
         self.offset = rng.randint(1, 3)
         self.end_at = label.start_ms + duration_ms
         self.ticks: list[int] = []
         self.next_move = label.start_ms
         self.moves = 0
         self.all_prices: set[int] = set()
+        # The layers stay beside the touch: the price is held near where they start.
+        span = max(2, round(HOLD_BPS * market.ticks_per_bps / 2))
+        best = market.best_bid[0]
+        market.pin(best - span, best + span)
         label.details.update(
             levels=levels,
             qty_each=market.qty_str(self.lots),
@@ -218,8 +255,9 @@ class LayeringRun(_Run):
         self._clear()
 
 
-class WithdrawalRun(_Run):
-    THIN_TICKS = 80  # levels this far beyond the gap edges are thinned
+class WithdrawalRun(EpisodeRun):
+    THIN_TICKS = 80  # levels this far beyond the gap edges are thinned...
+    THIN_LEVELS = 60  # ... and at least this many levels beyond each edge
     KEEP_SHARE = 0.12
 
     def __init__(
@@ -236,9 +274,13 @@ class WithdrawalRun(_Run):
         self.removed: list[tuple[bool, int, int]] = []
         for is_bid, book in ((True, market.bids), (False, market.asks)):
             if is_bid:
-                ticks = list(book.irange(bid_edge - self.THIN_TICKS, None))
+                beyond = market.top_levels(True, self.THIN_LEVELS + 20)
+                low = min(bid_edge - self.THIN_TICKS, beyond[-1][0])
+                ticks = list(book.irange(low, None))
             else:
-                ticks = list(book.irange(None, ask_edge + self.THIN_TICKS))
+                beyond = market.top_levels(False, self.THIN_LEVELS + 20)
+                high = max(ask_edge + self.THIN_TICKS, beyond[-1][0])
+                ticks = list(book.irange(None, high))
             for tick in ticks:
                 have = book[tick]
                 inside = tick > bid_edge if is_bid else tick < ask_edge
@@ -248,6 +290,7 @@ class WithdrawalRun(_Run):
                     self.removed.append((is_bid, tick, have - keep))
         self.end_at = label.start_ms + duration_ms
         self.restoring = False
+        market.pin(market.best_bid[0])  # the price waits while the book is empty
         label.prices = [market.price_str(bid_edge), market.price_str(ask_edge)]
         label.details.update(
             spread_ticks_before=spread_before,
@@ -263,6 +306,7 @@ class WithdrawalRun(_Run):
                 return False
             self.market.withdrawal = None
             self.restoring = True
+            self.label.end_ms = now_ms  # the withdrawn span ends when liquidity starts returning
             self.rng.shuffle(self.removed)
             self.chunk = max(1, len(self.removed) // 20 + 1)
             self.label.details["end_reason"] = "recovered"
@@ -277,6 +321,66 @@ class WithdrawalRun(_Run):
         self.market.withdrawal = None
 
 
+Starter = Callable[["EpisodeScheduler"], EpisodeRun]
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeKind:
+    """A registered kind of episode: its name (the label's ``kind``) and how to start
+    one now with random parameters (the scheduler's generator, market and label)."""
+
+    name: str
+    start: Starter
+
+
+EPISODE_KINDS: dict[str, EpisodeKind] = {}
+
+
+def register(name: str, start: Starter) -> EpisodeKind:
+    """Make ``name`` an episode kind the scheduler starts (in registration order)."""
+    kind = EpisodeKind(name, start)
+    EPISODE_KINDS[name] = kind
+    return kind
+
+
+def every_s(cfg: SimConfig, name: str) -> tuple[float, float]:
+    """Seconds between two episodes of kind ``name`` for ``cfg``."""
+    field_value = getattr(cfg, f"{name}_every_s", None)
+    if isinstance(field_value, tuple):
+        return field_value
+    return tuple(cfg.episode_every_s.get(name, DEFAULT_EVERY_S))  # type: ignore[return-value]
+
+
+def _start_wall(s: EpisodeScheduler) -> EpisodeRun:
+    rng = s.rng
+    is_bid = rng.random() < 0.5
+    distance, multiple, duration_s = rng.randint(1, 6), rng.uniform(10.0, 16.0), rng.uniform(10.0, 20.0)
+    end_mode = "pulled" if rng.random() < 0.6 else "eaten"
+    label = s.new_label("wall", "bid" if is_bid else "ask")
+    return WallRun(s.market, rng, label, is_bid, distance, multiple, int(duration_s * 1000), end_mode,
+                   median=s.typical_size())
+
+
+def _start_layering(s: EpisodeScheduler) -> EpisodeRun:
+    rng = s.rng
+    is_bid = rng.random() < 0.5
+    label = s.new_label("layering", "bid" if is_bid else "ask")
+    return LayeringRun(s.market, rng, label, is_bid, rng.randint(5, 7), rng.uniform(12.0, 18.0),
+                       int(rng.uniform(6.0, 10.0) * 1000), median=s.typical_size())
+
+
+def _start_withdrawal(s: EpisodeScheduler) -> EpisodeRun:
+    rng = s.rng
+    label = s.new_label("withdrawal", "both")
+    return WithdrawalRun(s.market, rng, label, rng.randint(8, 14), int(rng.uniform(5.0, 8.0) * 1000))
+
+
+register("wall", _start_wall)
+register("layering", _start_layering)
+register("withdrawal", _start_withdrawal)
+KINDS = tuple(EPISODE_KINDS)
+
+
 class EpisodeScheduler:
     """Starts, drives and labels the episodes of one symbol."""
 
@@ -285,16 +389,13 @@ class EpisodeScheduler:
         self.cfg = cfg
         self.rng = rng
         self.labels: list[Episode] = []
-        self.active: _Run | None = None
+        self.active: EpisodeRun | None = None
         self._label_end_pending = False
         self.quiet_until = market.now_ms
-        self.every = {
-            "wall": cfg.wall_every_s,
-            "layering": cfg.layering_every_s,
-            "withdrawal": cfg.withdrawal_every_s,
-        }
+        self.kinds = [k for k in EPISODE_KINDS if cfg.episode_kinds is None or k in cfg.episode_kinds]
+        self.every = {k: every_s(cfg, k) for k in self.kinds}
         now = market.now_ms
-        self.next_due = {k: now + int(rng.uniform(*cfg.first_episode_after_s) * 1000) for k in KINDS}
+        self.next_due = {k: now + int(rng.uniform(*cfg.first_episode_after_s) * 1000) for k in self.kinds}
         self._samples: deque[tuple[int, list[int]]] = deque()  # 1 Hz top-20 sizes, last 30 s
         self._next_sample = now
 
@@ -313,15 +414,17 @@ class EpisodeScheduler:
         sizes = sorted(q for _, qs in self._samples for q in qs)
         return max(1, sizes[len(sizes) // 2]) if sizes else self.market.median_top_size(20)
 
-    def _new_label(self, kind: str, side: str) -> Episode:
+    def new_label(self, kind: str, side: str) -> Episode:
+        """A new label of this symbol, starting now (an episode kind's first step)."""
         label = Episode(len(self.labels) + 1, self.market.symbol, kind, side, [], self.market.now_ms)
         self.labels.append(label)
         return label
 
-    def _finish(self, run: _Run) -> None:
+    def _finish(self, run: EpisodeRun) -> None:
         now = self.market.now_ms
         if run.label.end_ms is None:
             run.label.end_ms = now
+        self.market.pin(None)
         self.active = None
         self.quiet_until = now + int(self.cfg.episode_gap_s * 1000)
         lo, hi = self.every[run.label.kind]
@@ -336,41 +439,27 @@ class EpisodeScheduler:
         if self.active is not None:
             run = self.active
             done = run.step(now)
-            if isinstance(run, WithdrawalRun) and run.restoring and run.label.end_ms is None:
-                run.label.end_ms = now  # the withdrawn span ends when liquidity starts returning
             if done:
                 self._finish(run)
             return
-        if not self.cfg.episodes or now < self.quiet_until:
+        if not self.cfg.episodes or now < self.quiet_until or not self.next_due:
             return
-        due = sorted((t, k) for k, t in self.next_due.items() if t <= now)
-        if due:
-            self.start(due[0][1])
+        first = min(self.next_due, key=self.next_due.__getitem__)  # the earliest due (first registered on ties)
+        if self.next_due[first] <= now:
+            self.start(first)
 
     def start(self, kind: str) -> Episode:
         """Start an episode of ``kind`` now with random parameters."""
-        rng = self.rng
-        if kind == "wall":
-            return self.start_wall(
-                rng.random() < 0.5, rng.randint(1, 6), rng.uniform(10.0, 16.0), rng.uniform(10.0, 20.0),
-                "pulled" if rng.random() < 0.6 else "eaten",
-            )
-        if kind == "layering":
-            is_bid = rng.random() < 0.5
-            label = self._new_label("layering", "bid" if is_bid else "ask")
-            self.active = LayeringRun(
-                self.market, rng, label, is_bid, rng.randint(5, 7), rng.uniform(12.0, 18.0),
-                int(rng.uniform(6.0, 10.0) * 1000), median=self.typical_size(),
-            )
-        elif kind == "withdrawal":
-            label = self._new_label("withdrawal", "both")
-            self.active = WithdrawalRun(
-                self.market, rng, label, rng.randint(8, 14), int(rng.uniform(5.0, 8.0) * 1000)
-            )
-        else:
-            raise ValueError(f"unknown episode kind {kind!r}")
-        log.info("%s: %s episode %d started at %s", self.market.symbol, kind, label.id, label.prices)
-        return label
+        registered = EPISODE_KINDS.get(kind)
+        if registered is None:
+            raise ValueError(f"unknown episode kind {kind!r}; known: {', '.join(EPISODE_KINDS)}")
+        return self._begin(registered.start(self))
+
+    def _begin(self, run: EpisodeRun) -> Episode:
+        self.active = run
+        log.info("%s: %s episode %d started at %s", self.market.symbol, run.label.kind, run.label.id,
+                 run.label.prices)
+        return run.label
 
     def start_wall(
         self, is_bid: bool, distance_ticks: int, multiple: float, duration_s: float, end_mode: str = "pulled"
@@ -380,10 +469,8 @@ class EpisodeScheduler:
             self.active.abort()
             self.active.label.details.setdefault("end_reason", "aborted")
             self._finish(self.active)
-        label = self._new_label("wall", "bid" if is_bid else "ask")
-        self.active = WallRun(
+        label = self.new_label("wall", "bid" if is_bid else "ask")
+        return self._begin(WallRun(
             self.market, self.rng, label, is_bid, distance_ticks, multiple, int(duration_s * 1000), end_mode,
             median=self.typical_size(),
-        )
-        log.info("%s: wall episode %d started at %s", self.market.symbol, label.id, label.prices)
-        return label
+        ))

@@ -7,41 +7,82 @@ prices and quantities are strings with the symbol's fixed decimals.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from exchange_sim.market import StepOutput, SymbolMarket, Trade
 
 DEPTH_INTERVALS_MS = (100, 250, 500)
-PUBLIC_KINDS = frozenset({"depth", "bookTicker"})
-MARKET_KINDS = frozenset({"aggTrade"})
-# Which stream classes each websocket route serves; unrouted URLs get the public class.
+PARTIAL_LEVELS = (5, 10, 20)
+ALL = ""  # the symbol of the streams that carry every symbol (!bookTicker, !markPrice@arr, ...)
+# The per-symbol and all-market streams of each websocket route (Binance routes by
+# data type since 2026-04-23: high-frequency book data on /public, the rest on /market);
+# unrouted URLs get the public class.
+PUBLIC_KINDS = frozenset({"depth", "partialDepth", "bookTicker", "trade", "!bookTicker"})
+MARKET_KINDS = frozenset({"aggTrade", "markPrice", "forceOrder", "miniTicker",
+                          "!markPrice@arr", "!miniTicker@arr", "!forceOrder@arr"})
 ROUTE_KINDS = {"public": PUBLIC_KINDS, "market": MARKET_KINDS, "legacy": PUBLIC_KINDS}
+# Push intervals (simulated ms) of the streams that push on a clock.
+ALL_BOOK_TICKER_MS = 5_000  # !bookTicker: each changed symbol's latest, every 5 s
+MARK_PRICE_MS = (1_000, 3_000)  # @markPrice@1s / @markPrice (and their !...@arr)
+MINI_TICKER_MS = 1_000
+FORCE_ORDER_MS = 1_000  # the latest liquidation of each symbol in the last second
 
 
-@dataclass(frozen=True, slots=True)
-class StreamKey:
-    """What a stream name asks for: symbol (lower case), kind, depth interval."""
+class StreamKey(NamedTuple):
+    """What a stream name asks for: symbol (lower case; ALL for an all-market stream),
+    kind, push interval (depth, partial depth, mark price) and levels (partial depth).
+    A tuple: the clock looks keys up every step, and tuples hash fast."""
 
     symbol: str
-    kind: str  # "depth" | "bookTicker" | "aggTrade"
+    kind: str  # "depth" | "partialDepth" | "bookTicker" | "trade" | "aggTrade" | ... | "!bookTicker" | ...
     interval_ms: int = 0
+    levels: int = 0
+
+
+_ALL_STREAMS = {
+    "!bookTicker": StreamKey(ALL, "!bookTicker", ALL_BOOK_TICKER_MS),
+    "!markPrice@arr": StreamKey(ALL, "!markPrice@arr", 3_000),
+    "!markPrice@arr@1s": StreamKey(ALL, "!markPrice@arr", 1_000),
+    "!miniTicker@arr": StreamKey(ALL, "!miniTicker@arr", MINI_TICKER_MS),
+    "!forceOrder@arr": StreamKey(ALL, "!forceOrder@arr", FORCE_ORDER_MS),
+}
+_INTERVALS = {"100ms": 100, "250ms": 250, "500ms": 500}
 
 
 def parse_stream(name: str) -> StreamKey | None:
-    """``btcusdt@depth@100ms`` -> StreamKey; None when not a stream we serve."""
+    """``btcusdt@depth@100ms`` -> StreamKey; None when not a stream we serve.
+
+    Per symbol: ``@depth[@100ms|@250ms|@500ms]`` (diffs, 250 ms by default),
+    ``@depth<5|10|20>[@100ms|@250ms|@500ms]`` (partial book), ``@bookTicker``,
+    ``@trade``, ``@aggTrade``, ``@markPrice[@1s]``, ``@forceOrder``, ``@miniTicker``.
+    All market: ``!bookTicker``, ``!markPrice@arr[@1s]``, ``!miniTicker@arr``,
+    ``!forceOrder@arr``."""
+    if name.startswith("!"):
+        return _ALL_STREAMS.get(name)
     parts = name.split("@")
     if len(parts) < 2 or not parts[0] or parts[0] != parts[0].lower():
         return None
     symbol, kind, rest = parts[0], parts[1], parts[2:]
-    if kind == "depth":
+    if kind.startswith("depth"):
+        levels = kind[5:]
+        if levels and levels not in ("5", "10", "20"):
+            return None
         if not rest:
-            return StreamKey(symbol, "depth", 250)
-        if len(rest) == 1 and rest[0] in ("100ms", "250ms", "500ms"):
-            return StreamKey(symbol, "depth", int(rest[0][:-2]))
-        return None
-    if kind in ("bookTicker", "aggTrade") and not rest:
+            interval = 250
+        elif len(rest) == 1 and rest[0] in _INTERVALS:
+            interval = _INTERVALS[rest[0]]
+        else:
+            return None
+        if levels:
+            return StreamKey(symbol, "partialDepth", interval, int(levels))
+        return StreamKey(symbol, "depth", interval)
+    if kind == "markPrice":
+        if not rest:
+            return StreamKey(symbol, kind, 3_000)
+        return StreamKey(symbol, kind, 1_000) if rest == ["1s"] else None
+    if kind in ("bookTicker", "trade", "aggTrade", "forceOrder", "miniTicker") and not rest:
         return StreamKey(symbol, kind)
     return None
 
@@ -112,6 +153,22 @@ def depth_event(market: SymbolMarket, window: DepthWindow) -> dict[str, Any]:
     }
 
 
+def partial_depth_event(market: SymbolMarket, window: DepthWindow, levels: int) -> dict[str, Any]:
+    """``<symbol>@depth<levels>``: the best ``levels`` of each side after ``window``,
+    with the window's update ids (as the diff stream of the same interval)."""
+    return {
+        "e": "depthUpdate",
+        "E": window.time_ms + 1,
+        "T": window.time_ms,
+        "s": market.symbol.upper(),
+        "U": window.first_id,
+        "u": window.last_id,
+        "pu": window.prev_last_id,
+        "b": [[market.price_str(t), market.qty_str(q)] for t, q in market.top_levels(True, levels)],
+        "a": [[market.price_str(t), market.qty_str(q)] for t, q in market.top_levels(False, levels)],
+    }
+
+
 def book_ticker_event(market: SymbolMarket, top: tuple[int, int, int, int, int], time_ms: int) -> dict[str, Any]:
     uid, bt, bq, at, aq = top
     return {
@@ -141,6 +198,17 @@ def agg_trade_event(market: SymbolMarket, trade: Trade) -> dict[str, Any]:
         "T": trade.time_ms,
         "m": trade.seller_aggressor,
     }
+
+
+def trade_event(market: SymbolMarket, trade: Trade) -> list[dict[str, Any]]:
+    """The ``@trade`` messages of one aggregated trade: one per resting order filled."""
+    symbol = market.symbol.upper()
+    price = market.price_str(trade.tick)
+    return [
+        {"e": "trade", "E": trade.time_ms + 1, "T": trade.time_ms, "s": symbol, "t": trade.first_id + i,
+         "p": price, "q": market.qty_str(lots), "X": "MARKET", "m": trade.seller_aggressor}
+        for i, lots in enumerate(trade.fills or (trade.lots,))
+    ]
 
 
 def snapshot_body(

@@ -87,7 +87,7 @@ def build_app(venue: Venue) -> Starlette:
 
     async def server_time(request: Request) -> Response:
         refused, used = charge(request, 1)
-        now = next(iter(venue.symbols.values())).market.now_ms
+        now = venue.now_ms
         return refused or _json(200, {"serverTime": now}, {WEIGHT_HEADER: str(used)})
 
     async def exchange_info(request: Request) -> Response:
@@ -115,7 +115,7 @@ def build_app(venue: Venue) -> Starlette:
             })
         body = {
             "timezone": "UTC",
-            "serverTime": next(iter(venue.symbols.values())).market.now_ms,
+            "serverTime": venue.now_ms,
             "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
                             "limit": weights.budget}],
             "exchangeFilters": [],

@@ -30,11 +30,18 @@ class SimConfig:
     max_streams: int = 1024  # per connection, as Binance allows
     max_client_msgs_per_s: int = 10
     send_queue: int = 20_000  # messages queued per connection before it is dropped as too slow
+    # Calm and volatile periods: "auto" alternates them (the product), "calm" or
+    # "volatile" holds one (tests that only need a quiet market ask for "calm").
+    regime: str = "auto"
     episodes: bool = True
     wall_every_s: tuple[float, float] = (60.0, 120.0)
     layering_every_s: tuple[float, float] = (60.0, 120.0)
     withdrawal_every_s: tuple[float, float] = (60.0, 120.0)
     first_episode_after_s: tuple[float, float] = (20.0, 60.0)
+    # Kinds of episode to run (None: every registered kind, see episodes.register) and
+    # the seconds between two episodes of a kind without a <kind>_every_s field here.
+    episode_kinds: tuple[str, ...] | None = None
+    episode_every_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     episode_gap_s: float = 10.0  # quiet time between two episodes of one symbol
     # Answer every REST request and websocket handshake with HTTP 451, as Binance
     # does from a restricted location.
@@ -46,9 +53,24 @@ class SimConfig:
 
 
 def spec_for(cfg: SimConfig, symbol: str) -> SymbolSpec:
-    """The tick/lot spec of ``symbol``: configured, else the generic one."""
-    return cfg.symbol_specs.get(symbol.lower(), GENERIC_SPEC)
+    """The tick/lot spec of ``symbol``: configured, else the contract table's, else
+    the generic one."""
+    from exchange_sim.contracts import BY_SYMBOL
+
+    symbol = symbol.lower()
+    spec = cfg.symbol_specs.get(symbol)
+    if spec is not None:
+        return spec
+    contract = BY_SYMBOL.get(symbol)
+    return contract.spec if contract is not None else GENERIC_SPEC
 
 
 def mid_price_for(cfg: SimConfig, symbol: str) -> float:
-    return cfg.mid_prices.get(symbol.lower(), GENERIC_MID_PRICE)
+    """The starting price of ``symbol``: configured, else the contract table's, else 100."""
+    from exchange_sim.contracts import BY_SYMBOL
+
+    symbol = symbol.lower()
+    if symbol in cfg.mid_prices:
+        return cfg.mid_prices[symbol]
+    contract = BY_SYMBOL.get(symbol)
+    return contract.price if contract is not None else GENERIC_MID_PRICE

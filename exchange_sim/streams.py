@@ -34,7 +34,8 @@ class Connection:
 
     @property
     def symbols(self) -> set[str]:
-        return {k.symbol for k in self.streams.values()}
+        """The symbols this connection carries streams of (all-market streams aside)."""
+        return {k.symbol for k in self.streams.values() if k.symbol}
 
     def enqueue(self, message: str) -> None:
         if self.closing:

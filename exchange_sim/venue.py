@@ -19,18 +19,29 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from exchange_sim.contracts import BY_SYMBOL, UNKNOWN_ACTIVITY
+from exchange_sim.derivatives import ContractStats
 from exchange_sim.episodes import Episode, EpisodeScheduler
 from exchange_sim.faults import CONNECTION_FAULTS, SNAPSHOT_FAULTS, FaultError, SymbolFaults, validate
-from exchange_sim.market import StepOutput, SymbolMarket
+from exchange_sim.market import StepOutput, SymbolMarket, TopOfBook
 from exchange_sim.protocol import (
+    ALL,
+    ALL_BOOK_TICKER_MS,
     DEPTH_INTERVALS_MS,
+    FORCE_ORDER_MS,
+    MARK_PRICE_MS,
+    MINI_TICKER_MS,
+    PARTIAL_LEVELS,
     DepthAggregator,
     StreamKey,
     agg_trade_event,
     book_ticker_event,
     depth_event,
     dumps,
+    partial_depth_event,
+    trade_event,
 )
+from exchange_sim.regimes import Regime
 from exchange_sim.settings import SimConfig, mid_price_for, spec_for
 from exchange_sim.streams import StreamHub
 
@@ -59,19 +70,40 @@ class UnknownSymbol(KeyError):
 
 
 class SymbolState:
-    """One symbol's market, episodes, depth aggregators and faults."""
+    """One symbol's market, episodes, depth aggregators, contract figures, faults and
+    the keys of its streams (made once: the clock looks them up every step)."""
 
-    def __init__(self, symbol: str, cfg: SimConfig, start_ms: int) -> None:
+    def __init__(self, symbol: str, cfg: SimConfig, start_ms: int, regime: Regime) -> None:
         self.symbol = symbol
         self.market = SymbolMarket(
             symbol, spec_for(cfg, symbol), mid_price_for(cfg, symbol), random.Random(f"{cfg.seed}:{symbol}"),
-            start_ms, truth_window_ms=int(cfg.truth_window_s * 1000),
+            start_ms, truth_window_ms=int(cfg.truth_window_s * 1000), regime=regime,
         )
         self.episode_rng = random.Random(f"{cfg.seed}:{symbol}:episodes")
         self.scheduler: EpisodeScheduler | None = None
         self.aggregators = {ms: DepthAggregator(ms, self.market.update_id) for ms in DEPTH_INTERVALS_MS}
+        contract = BY_SYMBOL.get(symbol)
+        self.stats = ContractStats(self.market, contract.activity if contract else UNKNOWN_ACTIVITY,
+                                   random.Random(f"{cfg.seed}:{symbol}:contract"), start_ms)
         self.faults = SymbolFaults()
         self.pending: list[tuple[asyncio.Future[Episode], dict[str, Any]]] = []
+        self.last_top: TopOfBook | None = None  # the latest bookTicker, for !bookTicker
+        self.top_changed = False  # since the last !bookTicker push
+        self.key_ticker = StreamKey(symbol, "bookTicker")
+        self.key_trade = StreamKey(symbol, "trade")
+        self.key_agg_trade = StreamKey(symbol, "aggTrade")
+        self.key_force_order = StreamKey(symbol, "forceOrder")
+        self.key_mini_ticker = StreamKey(symbol, "miniTicker")
+        self.key_mark = {ms: StreamKey(symbol, "markPrice", ms) for ms in MARK_PRICE_MS}
+        self.key_depth = {ms: StreamKey(symbol, "depth", ms) for ms in DEPTH_INTERVALS_MS}
+        self.key_partial = {ms: [StreamKey(symbol, "partialDepth", ms, n) for n in PARTIAL_LEVELS]
+                            for ms in DEPTH_INTERVALS_MS}
+
+
+KEY_ALL_BOOK_TICKER = StreamKey(ALL, "!bookTicker", ALL_BOOK_TICKER_MS)
+KEY_ALL_MARK = {ms: StreamKey(ALL, "!markPrice@arr", ms) for ms in MARK_PRICE_MS}
+KEY_ALL_MINI_TICKER = StreamKey(ALL, "!miniTicker@arr", MINI_TICKER_MS)
+KEY_ALL_FORCE_ORDER = StreamKey(ALL, "!forceOrder@arr", FORCE_ORDER_MS)
 
 
 class Venue:
@@ -89,8 +121,11 @@ class Venue:
         now_ms = int(time.time() * 1000) - int(self.cfg.warmup_s * 1000)
         start_ms = self.cfg.start_ms if self.cfg.start_ms is not None else now_ms
         start_ms -= start_ms % 1000  # depth windows align on whole 100/250/500 ms
-        self.symbols: dict[str, SymbolState] = {s.lower(): SymbolState(s.lower(), self.cfg, start_ms)
-                                                for s in self.cfg.symbols}
+        # Calm and volatile periods come to every symbol at once; they start with serving.
+        self.regime = Regime(self.cfg.regime, random.Random(f"{self.cfg.seed}:regime"),
+                             start_ms + int(self.cfg.warmup_s * 1000))
+        self.symbols: dict[str, SymbolState] = {s.lower(): SymbolState(s.lower(), self.cfg, start_ms, self.regime)
+                                                for s in dict.fromkeys(x.lower() for x in self.cfg.symbols)}
         self.hub = StreamHub()
         # Settable at run time too: every REST call and handshake then answers 451.
         self.restricted_location = self.cfg.restricted_location
@@ -99,7 +134,10 @@ class Venue:
         self._resume = asyncio.Event()
         self._clock_task: asyncio.Task[None] | None = None
         self.steps = 0
+        # One engine batch for the busiest symbols; quieter ones step every few batches.
+        self.step_ms = min(st.market.params.step_ms for st in self.symbols.values())
         self._warm_up()
+        self.now_ms = max(st.market.now_ms for st in self.symbols.values())
 
     # ----------------------------------------------------------------- lifecycle
     def _warm_up(self) -> None:
@@ -107,7 +145,10 @@ class Venue:
         steady shape and the undo log is full; episodes start after it."""
         for state in self.symbols.values():
             for _ in range(int(self.cfg.warmup_s * 1000 / state.market.params.step_ms)):
-                self._feed_aggregators(state, state.market.step(), publish=False)
+                out = state.market.step()
+                self._feed_aggregators(state, out, publish=False)
+                state.stats.on_step(out)
+            state.stats.advance(state.market.now_ms)
             state.scheduler = EpisodeScheduler(state.market, self.cfg, state.episode_rng)
 
     def start_clock(self) -> None:
@@ -131,13 +172,12 @@ class Venue:
     # --------------------------------------------------------------------- clock
     async def _clock(self) -> None:
         loop = asyncio.get_running_loop()
-        step_ms = next(iter(self.symbols.values())).market.params.step_ms
+        step_ms = self.step_ms
         step_wall = step_ms / 1000.0 / self.cfg.speed
         if self.cfg.start_ms is None:
             # The warm-up took wall time: catch simulated time up with the wall clock so
             # that event times E look like a live exchange's (lag near zero, not ~1 s).
-            market = next(iter(self.symbols.values())).market
-            behind_steps = (int(time.time() * 1000) - market.now_ms) // step_ms
+            behind_steps = (int(time.time() * 1000) - self.now_ms) // step_ms
             for _ in range(max(0, min(int(behind_steps), 200))):
                 self.step_all()
         next_at = loop.time()
@@ -155,53 +195,114 @@ class Venue:
             await asyncio.sleep(max(0.0, delay))
 
     def step_all(self) -> None:
-        """Advance every market by one engine batch and publish it."""
+        """Advance the venue by one engine batch: every market whose own batch ends now
+        steps (the quietest every 500 ms), and publishes what it did."""
         self.steps += 1
+        self.now_ms = now_ms = self.now_ms + self.step_ms
         for state in self.symbols.values():
             market = state.market
+            if now_ms % market.params.step_ms:
+                continue
             market.begin_step()
-            for future, request in state.pending:
-                if future.done():
-                    continue
-                try:
-                    assert state.scheduler is not None
-                    future.set_result(state.scheduler.start_wall(**request))
-                except Exception as exc:  # reported to the caller of inject_wall
-                    future.set_exception(exc)
-            state.pending.clear()
+            if state.pending:
+                for future, request in state.pending:
+                    if future.done():
+                        continue
+                    try:
+                        assert state.scheduler is not None
+                        future.set_result(state.scheduler.start_wall(**request))
+                    except Exception as exc:  # reported to the caller of inject_wall
+                        future.set_exception(exc)
+                state.pending.clear()
             if state.scheduler is not None:
                 state.scheduler.on_step()
             market.run_random_flow()
             out = market.end_step()
+            state.stats.on_step(out)
             self._publish(state, out)
+        self._publish_market_wide(now_ms)
 
     def _feed_aggregators(self, state: SymbolState, out: StepOutput, publish: bool) -> None:
+        has = self.hub.has
         for interval, agg in state.aggregators.items():
             window = agg.add(out)
             if window is None or not publish:
                 continue
-            key = StreamKey(state.symbol, "depth", interval)
-            if not self.hub.has(key):
-                continue
-            event = depth_event(state.market, window)
-            self._send_depth(state, key, event)
+            key = state.key_depth[interval]
+            if has(key):
+                self._send_depth(state, key, depth_event(state.market, window))
+            for pkey in state.key_partial[interval]:
+                if has(pkey):
+                    self.hub.publish(pkey, dumps(partial_depth_event(state.market, window, pkey.levels)))
 
     def _publish(self, state: SymbolState, out: StepOutput) -> None:
         market = state.market
-        key = StreamKey(state.symbol, "bookTicker")
-        if out.tickers and self.hub.has(key):
-            f = state.faults
-            for top in out.tickers:
-                if f.ticker_mismatch:
-                    f.ticker_mismatch -= 1
-                    uid, bt, bq, at, aq = top
-                    top = (uid, bt, bq + 1, at, aq)
-                self.hub.publish(key, dumps(book_ticker_event(market, top, out.time_ms)))
-        key = StreamKey(state.symbol, "aggTrade")
-        if out.trades and self.hub.has(key):
-            for trade in out.trades:
-                self.hub.publish(key, dumps(agg_trade_event(market, trade)))
+        hub = self.hub
+        if out.tickers:
+            state.last_top = out.tickers[-1]
+            state.top_changed = True
+            if hub.has(state.key_ticker):
+                f = state.faults
+                for top in out.tickers:
+                    if f.ticker_mismatch:
+                        f.ticker_mismatch -= 1
+                        uid, bt, bq, at, aq = top
+                        top = (uid, bt, bq + 1, at, aq)
+                    hub.publish(state.key_ticker, dumps(book_ticker_event(market, top, out.time_ms)))
+        if out.trades:
+            if hub.has(state.key_agg_trade):
+                for trade in out.trades:
+                    hub.publish(state.key_agg_trade, dumps(agg_trade_event(market, trade)))
+            if hub.has(state.key_trade):
+                for trade in out.trades:
+                    for event in trade_event(market, trade):
+                        hub.publish(state.key_trade, dumps(event))
         self._feed_aggregators(state, out, publish=True)
+
+    def _publish_market_wide(self, now_ms: int) -> None:
+        """The streams that push on a clock: mark prices, mini tickers, liquidations,
+        !bookTicker (each symbol's own and the all-market arrays)."""
+        if now_ms % 1000:
+            return
+        hub = self.hub
+        states = list(self.symbols.values())
+        for state in states:
+            state.stats.advance(now_ms)
+        for ms in MARK_PRICE_MS:
+            if now_ms % ms:
+                continue
+            key = KEY_ALL_MARK[ms]
+            events = [s.stats.mark_price_event(now_ms) for s in states] if hub.has(key) else None
+            if events:
+                hub.publish(key, dumps(events))
+            for i, state in enumerate(states):
+                if hub.has(state.key_mark[ms]):
+                    event = events[i] if events else state.stats.mark_price_event(now_ms)
+                    hub.publish(state.key_mark[ms], dumps(event))
+        if now_ms % MINI_TICKER_MS == 0:
+            changed = [s for s in states if s.stats.traded]
+            if hub.has(KEY_ALL_MINI_TICKER) and changed:
+                hub.publish(KEY_ALL_MINI_TICKER, dumps([s.stats.mini_ticker_event(now_ms) for s in changed]))
+            for state in changed:
+                if hub.has(state.key_mini_ticker):
+                    hub.publish(state.key_mini_ticker, dumps(state.stats.mini_ticker_event(now_ms)))
+                state.stats.traded = False
+        if now_ms % FORCE_ORDER_MS == 0:
+            for state in states:
+                forced = state.stats.force_order_event(now_ms)
+                if forced is None:
+                    continue
+                data = dumps(forced)
+                if hub.has(KEY_ALL_FORCE_ORDER):
+                    hub.publish(KEY_ALL_FORCE_ORDER, data)
+                if hub.has(state.key_force_order):
+                    hub.publish(state.key_force_order, data)
+        if now_ms % ALL_BOOK_TICKER_MS == 0:
+            publish = hub.has(KEY_ALL_BOOK_TICKER)
+            for state in states:
+                if state.top_changed and state.last_top is not None and publish:
+                    hub.publish(KEY_ALL_BOOK_TICKER, dumps(book_ticker_event(state.market, state.last_top, now_ms - 1)))
+                state.top_changed = False
 
     def _send_depth(self, state: SymbolState, key: StreamKey, event: dict[str, Any]) -> None:
         """Send one depth event through the symbol's stream faults."""
@@ -290,7 +391,7 @@ class Venue:
             held = state.faults.held
             state.faults = SymbolFaults()
             for slot, data in held.items():
-                self.hub.publish(StreamKey(state.symbol, "depth", int(slot)), data)
+                self.hub.publish(state.key_depth[int(slot)], data)
             log.info("%s: faults cleared", state.symbol)
 
     def faults(self) -> dict[str, dict[str, Any]]:

@@ -21,7 +21,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from exchange_sim.protocol import ROUTE_KINDS, parse_stream
+from exchange_sim.protocol import ALL, ROUTE_KINDS, parse_stream
 from exchange_sim.settings import SimConfig
 from exchange_sim.streams import Connection, StreamHub
 
@@ -74,7 +74,7 @@ def servable(route: str, names: Iterable[str], known_symbols: Iterable[str]) -> 
     out = []
     for name in names:
         key = parse_stream(name)
-        if key is None or key.kind not in ROUTE_KINDS[route] or key.symbol not in symbols:
+        if key is None or key.kind not in ROUTE_KINDS[route] or (key.symbol != ALL and key.symbol not in symbols):
             log.info("stream %r is not served on the %s route: accepted, silent", name, route)
             continue
         out.append(name)

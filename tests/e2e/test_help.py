@@ -36,6 +36,7 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
     "--sim-url": (["http://127.0.0.1:9000"], "LIQ_SIM_URL", "http://127.0.0.1:9000"),
     "--sim-speed": (["2"], "LIQ_SIM_SPEED", "2"),
     "--seed": (["7"], "LIQ_SIM_SEED", "7"),
+    "--sim-market": (["5"], "LIQ_SIM_MARKET", "5"),
     "--log-level": (["debug"], "LIQ_LOG_LEVEL", "debug"),
     "--log-file": (["/tmp/liq.log"], "LIQ_LOG_FILE", "/tmp/liq.log"),
     "--allow-origin": (["https://desk.example"], "LIQ_ALLOW_ORIGINS", "https://desk.example"),
