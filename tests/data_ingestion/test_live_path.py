@@ -19,6 +19,7 @@ from data_ingestion.connection import StreamConnection, url_and_overflow
 from data_ingestion.feed import SymbolFeed
 from exchange_sim import SimConfig, SimExchange
 from main import App
+from sim_stack import WAIT_CEILING_S
 from tests.conftest import REPO
 from tests.stack import book_mismatches, running_stack
 from wire.binance import event_decoder, snapshot_decoder
@@ -32,7 +33,7 @@ async def test_a_paused_market_is_quiet_not_stale_and_costs_no_resync() -> None:
     silence): no reconnect, no resync, the books stay served as quiet, and equal the
     exchange's once it moves again."""
     async with running_stack(symbols=("btcusdt", "ethusdt")) as h:
-        await h.wait_synced(30)
+        await h.wait_synced()
         conns = h.stack.runtime.connections
         assert all(c._ws is not None and c._ws.ping_timeout == 60.0 for c in conns)  # keepalive: 60 s pong
         connects = [c.connects for c in conns]
@@ -117,18 +118,19 @@ def test_count_only_ticker_check_never_resyncs() -> None:
 
 async def test_a_burst_of_wrong_tickers_resyncs_and_the_book_equals_the_exchange() -> None:
     async with running_stack(symbols=("btcusdt",), push_interval_s=0.5) as h:
-        await h.wait_synced(30)
+        await h.wait_synced()
         feed = h.feed("btcusdt")
         resyncs = feed.validator.counters.resyncs
         h.sim.set_fault("btcusdt", "ticker_mismatch", count=400)
-        await h.wait_for(lambda: feed.validator.counters.resyncs > resyncs, 30, "a resync after mismatches")
+        await h.wait_for(lambda: feed.validator.counters.resyncs > resyncs, WAIT_CEILING_S, "a resync after mismatches")
         async with httpx.AsyncClient(base_url=h.api_url) as http:
             last = (await http.get("/health")).json()["monitoring"]["btcusdt"]["book_ticker_last_mismatch"]
         assert last["consecutive"] >= 2 and last["book_ticker"]["B"] != last["book"]["B"]
         h.sim.clear_faults()
-        await h.wait_synced(30)
+        await h.wait_synced()
         start = feed.validator.counters.events_applied
-        await h.wait_for(lambda: feed.validator.counters.events_applied >= start + 5, 20, "events after resync")
+        await h.wait_for(lambda: feed.validator.counters.events_applied >= start + 5, WAIT_CEILING_S,
+                         "events after resync")
         assert book_mismatches(feed, h.sim) == []
 
 
@@ -177,7 +179,7 @@ async def test_tick_and_lot_come_from_exchange_info_with_a_warning_where_they_di
         spec = h.feed("btcusdt").spec
         assert (spec.tick_size, spec.lot_size, spec.price_decimals, spec.qty_decimals) == (0.1, 0.001, 1, 3)
         assert spec.heatmap_bin_ticks == 20  # the bin keeps its 2 USDT width
-        await h.wait_synced(30)
+        await h.wait_synced()
         assert book_mismatches(h.feed("btcusdt"), h.sim) == []
     assert "btcusdt: exchangeInfo says tick 0.1" in caplog.text
 
@@ -231,7 +233,7 @@ def test_url_carries_what_fits_and_the_rest_is_subscribed() -> None:
 async def test_streams_beyond_the_url_arrive_through_subscribe() -> None:
     """A URL too short for all streams: the rest are SUBSCRIBEd and every feed syncs."""
     async with running_stack(symbols=("btcusdt", "ethusdt"), ws_url_max_chars=60) as h:
-        await h.wait_synced(30)
+        await h.wait_synced()
         await h.wait_for(lambda: all(h.feed(s).monitor.trades > 0 and h.feed(s).monitor.book_tickers > 0
                                      for s in ("btcusdt", "ethusdt")), 30, "trades and tickers of both")
         conns = h.stack.runtime.connections

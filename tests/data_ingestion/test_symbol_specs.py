@@ -43,7 +43,7 @@ def test_infer_step_by_hand() -> None:
 
 async def test_a_recording_carries_its_filters_and_replays_at_that_tick(tmp_path: Path) -> None:
     async with running_stack(symbols=("yfiusdt",), sim_config=YFI, record_dir=str(tmp_path)) as h:
-        await h.wait_synced(30)
+        await h.wait_synced()
         assert h.feed("yfiusdt").spec.tick_size == 1.0  # from exchangeInfo
         feed = h.feed("yfiusdt")
         applied = feed.validator.counters.events_applied

@@ -41,7 +41,7 @@ async def test_the_schema_is_served_and_the_pushed_frames_follow_it() -> None:
     from tests.stack import running_stack
 
     async with running_stack(symbols=("btcusdt",), push_interval_s=0.2) as h:
-        await h.wait_synced(30)
+        await h.wait_synced()
         async with httpx.AsyncClient(base_url=h.api_url) as http:
             resp = await http.get("/schema/frame.json")
         assert resp.status_code == 200 and resp.json() == json_schema()
