@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from typing import Any
 
 from exchange_sim.market import Liquidation, StepOutput, SymbolMarket
@@ -68,6 +69,7 @@ class ContractStats:
         self.last_price = price
         self.traded = False  # since the last mini ticker
         self.liquidation: Liquidation | None = None  # the latest, not yet published
+        self.published_liquidations: deque[int] = deque(maxlen=1024)  # order times (T) of those sent
         self._last_second = start_ms // 1000
         # Open interest, in lots; its own generator (drawn from the state, not from it),
         # so the premium and the 24 h figures stay what they were for a seed.
@@ -193,6 +195,7 @@ class ContractStats:
         if liq is None:
             return None
         self.liquidation = None
+        self.published_liquidations.append(liq.time_ms)
         m = self.market
         return {
             "e": "forceOrder",
