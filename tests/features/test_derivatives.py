@@ -84,7 +84,8 @@ def test_open_interest_changes_over_one_minute_five_minutes_and_an_hour() -> Non
     assert ctx2.open_interest_figures(3601 * S, None)["change_1h"] == pytest.approx(360.0)  # type: ignore[index]
 
 
-def sample(tracker: BurstTracker, t_ms: int, bid10: float, bid25: float, ask10: float = 5.0, ask25: float = 20.0) -> None:
+def sample(tracker: BurstTracker, t_ms: int, bid10: float, bid25: float, ask10: float = 5.0,
+           ask25: float = 20.0) -> None:
     tracker.on_sample(t_ms, {"bid": {"10": bid10, "25": bid25}, "ask": {"10": ask10, "25": ask25}})
 
 
