@@ -50,6 +50,7 @@ import psutil
 import websockets
 
 from bus.cluster import Child
+from bus.connection import flush_all
 from bus.nats_server import NatsServer, free_port
 
 CLIENTS_PER_ADDRESS = 50  # under the per-address limit (100): clients spread over 127.0.0.x
@@ -100,6 +101,8 @@ def port_free(port: int) -> bool:
 
 def node_cmd(role: str, name: str, port: int, bus: str | None, *extra: str) -> list[str]:
     cmd = [sys.executable, "main.py", "--role", role, "--api-port", str(port), "--no-dashboard", *extra]
+    if role != "api":
+        cmd.append("--no-history")  # the benchmark measures the fan-out, and its nodes would share ./data
     if bus:
         cmd += ["--bus", bus, "--node", name]
     return cmd
@@ -302,7 +305,7 @@ async def intake_capacity(nats_url: str, api_url: str, ws_base: str, frames: int
         t0 = time.monotonic()
         for _ in range(frames):
             await nc.publish("liq.frame.blastusdt", data)
-        await nc.flush()
+        await flush_all(nc)
         sent_s = time.monotonic() - t0
         received = 0
         last_change = time.monotonic()

@@ -409,7 +409,7 @@ class ApiNode:
             await nc.subscribe(FRAME_PREFIX + "*", cb=self.frames.on_frame_msg),
             await nc.subscribe(ALERT_PREFIX + "*", cb=self.frames.on_alert_msg),
         ]
-        await nc.flush()  # the server has the subscriptions: nothing falls between them and the stream
+        await self.bus.sync()  # the server has the subscriptions: nothing falls between them and the stream
         for subject, data, age in await read_stream(self.bus, HEALTH_STREAM, HEALTH_PREFIX + "*",
                                                     last_per_subject=True):
             self._on_health(subject, data, age)

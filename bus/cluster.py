@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         sim.wait_ready()
         ingest = [Child(f"ingest-{i}", [py, "main.py", "--role", "ingest", "--bus", nats.url, "--node", f"ingest-{i}",
                                         "--symbols", args.symbols, "--shard", f"{i}/2", "--source", "sim",
-                                        "--sim-url", sim_url, "--api-port", str(8100 + i + off)],
+                                        "--sim-url", sim_url, "--api-port", str(8100 + i + off),
+                                        "--data-dir", f"data/ingest-{i}"],  # each node records on its own
                         logs / f"ingest-{i}.log", " API: http") for i in (1, 2)]
         children += ingest
         for child in ingest:

@@ -209,6 +209,10 @@ class BusConnection:
             return None
         return nc.connected_url.geturl()
 
+    async def sync(self) -> None:
+        """Return once everything sent so far has reached the server (see :func:`flush_all`)."""
+        await flush_all(self.nc)
+
     async def publish(self, subject: str, data: bytes) -> bool:
         """Send ``data`` now; False (nothing sent, nothing queued) while disconnected."""
         if not self.connected:
@@ -226,6 +230,21 @@ class BusConnection:
             "down_for_s": round(time.monotonic() - self.down_since, 1) if self.down_since is not None else None,
             "last_error": self.last_error,
         }
+
+
+async def flush_all(nc: Any, timeout_s: float = 10.0) -> None:
+    """Return once every command written to ``nc`` so far has reached the server.
+
+    ``Client.flush`` alone does not promise that in nats-py 2.16: its PING goes straight
+    to the socket, while SUB and PUB commands wait in a buffer for the client's flusher
+    task, so the PONG can come back before a subscription made just before was sent
+    (then a message published from another connection right after is lost, or a
+    request finds no responder). So the buffer is handed to the flusher first and
+    waited for (nats-py's own force flush), then the PING/PONG round trip."""
+    force = getattr(nc, "_flush_pending", None)
+    if force is not None:
+        await force(force_flush=True)
+    await nc.flush(timeout=timeout_s)
 
 
 def _describe(exc: BaseException) -> str:

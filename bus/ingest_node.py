@@ -183,7 +183,7 @@ class IngestNode:
         if symbol in self._answering:
             return
         self._answering[symbol] = await self.bus.nc.subscribe(ask_subject(symbol), cb=self._answer)
-        await self.bus.nc.flush()
+        await self.bus.sync()
 
     async def _answer(self, msg: Msg) -> None:
         """One request of an API node: run it through this node's API, reply with

@@ -126,6 +126,8 @@ class Node(Process):
         for _attempt in range(LAUNCH_ATTEMPTS):
             self.api_port, self.dash_port = free_ports(2)
             dash = ["--dash-port", str(self.dash_port)] if dashboard else ["--no-dashboard"]
+            if role == "ingest" and "--data-dir" not in args:
+                dash.append("--no-history")  # nodes of one test would share ./data (and the repository's)
             super().__init__([sys.executable, "main.py", "--role", role, "--bus", bus, "--node", name,
                               "--api-port", str(self.api_port), *dash, *args], env=env)
             wait_until_sync(lambda: self.has(ready) or not self.alive, CEILING_S, f"{name} to start")

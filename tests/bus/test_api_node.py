@@ -85,7 +85,7 @@ async def test_history_from_the_stream_then_live_frames_and_silence_shown_stale(
         for seq in range(1, 6):
             await ingest.publish("liq.frame.btcusdt", frame(seq))
         await ingest.publish("liq.health.ingest-x", health())
-        await ingest.nc.flush()
+        await ingest.sync()
         async with (
             api_node(nats_server) as (node, url),
             httpx.AsyncClient(base_url=url, timeout=CEILING_S) as http,
@@ -137,7 +137,7 @@ async def test_book_and_simulate_are_asked_of_the_owner(nats_server: NatsServer)
     async with ingest_side(nats_server) as ingest:
         await ingest.publish("liq.health.ingest-x", health())
         await ingest.publish("liq.frame.btcusdt", frame(1))
-        await ingest.nc.flush()
+        await ingest.sync()
         async with api_node(nats_server) as (_node, url), httpx.AsyncClient(base_url=url, timeout=CEILING_S) as http:
             # Nobody answers for the symbol: 503 at once, saying so.
             resp = await http.get("/book/btcusdt", params={"depth": "3"})
@@ -156,7 +156,7 @@ async def test_book_and_simulate_are_asked_of_the_owner(nats_server: NatsServer)
                                                     node="ingest-x")))
 
             sub = await ingest.nc.subscribe("liq.ask.btcusdt", cb=owner)
-            await ingest.nc.flush()  # the server has the subscription
+            await ingest.sync()  # the server has the subscription
             resp = await http.get("/simulate/BTCUSDT", params={"side": "buy", "size": "nan"})
             assert resp.status_code == 422 and resp.json() == {"detail": "size must be finite"}
             assert resp.headers["x-liq-node"] == "ingest-x"
@@ -168,7 +168,7 @@ async def test_book_and_simulate_are_asked_of_the_owner(nats_server: NatsServer)
                 return None
 
             sub = await ingest.nc.subscribe("liq.ask.btcusdt", cb=silent_owner)
-            await ingest.nc.flush()
+            await ingest.sync()
             resp = await http.get("/book/btcusdt")
             assert resp.status_code == 503 and "did not answer within 0.5 s" in resp.json()["detail"]
             await sub.unsubscribe()
@@ -179,7 +179,7 @@ async def test_frames_published_while_the_node_reads_the_stream_are_kept_once(na
     async with ingest_side(nats_server) as ingest:
         for seq in range(1, 4):
             await ingest.publish(subject, frame(seq))
-        await ingest.nc.flush()
+        await ingest.sync()
         settings = load_settings(environ={}, role="api", bus_url=nats_server.url, node_name="api-t",
                                  host="127.0.0.1", api_port=0, dashboard=False, push_interval_s=CADENCE_S)
         node = ApiNode(settings)
@@ -187,10 +187,10 @@ async def test_frames_published_while_the_node_reads_the_stream_are_kept_once(na
         try:
             node.frames.hold()
             await node.bus.nc.subscribe("liq.frame.*", cb=node.frames.on_frame_msg)
-            await node.bus.nc.flush()
+            await node.bus.sync()
             # Published after the subscription, before the stream is read: live and in the stream.
             await ingest.publish(subject, frame(4))
-            await ingest.nc.flush()
+            await ingest.sync()
             await wait_until(lambda: bool(node.frames._loading), what="the live frame held")
             await node.frames.load_history()
             assert [f["seq"] for f in node.frames.buffers["btcusdt"].frames()] == [1, 2, 3, 4]

@@ -39,6 +39,7 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
     "--open-interest-poll": (["30"], "LIQ_OPEN_INTEREST_POLL_S", "30"),
     "--no-derivatives": ([], "LIQ_DERIVATIVES_STREAMS", "0"),
     "--seed": (["7"], "LIQ_SIM_SEED", "7"),
+    "--sim-market": (["5"], "LIQ_SIM_MARKET", "5"),
     "--log-level": (["debug"], "LIQ_LOG_LEVEL", "debug"),
     "--log-file": (["/tmp/liq.log"], "LIQ_LOG_FILE", "/tmp/liq.log"),
     "--allow-origin": (["https://desk.example"], "LIQ_ALLOW_ORIGINS", "https://desk.example"),

@@ -24,8 +24,35 @@ from exchange_sim.regimes import Regime
 from exchange_sim.settings import spec_for
 from exchange_sim.venue import Venue
 from tests.waiting import CEILING_S
+from wire.binance import BookTicker, DepthUpdate, stream_message_decoder
 
 MARKET = market_symbols(8)
+
+# Binance's own examples of each message (its USDS-M futures stream pages): the
+# simulated messages must have the same keys, nesting and JSON types.
+BINANCE: dict[str, Any] = {
+    "partialDepth": {"e": "depthUpdate", "E": 1571889248277, "T": 1571889248276, "s": "BTCUSDT",
+                     "U": 390497796, "u": 390497878, "pu": 390497794,
+                     "b": [["7403.89", "0.002"]], "a": [["7405.96", "3.340"]]},
+    "bookTicker": {"e": "bookTicker", "u": 400900217, "E": 1568014460893, "T": 1568014460891, "s": "BNBUSDT",
+                   "b": "25.35190000", "B": "31.21000000", "a": "25.36520000", "A": "40.66000000"},
+    "markPriceUpdate": {"e": "markPriceUpdate", "E": 1562305380000, "s": "BTCUSDT", "p": "11794.15000000",
+                        "i": "11784.62659091", "P": "11784.25641265", "r": "0.00038167", "T": 1562306400000},
+    "24hrMiniTicker": {"e": "24hrMiniTicker", "E": 123456789, "s": "BTCUSDT", "c": "0.0025", "o": "0.0010",
+                       "h": "0.0025", "l": "0.0010", "v": "10000", "q": "18"},
+    "forceOrder": {"e": "forceOrder", "E": 1568014460893,
+                   "o": {"s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "0.014", "p": "9910",
+                         "ap": "9910", "X": "FILLED", "l": "0.014", "z": "0.014", "T": 1568014460893}},
+}
+
+
+def shape(value: Any) -> Any:
+    """Keys, nesting and JSON types of a message, without its values."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__
 on_the_market = pytest.mark.asyncio(loop_scope="module")  # the tests reading the shared exchange
 
 
@@ -112,6 +139,7 @@ async def test_partial_book_depth_is_the_true_top_of_the_book(market: SimExchang
             ev = msg["data"]
             assert msg["stream"] == name
             assert list(ev) == ["e", "E", "T", "s", "U", "u", "pu", "b", "a"] and ev["e"] == "depthUpdate"
+            assert shape(ev) == shape(BINANCE["partialDepth"])
             assert ev["pu"] == prev["data"]["u"] and ev["U"] > ev["pu"]
             assert len(ev["b"]) == levels and len(ev["a"]) == levels
             symbol = ev["s"].lower()
@@ -132,12 +160,14 @@ async def test_all_market_streams_in_binance_shape(market: SimExchange) -> None:
         assert {e["s"] for e in arr} == served
         for e in arr:
             assert list(e) == ["e", "E", "s", "p", "i", "P", "r", "T"] and e["e"] == "markPriceUpdate"
+            assert shape(e) == shape(BINANCE["markPriceUpdate"])
             assert e["T"] % (8 * 3600 * 1000) == 0 and 0 < e["T"] - e["E"] <= 8 * 3600 * 1000
             assert abs(float(e["r"])) <= 0.0075 and abs(float(e["p"]) / float(e["i"]) - 1) < 0.005
     for arr in minis:
         assert {e["s"] for e in arr} <= served and arr
         for e in arr:
             assert list(e) == ["e", "E", "s", "c", "o", "h", "l", "v", "q"] and e["e"] == "24hrMiniTicker"
+            assert shape(e) == shape(BINANCE["24hrMiniTicker"])
             assert float(e["l"]) <= float(e["c"]) <= float(e["h"]) and float(e["q"]) > 0
     tickers = await messages(market.urls.ws_public_url, ["!bookTicker"], len(MARKET))
     symbols = set()
@@ -145,6 +175,7 @@ async def test_all_market_streams_in_binance_shape(market: SimExchange) -> None:
         e = msg["data"]
         assert msg["stream"] == "!bookTicker"
         assert list(e) == ["e", "u", "E", "T", "s", "b", "B", "a", "A"] and Decimal(e["b"]) < Decimal(e["a"])
+        assert shape(e) == shape(BINANCE["bookTicker"])
         symbols.add(e["s"])
     assert len(symbols) >= len(MARKET) // 2  # each changed symbol's latest quote, every 5 s
 
@@ -160,6 +191,7 @@ async def test_liquidations_reach_force_order_streams() -> None:
     for msg in msgs:
         e = msg["data"]
         assert list(e) == ["e", "E", "o"] and e["e"] == "forceOrder"
+        assert shape(e) == shape(BINANCE["forceOrder"])
         o = e["o"]
         assert list(o) == ["s", "S", "o", "f", "q", "p", "ap", "X", "l", "z", "T"]
         assert o["S"] in ("BUY", "SELL") and o["o"] == "LIMIT" and o["f"] == "IOC"
@@ -167,6 +199,29 @@ async def test_liquidations_reach_force_order_streams() -> None:
         assert Decimal(o["l"]) <= Decimal(o["z"]) and o["T"] <= e["E"]
         # an IOC sell is priced below what it fills at, a buy above
         assert (Decimal(o["p"]) <= Decimal(o["ap"])) == (o["S"] == "SELL")
+
+
+@on_the_market
+async def test_the_client_reads_partial_books_and_all_market_tickers_whatever_binance_adds(
+    market: SimExchange,
+) -> None:
+    """The product's decoder reads a partial book as a depth event and !bookTicker as a
+    bookTicker, from the simulated exchange and from Binance's examples, and a field
+    Binance adds later (here at the top of the event and in a wrapper) changes nothing."""
+    assert market.urls is not None
+    names = ["btcusdt@depth10@100ms", "!bookTicker"]
+    got: list[dict[str, Any]] = []
+    async with websockets.connect(f"{market.urls.ws_public_url}/stream?streams={'/'.join(names)}") as ws:
+        while {m["stream"] for m in got} != set(names):  # !bookTicker comes every 5 s
+            got.append(json.loads(await asyncio.wait_for(ws.recv(), CEILING_S)))
+    samples = [{"stream": names[0], "data": BINANCE["partialDepth"]},
+               {"stream": names[1], "data": BINANCE["bookTicker"]}]
+    for msg in got + samples:
+        plain = stream_message_decoder.decode(json.dumps(msg))
+        kind = DepthUpdate if msg["stream"] == names[0] else BookTicker
+        assert isinstance(plain.data, kind)
+        extended = {**msg, "id": 7, "data": {**msg["data"], "rp": "0.000", "x": {"nested": [1, 2]}}}
+        assert stream_message_decoder.decode(json.dumps(extended)) == plain
 
 
 @on_the_market
