@@ -71,6 +71,9 @@ class Settings:
     # Symbols the in-process simulated exchange serves besides ``symbols``: a count
     # (its most active contracts) or a comma-separated list.
     sim_market: str = ""
+    # The in-process simulated exchange also runs liquidation bursts (a labelled episode
+    # kind off by default in the simulator itself; the tests that need them ask for them).
+    sim_liquidation_bursts: bool = True
     replay_files: tuple[str, ...] = ()
     replay_speed: float = 1.0
 
@@ -110,6 +113,9 @@ class Settings:
     rest_weight_budget_1m: int = 2400
     rest_weight_safety: float = 0.5  # never use more than this share of the budget
     first_snapshot_min_buffered: int = 2
+    # --- derivatives context: liquidations, mark price and funding, open interest ---
+    derivatives_streams: bool = True  # subscribe <symbol>@forceOrder and <symbol>@markPrice@1s
+    open_interest_poll_s: float = 10.0  # GET /fapi/v1/openInterest this often, at low priority; 0: never
 
     # --- features (../shared/docs/metrics.md) ---------------------------------
     top_n: int = 10
@@ -135,6 +141,15 @@ class Settings:
     # Default of the minimum-notional filter (dashboard, GET /alerts): see README, "Alerts".
     alert_min_notional_usdt: float = 350_000.0
     depth_bands_bps: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0, 100.0)
+    # Derivatives context (docs/metrics.md, "Derivatives context").
+    mark_stale_after_s: float = 10.0  # mark price, index, funding shown null once the last update is this old
+    # A liquidation burst: forced orders on one side worth at least this much (USDT,
+    # a lower bound: Binance sends the latest liquidation per symbol per second)
+    # within the window; its liquidity response is then measured on the side it hit.
+    liquidation_burst_notional_usdt: float = 100_000.0
+    liquidation_burst_window_s: float = 5.0
+    liquidation_refill_share: float = 0.9  # refilled: depth back to this share of the depth before
+    liquidation_burst_watch_s: float = 120.0  # after this, a burst not refilled ends "not yet refilled"
     impact_max_size: float = 1e9
 
     # --- rolling state and push -------------------------------------------------

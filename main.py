@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"run the API only [{_env('DASHBOARD')}=0]")
     p.add_argument("--cadence", type=float, default=None,
                    help=f"seconds between frames, 0.1 to 10 [{_env('PUSH_INTERVAL_S')}, default {d.push_interval_s}]")
+    p.add_argument("--open-interest-poll", type=float, default=None, metavar="SECONDS",
+                   help=f"seconds between open interest polls (GET /fapi/v1/openInterest, weight 1, never ahead "
+                        f"of a snapshot), 0 = never [{_env('OPEN_INTEREST_POLL_S')}, default "
+                        f"{d.open_interest_poll_s:g}]")
+    p.add_argument("--no-derivatives", action="store_true", default=None,
+                   help=f"do not subscribe the liquidation and mark price streams [{_env('DERIVATIVES_STREAMS')}=0]")
     p.add_argument("--sim-url", default=None,
                    help=f"REST base of a simulated exchange running elsewhere (its websockets on port + 1) "
                         f"[{_env('SIM_URL')}]")
@@ -143,6 +149,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "dash_port": args.dash_port,
         "dashboard": False if args.no_dashboard else None,
         "push_interval_s": args.cadence,
+        "open_interest_poll_s": args.open_interest_poll,
+        "derivatives_streams": False if args.no_derivatives else None,
         "sim_url": args.sim_url,
         "sim_speed": args.sim_speed,
         "sim_market": args.sim_market,
@@ -172,6 +180,9 @@ def check_settings(s: Settings) -> None:
         raise UsageError("--symbols: give at least one symbol")
     if not 0.1 <= s.push_interval_s <= 10:
         raise UsageError(f"--cadence must be between 0.1 and 10 seconds, got {s.push_interval_s}")
+    if s.open_interest_poll_s != 0 and not 1 <= s.open_interest_poll_s <= 3600:
+        raise UsageError(f"--open-interest-poll must be 0 (never) or between 1 and 3600 seconds, got "
+                         f"{s.open_interest_poll_s:g}")
     if s.source == "replay":
         if not s.replay_files:
             raise UsageError("--source replay needs --replay FILE [FILE ...]")

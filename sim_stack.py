@@ -34,6 +34,7 @@ from api.services import SourceInfo
 from config import Settings, load_settings
 from data_ingestion.feed import SymbolFeed
 from exchange_sim.contracts import with_market
+from exchange_sim.episodes import DEFAULT_KINDS
 from exchange_sim.exchange import SimExchange
 from exchange_sim.settings import SimConfig
 
@@ -49,6 +50,8 @@ async def start_sim_exchange(settings: Settings, **sim_config: Any) -> tuple[Sim
     pointed at it."""
     fields: dict[str, Any] = {"seed": settings.sim_seed, "speed": settings.sim_speed, **sim_config}
     fields.setdefault("symbols", with_market(settings.symbols, settings.sim_market))
+    if settings.sim_liquidation_bursts:
+        fields.setdefault("episode_kinds", (*DEFAULT_KINDS, "liquidation_burst"))
     sim = SimExchange(SimConfig(**fields))
     try:
         urls = await sim.start("127.0.0.1", 0, 0)
@@ -139,6 +142,7 @@ async def running_stack(
     """The simulated exchange (20 s of warm-up unless ``sim_config`` says otherwise)
     and the stack reading it, the API on a free loopback port, no dashboard."""
     overrides.setdefault("history", False)
+    overrides.setdefault("sim_liquidation_bursts", False)  # a test that wants them asks (or sets episode_kinds)
     settings = load_settings(
         environ={}, symbols=symbols, source="sim", api_port=0, host="127.0.0.1", dashboard=False, **overrides
     )

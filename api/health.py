@@ -73,7 +73,8 @@ def health_body(services: Services) -> dict[str, Any]:
     if runtime.rest is not None:
         b = runtime.rest.budget
         body["rest_weight"] = {"used_1m": b.used, "limit_1m": b.limit, "rate_limited": b.rate_limited,
-                               "waits": b.waits, "requests": b.requests}
+                               "waits": b.waits, "requests": b.requests,
+                               "low_priority_limit_1m": b.low_priority_limit, "low_priority_skipped": b.low_skipped}
     body["tasks"] = {"running": len(runtime.tasks.running), "restarts": dict(runtime.tasks.restarts)}
     body["recorder"] = recorder_status(runtime.recorder)
     if runtime.replay is not None:

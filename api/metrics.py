@@ -6,6 +6,7 @@ named in full, ``_total`` on counters only, HELP and TYPE on every family."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,6 +69,7 @@ class _Collector:
         yield lag
         yield levels
         yield hist
+        yield from _context_metrics(runtime.feeds)
         clients = GaugeMetricFamily("liq_ws_clients", "websocket clients connected", labels=["symbol"])
         by_symbol = hub.clients_by_symbol()
         for sym in runtime.feeds:
@@ -80,6 +82,30 @@ class _Collector:
                                 value=round(runtime.process.rss_mb() * 1024 * 1024))
         yield from _recorder_metrics(recorder_status(runtime.recorder))
         yield from _serving_metrics(self.services)
+
+
+def _context_metrics(feeds: dict[str, Any]) -> Iterator[Metric]:
+    """Per symbol and context stream (forceOrder, markPrice, the openInterest polls)."""
+    mono = time.monotonic_ns()
+    messages = CounterMetricFamily("liq_stream_messages", "liquidation and mark price messages, open interest "
+                                   "polls answered", labels=["symbol", "stream"])
+    malformed = CounterMetricFamily("liq_stream_malformed", "context stream messages that did not decode or "
+                                    "held bad numbers: counted and skipped", labels=["symbol", "stream"])
+    skipped = CounterMetricFamily("liq_open_interest_polls_skipped", "open interest polls not sent: the REST "
+                                  "weight budget was kept for snapshots", labels=["symbol"])
+    age = GaugeMetricFamily("liq_stream_last_message_age_seconds", "seconds since the stream's last message",
+                            labels=["symbol", "stream"])
+    for sym, feed in feeds.items():
+        for name, st in feed.context.items():
+            messages.add_metric([sym, name], float(st.messages))
+            malformed.add_metric([sym, name], float(st.malformed))
+            if st.last_mono_ns:
+                age.add_metric([sym, name], (mono - st.last_mono_ns) / 1e9)
+        skipped.add_metric([sym], float(feed.context["openInterest"].skipped))
+    yield messages
+    yield malformed
+    yield skipped
+    yield age
 
 
 def _serving_metrics(services: Services) -> Iterator[Metric]:

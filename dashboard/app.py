@@ -76,12 +76,13 @@ def _metric(label: str, ident: str) -> html.Div:
     return html.Div([html.Span(label, className="k"), html.Span("\u2013", id=ident, className="v")], className="metric")
 
 
-def _panel(title: str, body: Component, name: str, extra: html.Span | None = None) -> html.Section:
+def _panel(title: str, body: Component, name: str, extra: html.Span | None = None,
+           footer: Component | None = None) -> html.Section:
     """One panel: ``#panel-<name>``, named by its title for assistive technology."""
     ident = "panel-" + name
     head = [html.Span(title, id=ident + "-title")] + ([extra] if extra is not None else [])
     return html.Section(
-        [html.Header(head), body], id=ident, className="panel",
+        [html.Header(head), body] + ([footer] if footer is not None else []), id=ident, className="panel",
         **_aria(labelledby=ident + "-title"), **_data(panel=name),
     )
 
@@ -156,6 +157,11 @@ def _toolbar(symbols: Sequence[str]) -> html.Div:
             _metric("OFI 1 s", "m-ofi"),
             _metric("bid vol", "m-bidvol"),
             _metric("ask vol", "m-askvol"),
+            _metric("mark", "m-mark"),
+            _metric("index", "m-index"),
+            _metric("basis", "m-basis"),
+            _metric("funding \u00b7 next", "m-funding"),
+            _metric("open interest \u00b7 5m", "m-oi"),
         ],
         id="metrics",
         className="metrics",
@@ -170,8 +176,15 @@ def _main_grid() -> html.Div:
             _panel(
                 "Liquidity heatmap, trades, best bid/ask \u00b7 volume profile (180 s)",
                 _figure("heatmap", "Liquidity heatmap: time across, price up, colour = resting size; trades as "
-                                   "triangles, up = buy, down = sell; volume profile at the right"),
+                                   "triangles, up = buy, down = sell; liquidations as outlined diamonds; open "
+                                   "interest as a dotted line at the top; volume profile at the right"),
                 "heatmap",
+                footer=html.Div(
+                    [html.Span("liquidations", className="k", title="at most one a second per symbol is sent: "
+                                                                     "a lower bound"),
+                     html.Span("none in the last 180 s", id="liq-tape", className="tape-items")],
+                    className="liq-tape", role="log", **_aria(label="Liquidation tape, newest first"),
+                ),
             ),
             html.Div(
                 [

@@ -33,6 +33,9 @@ import orjson
 from config import DEFAULT_SYMBOL_SPECS
 from data_ingestion.recording import (
     CHECKPOINT,
+    FORCE_ORDER,
+    MARK_PRICE,
+    OPEN_INTEREST,
     SNAPSHOT,
     ReadStats,
     RecordedMessage,
@@ -119,6 +122,11 @@ class SymbolAudit:
         }
 
 
+# Lines the audit passes over: the checkpoint (the audit rebuilds the book itself) and the
+# derivatives context (liquidations, mark price, open interest), which no book check uses.
+_NOT_AUDITED = frozenset({CHECKPOINT, FORCE_ORDER, MARK_PRICE, OPEN_INTEREST})
+
+
 def audit_messages(
     messages: Iterable[RecordedMessage], ticks: Mapping[str, float] | None = None
 ) -> dict[str, SymbolAudit]:
@@ -136,7 +144,7 @@ def audit_messages(
         if isinstance(msg.data, SymbolFiltersLine):
             known[msg.data.symbol.lower()] = float(msg.data.tick_size)
             continue
-        if msg.kind == CHECKPOINT:
+        if msg.kind in _NOT_AUDITED:
             continue
         if msg.kind == SNAPSHOT:
             if current is None:

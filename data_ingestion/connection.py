@@ -26,7 +26,16 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from config import Settings
 from data_ingestion.backoff import Backoff
 from data_ingestion.feed import RawSink, SymbolFeed
-from wire.binance import AggTrade, BookTicker, DecodeError, DepthUpdate, Trade, stream_message_decoder
+from wire.binance import (
+    AggTrade,
+    BookTicker,
+    DecodeError,
+    DepthUpdate,
+    ForceOrder,
+    MarkPriceUpdate,
+    Trade,
+    stream_message_decoder,
+)
 
 log = logging.getLogger("connection")
 
@@ -43,10 +52,11 @@ STREAMS_PER_SUBSCRIBE = 200
 class _Route:
     """One stream of the connection: where its messages go, and how many came."""
 
-    __slots__ = ("stream", "handler", "feed", "accepts", "received", "warned")
+    __slots__ = ("stream", "kind", "handler", "feed", "accepts", "received", "warned")
 
-    def __init__(self, stream: str, handler: Handler, feed: SymbolFeed, accepts: tuple[type, ...]) -> None:
+    def __init__(self, stream: str, kind: str, handler: Handler, feed: SymbolFeed, accepts: tuple[type, ...]) -> None:
         self.stream = stream
+        self.kind = kind
         self.handler = handler
         self.feed = feed
         self.accepts = accepts  # the event types this stream carries
@@ -81,7 +91,7 @@ class StreamConnection:
         recorder: RawSink | None = None,
     ) -> None:
         """``streams`` maps a stream name (``btcusdt@depth@100ms``) to (kind, feed);
-        kind is ``depth``, ``bookTicker`` or ``aggTrade``."""
+        kind is ``depth``, ``bookTicker``, ``aggTrade``, ``forceOrder`` or ``markPrice``."""
         if len(streams) > settings.max_streams_per_connection:
             raise ValueError(f"{name}: {len(streams)} streams, at most {settings.max_streams_per_connection} "
                              "a connection")
@@ -105,9 +115,15 @@ class StreamConnection:
                 handler, accepts = _ticker_handler(feed), (BookTicker,)
             elif kind == "aggTrade":
                 handler, accepts = _trade_handler(feed), (AggTrade, Trade)
+            elif kind == "forceOrder":
+                handler, accepts = _force_order_handler(feed), (ForceOrder,)
+                if feed.features is not None:
+                    feed.features.watch_liquidations()  # subscribed: no message means no liquidation
+            elif kind == "markPrice":
+                handler, accepts = _mark_price_handler(feed), (MarkPriceUpdate,)
             else:
                 raise ValueError(f"{name}: unknown stream kind {kind!r}")
-            self._routes[stream] = _Route(stream, handler, feed, accepts)
+            self._routes[stream] = _Route(stream, kind, handler, feed, accepts)
         self.backoff = Backoff(
             settings.backoff_initial_s, settings.backoff_max_s, settings.backoff_factor, settings.backoff_jitter
         )
@@ -293,6 +309,7 @@ class StreamConnection:
         data = msg.data
         if type(data) not in route.accepts:  # another event type on this stream name
             feed.monitor.malformed += 1
+            feed.on_stream_malformed(route.kind)
             return
         feed.last_ts_ns = recv_ns
         if self.recorder is not None:
@@ -313,6 +330,7 @@ class StreamConnection:
             route.received += 1
             route.feed.monitor.on_message(time.monotonic_ns())
             route.feed.monitor.malformed += 1
+            route.feed.on_stream_malformed(route.kind)
         else:
             self.malformed += 1
         log.warning("%s: malformed message skipped: %.120r", self.name, raw)
@@ -354,5 +372,19 @@ def _ticker_handler(feed: SymbolFeed) -> Handler:
 def _trade_handler(feed: SymbolFeed) -> Handler:
     def handler(data: AggTrade | Trade, _t0: int, recv_ns: int, _raw: bytes | str) -> None:
         feed.on_trade(data, recv_ns)
+
+    return handler
+
+
+def _force_order_handler(feed: SymbolFeed) -> Handler:
+    def handler(data: ForceOrder, _t0: int, recv_ns: int, _raw: bytes | str) -> None:
+        feed.on_force_order(data, recv_ns)
+
+    return handler
+
+
+def _mark_price_handler(feed: SymbolFeed) -> Handler:
+    def handler(data: MarkPriceUpdate, _t0: int, recv_ns: int, _raw: bytes | str) -> None:
+        feed.on_mark_price(data, recv_ns)
 
     return handler

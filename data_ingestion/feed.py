@@ -10,19 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from typing import Any, Protocol
 
 from config import Settings, SymbolSpec
 from data_ingestion.backoff import Backoff
-from data_ingestion.monitor import FeedMonitor
+from data_ingestion.monitor import FeedMonitor, StreamStats
 from data_ingestion.recording import BookCheckpointLine
 from data_ingestion.rest import RestClient, RestError, RestrictedLocation
 from orderbook.book_state import BookState
 from orderbook.sequence_validator import DisplayState, EventOutcome, SequenceValidator, SnapshotOutcome, SyncState
 from orderbook.ticker_check import TickerCrossCheck
-from wire.binance import AggTrade, BookTicker, DepthSnapshot, DepthUpdate, Trade
+from wire.binance import (
+    AggTrade,
+    BookTicker,
+    DepthSnapshot,
+    DepthUpdate,
+    ForceOrder,
+    MarkPriceUpdate,
+    OpenInterest,
+    Trade,
+)
 
 log = logging.getLogger("feed")
 
@@ -33,6 +43,15 @@ class FeatureSink(Protocol):
     def on_depth_applied(self, book: BookState, ts_ns: int, event_time_ms: int | None = None) -> None: ...
 
     def on_trade(self, ts_ns: int, price: float, qty: float, side: str, nq: float | None = None) -> None: ...
+
+    def on_liquidation(self, ts_ns: int, side: str, price: float, qty: float, trade_time_ms: int) -> None: ...
+
+    def on_mark_price(self, ts_ns: int, mark: float, index: float, settle: float | None, funding_rate: float | None,
+                      next_funding_ms: int | None, event_time_ms: int) -> None: ...
+
+    def on_open_interest(self, ts_ns: int, open_interest: float) -> None: ...
+
+    def watch_liquidations(self) -> None: ...
 
 
 class Link(Protocol):
@@ -45,6 +64,21 @@ class RawSink(Protocol):
     """Where raw messages go when recording."""
 
     def write(self, symbol: str, ts_ns: int, raw: bytes | str) -> None: ...
+
+
+# The context streams of a symbol, as /health names them.
+FORCE_ORDER_STREAM = "forceOrder"
+MARK_PRICE_STREAM = "markPrice"
+OPEN_INTEREST_POLL = "openInterest"
+CONTEXT_STREAMS = (FORCE_ORDER_STREAM, MARK_PRICE_STREAM, OPEN_INTEREST_POLL)
+
+
+def _finite(text: str) -> float:
+    """A decimal string as a finite float; ValueError otherwise."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not finite: {text!r}")
+    return value
 
 
 class SymbolFeed:
@@ -78,6 +112,8 @@ class SymbolFeed:
         self.last_ticker_mismatch: dict[str, Any] | None = None
         self._wake = asyncio.Event()
         self._last_state = self.validator.state
+        # Liquidations, mark price and open interest: per stream counters for /health.
+        self.context = {name: StreamStats() for name in CONTEXT_STREAMS}
 
     # --- history ----------------------------------------------------------------------
     def checkpoint_line(self) -> bytes | None:
@@ -156,6 +192,7 @@ class SymbolFeed:
             "book_ticker_last_mismatch": self.last_ticker_mismatch,
             "bid_levels": len(self.book.bids),
             "ask_levels": len(self.book.asks),
+            "streams": {name: st.summary(now) for name, st in self.context.items()},
         }
 
     # --- events (hot path) ---------------------------------------------------------------
@@ -203,6 +240,106 @@ class SymbolFeed:
             self.monitor.malformed += 1
             return
         self.features.on_trade(recv_ns, price, qty, "sell" if trade.buyer_is_maker else "buy", nq)
+
+    # --- derivatives context (per message: parse, check, hand over; no aggregation) ---------------
+    def on_stream_malformed(self, stream: str) -> None:
+        """A message of a context stream that did not decode: counted and skipped."""
+        st = self.context.get(stream)
+        if st is not None:
+            st.malformed += 1
+
+    def on_force_order(self, event: ForceOrder, recv_ns: int) -> None:
+        """One liquidation: the forced order's side (SELL closes a long, selling into
+        the bids), its filled quantity and average price. Numbers that are not finite
+        and positive make it malformed: counted, skipped."""
+        st = self.context[FORCE_ORDER_STREAM]
+        st.on_message(time.monotonic_ns())
+        o = event.order
+        try:
+            filled = _finite(o.filled_qty)
+            avg = _finite(o.avg_price)
+            price = avg if avg > 0 else _finite(o.price)
+            if filled < 0 or price <= 0:
+                raise ValueError("negative quantity or price")
+        except ValueError:
+            st.malformed += 1
+            return
+        if self.features is not None and filled > 0:
+            self.features.on_liquidation(recv_ns, "sell" if o.side == "SELL" else "buy", price, filled,
+                                         o.trade_time_ms)
+
+    def on_mark_price(self, event: MarkPriceUpdate, recv_ns: int) -> None:
+        """Mark and index price, funding rate and the next funding time; an empty
+        funding rate or a zero time (delivery contracts) is unknown, not zero."""
+        st = self.context[MARK_PRICE_STREAM]
+        st.on_message(time.monotonic_ns())
+        try:
+            mark, index = _finite(event.mark_price), _finite(event.index_price)
+            settle = _finite(event.estimated_settle_price) if event.estimated_settle_price else None
+            rate = _finite(event.funding_rate) if event.funding_rate else None
+            if mark <= 0 or index <= 0:
+                raise ValueError("mark or index price not positive")
+        except ValueError:
+            st.malformed += 1
+            return
+        if self.features is not None:
+            self.features.on_mark_price(recv_ns, mark, index, settle, rate, event.next_funding_time_ms or None,
+                                        event.event_time_ms)
+
+    def on_open_interest(self, body: OpenInterest, recv_ns: int) -> None:
+        st = self.context[OPEN_INTEREST_POLL]
+        st.on_message(time.monotonic_ns())
+        try:
+            oi = _finite(body.open_interest)
+            if oi < 0:
+                raise ValueError("negative open interest")
+        except ValueError:
+            st.malformed += 1
+            return
+        if self.features is not None:
+            self.features.on_open_interest(recv_ns, oi)
+
+    def on_context(self, data: object, recv_ns: int) -> bool:
+        """A recorded context message (replay, history): handled as live; False when
+        ``data`` is none of them."""
+        if isinstance(data, ForceOrder):
+            if self.features is not None:
+                self.features.watch_liquidations()
+            self.on_force_order(data, recv_ns)
+        elif isinstance(data, MarkPriceUpdate):
+            self.on_mark_price(data, recv_ns)
+        elif isinstance(data, OpenInterest):
+            self.on_open_interest(data, recv_ns)
+        else:
+            return False
+        return True
+
+    async def run_open_interest_poll(self, rest: RestClient) -> None:
+        """``GET /fapi/v1/openInterest`` every ``open_interest_poll_s``, at low
+        priority: a poll the weight budget keeps for snapshots is skipped, never queued."""
+        st = self.context[OPEN_INTEREST_POLL]
+        interval = self.settings.open_interest_poll_s
+        while True:
+            try:
+                got = await rest.open_interest(self.symbol)
+            except RestrictedLocation as exc:
+                st.errors += 1
+                log.error("%s: %s; no more open interest polls", self.symbol, exc)
+                return
+            except RestError as exc:
+                st.errors += 1
+                log.warning("%s: open interest poll failed (%s); next in %.0f s", self.symbol, exc, interval)
+                got = None
+            else:
+                if got is None:
+                    st.skipped += 1
+            if got is not None:
+                body, raw = got
+                recv_ns = time.time_ns()
+                if self.recorder is not None:
+                    self.recorder.write(self.symbol, recv_ns, raw)
+                self.on_open_interest(body, recv_ns)
+            await asyncio.sleep(interval)
 
     def _on_ticker_mismatch(self) -> None:
         """Log both raw messages; resync only after ``ticker_mismatches_to_resync``

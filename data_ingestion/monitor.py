@@ -124,6 +124,45 @@ class FeedMonitor:
         }
 
 
+@dataclass(slots=True)
+class StreamStats:
+    """One context stream of a symbol (forceOrder, markPrice, the open interest
+    polls): what /health shows per stream. Bumped per message; rates read on demand."""
+
+    messages: int = 0
+    malformed: int = 0  # counted and skipped
+    errors: int = 0  # polls: failed requests
+    skipped: int = 0  # polls: not sent, the REST weight budget was kept for snapshots
+    last_mono_ns: int = 0
+    _samples: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=16))
+
+    def on_message(self, mono_ns: int) -> None:
+        self.messages += 1
+        self.last_mono_ns = mono_ns
+
+    def rate(self, mono_ns: int) -> float:
+        """Messages a second over the last ~60 s of reads (the streams push once a
+        second or less)."""
+        samples = self._samples
+        samples.append((mono_ns, self.messages))
+        while len(samples) > 2 and mono_ns - samples[0][0] > 60_000_000_000:
+            samples.popleft()
+        t0, m0 = samples[0]
+        dt = (mono_ns - t0) / 1e9
+        return (self.messages - m0) / dt if dt > 0 else 0.0
+
+    def summary(self, mono_ns: int) -> dict[str, Any]:
+        age = (mono_ns - self.last_mono_ns) / 1e9 if self.last_mono_ns else None
+        return {
+            "messages": self.messages,
+            "messages_per_s": round(self.rate(mono_ns), 3),
+            "last_message_age_s": round(age, 3) if age is not None else None,
+            "malformed_messages": self.malformed,
+            "errors": self.errors,
+            "skipped": self.skipped,
+        }
+
+
 class ProcessMonitor:
     """RSS of this process against the baseline taken once the process is warm."""
 

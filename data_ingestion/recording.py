@@ -49,8 +49,12 @@ from wire.binance import (
     DecodeError,
     DepthSnapshot,
     DepthUpdate,
+    ForceOrder,
     Level,
+    MarkPriceUpdate,
+    OpenInterest,
     Trade,
+    open_interest_decoder,
     snapshot_decoder,
     stream_message_decoder,
 )
@@ -63,6 +67,9 @@ SNAPSHOT = "snapshot"
 TRADE = "trade"
 AGG_TRADE = "aggTrade"
 BOOK_TICKER = "bookTicker"
+FORCE_ORDER = "forceOrder"
+MARK_PRICE = "markPrice"
+OPEN_INTEREST = "openInterest"  # a REST body, recorded as received
 FILTERS = "filters"
 CHECKPOINT = "checkpoint"
 OTHER = "other"
@@ -72,6 +79,8 @@ _EVENT_KINDS = {
     "trade": TRADE,
     "aggTrade": AGG_TRADE,
     "bookTicker": BOOK_TICKER,
+    "forceOrder": FORCE_ORDER,
+    "markPriceUpdate": MARK_PRICE,
 }
 
 
@@ -152,8 +161,8 @@ def checkpoint_update_id(payload: bytes) -> int | None:
 
 
 RecordedData = (
-    DepthUpdate | BookTicker | AggTrade | Trade | DepthSnapshot | SymbolFiltersLine | BookCheckpointLine
-    | dict[str, Any]
+    DepthUpdate | BookTicker | AggTrade | Trade | ForceOrder | MarkPriceUpdate | OpenInterest | DepthSnapshot
+    | SymbolFiltersLine | BookCheckpointLine | dict[str, Any]
 )
 
 _KIND_OF_TYPE: dict[type, str] = {
@@ -161,6 +170,8 @@ _KIND_OF_TYPE: dict[type, str] = {
     BookTicker: BOOK_TICKER,
     AggTrade: AGG_TRADE,
     Trade: TRADE,
+    ForceOrder: FORCE_ORDER,
+    MarkPriceUpdate: MARK_PRICE,
     DepthSnapshot: SNAPSHOT,
 }
 
@@ -168,7 +179,8 @@ _KIND_OF_TYPE: dict[type, str] = {
 @dataclass(frozen=True, slots=True)
 class RecordedMessage:
     ts_recv_ns: int  # local receive time
-    kind: str  # one of DEPTH, SNAPSHOT, TRADE, AGG_TRADE, BOOK_TICKER, FILTERS, CHECKPOINT, OTHER
+    kind: str  # DEPTH, SNAPSHOT, TRADE, AGG_TRADE, BOOK_TICKER, FORCE_ORDER, MARK_PRICE, OPEN_INTEREST,
+    # FILTERS, CHECKPOINT or OTHER
     stream: str | None  # combined-stream name, None for a snapshot
     data: RecordedData  # the typed event or snapshot; the decoded JSON for OTHER
     raw: bytes = b""  # the JSON as recorded
@@ -220,6 +232,11 @@ def decode_payload(payload: bytes) -> tuple[str, str | None, RecordedData] | Non
         return OTHER, obj["stream"], data
     if "lastUpdateId" in obj or "symbolFilters" in obj or "bookCheckpoint" in obj:
         return None
+    if "openInterest" in obj:  # a GET /fapi/v1/openInterest body (its keys come in any order)
+        try:
+            return OPEN_INTEREST, None, open_interest_decoder.decode(payload)
+        except DecodeError:
+            return None
     return OTHER, None, obj
 
 
@@ -475,8 +492,10 @@ def read_member(
 BOOK_KINDS = frozenset({DEPTH, SNAPSHOT, CHECKPOINT})
 _STREAM_PREFIX = b'{"stream":"'
 # A combined stream's kind by the start of its name after the symbol:
-# btcusdt@depth@100ms, btcusdt@bookTicker, btcusdt@aggTrade, btcusdt@trade.
-_STREAM_NAME_KINDS = {b"depth": DEPTH, b"bookTicker": BOOK_TICKER, b"aggTrade": AGG_TRADE, b"trade": TRADE}
+# btcusdt@depth@100ms, btcusdt@bookTicker, btcusdt@aggTrade, btcusdt@trade, btcusdt@forceOrder,
+# btcusdt@markPrice@1s.
+_STREAM_NAME_KINDS = {b"depth": DEPTH, b"bookTicker": BOOK_TICKER, b"aggTrade": AGG_TRADE, b"trade": TRADE,
+                      b"forceOrder": FORCE_ORDER, b"markPrice": MARK_PRICE}
 
 
 @functools.lru_cache(maxsize=16)

@@ -86,4 +86,6 @@ async def play(feed: SymbolFeed, files: Sequence[str], speed: float, progress: R
         elif isinstance(data, AggTrade | Trade):
             feed.monitor.on_message(time.monotonic_ns())
             feed.on_trade(data, ts)
+        else:  # liquidations, mark price, open interest (others: skipped)
+            feed.on_context(data, ts)
     log.info("%s: replay finished (%d messages, state %s)", feed.symbol, n, feed.validator.state.value)

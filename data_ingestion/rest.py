@@ -1,9 +1,15 @@
-"""REST calls toward the exchange: depth snapshots, exchangeInfo, ping.
+"""REST calls toward the exchange: depth snapshots, exchangeInfo, ping, open interest.
 
-Snapshot requests go through one :class:`WeightBudget` per process, so that a
-resync storm over many symbols cannot get the IP banned: it reads the
+Every request goes through one :class:`WeightBudget` per process, so that a resync
+storm over many symbols cannot get the IP banned: it reads the
 ``X-MBX-USED-WEIGHT-1M`` header, keeps under a share of the 2,400-a-minute budget,
 and honours ``Retry-After`` on 429 (rate limited) and 418 (banned).
+
+Snapshots have priority: they wait for the budget, while an open-interest poll never
+waits. A poll is sent only when no snapshot is waiting, the exchange has not asked
+us to back off, and the minute's weight stays under ``low_priority_share`` of the
+limit; otherwise it is skipped (counted) and the next poll tries again. So at least
+the rest of the limit is always left to snapshots.
 """
 
 from __future__ import annotations
@@ -18,7 +24,16 @@ import httpx
 import orjson
 
 from config import decimals_of
-from wire.binance import DEPTH_WEIGHT, WEIGHT_HEADER, DecodeError, DepthSnapshot, snapshot_decoder
+from wire.binance import (
+    DEPTH_WEIGHT,
+    OPEN_INTEREST_WEIGHT,
+    WEIGHT_HEADER,
+    DecodeError,
+    DepthSnapshot,
+    OpenInterest,
+    open_interest_decoder,
+    snapshot_decoder,
+)
 
 log = logging.getLogger("rest")
 
@@ -44,8 +59,12 @@ class WeightBudget:
         budget_1m: int = 2400,
         safety: float = 0.5,
         clock: Callable[[], float] = time.time,
+        low_priority_share: float = 0.5,
     ) -> None:
         self.limit = int(budget_1m * safety)
+        self.low_priority_limit = int(self.limit * low_priority_share)
+        self.waiting = 0  # priority requests (snapshots) waiting for the budget right now
+        self.low_skipped = 0  # low-priority requests not sent to leave the budget to snapshots
         self._clock = clock
         self._minute = int(clock() // 60)
         self.used = 0
@@ -69,6 +88,16 @@ class WeightBudget:
         if self.used + weight > self.limit:
             return 60.0 - (now % 60.0) + 0.05
         return 0.0
+
+    def may_spend_low(self, weight: int) -> bool:
+        """Whether a low-priority request (an open-interest poll) may go now: never
+        while a priority request waits or the exchange said to back off, and only
+        within ``low_priority_share`` of the limit. It never waits: False means skip."""
+        now = self._clock()
+        if self.waiting or now < self.blocked_until:
+            return False
+        self._roll()
+        return self.used + weight <= self.low_priority_limit
 
     def spend(self, weight: int) -> None:
         self._roll()
@@ -118,16 +147,24 @@ class RestClient:
         except orjson.JSONDecodeError:
             raise RestError(f"GET {path}: body is not JSON", 200) from None
 
-    async def _get_bytes(self, path: str, params: dict[str, Any], weight: int) -> bytes:
-        """The body of a 200 answer; RestError (RestrictedLocation for 451) otherwise."""
-        while True:
-            delay = self.budget.delay_for(weight)
-            if delay <= 0:
-                break
-            self.budget.waits += 1
-            log.info("rest: waiting %.1f s for the request weight budget (%s)", delay, path)
-            await asyncio.sleep(delay)
-        self.budget.spend(weight)
+    async def _get_bytes(self, path: str, params: dict[str, Any], weight: int, low_priority: bool = False) -> bytes:
+        """The body of a 200 answer; RestError (RestrictedLocation for 451) otherwise.
+        A priority request waits for the budget; a low-priority one has been let
+        through by :meth:`WeightBudget.may_spend_low` already."""
+        budget = self.budget
+        if not low_priority:
+            delay = budget.delay_for(weight)
+            if delay > 0:
+                budget.waiting += 1
+                try:
+                    while delay > 0:
+                        budget.waits += 1
+                        log.info("rest: waiting %.1f s for the request weight budget (%s)", delay, path)
+                        await asyncio.sleep(delay)
+                        delay = budget.delay_for(weight)
+                finally:
+                    budget.waiting -= 1
+        budget.spend(weight)
         try:
             resp = await self._client.get(path, params=params)
         except httpx.HTTPError as exc:
@@ -151,6 +188,20 @@ class RestClient:
             return snapshot_decoder.decode(raw), raw
         except DecodeError as exc:
             raise RestError(f"{symbol}: malformed snapshot body ({exc})") from None
+
+    async def open_interest(self, symbol: str) -> tuple[OpenInterest, bytes] | None:
+        """The typed open interest and its raw body; None when the budget is kept for
+        snapshots (the poll is skipped, never delayed). A body that does not decode is
+        a RestError."""
+        if not self.budget.may_spend_low(OPEN_INTEREST_WEIGHT):
+            self.budget.low_skipped += 1
+            return None
+        raw = await self._get_bytes("/fapi/v1/openInterest", {"symbol": symbol.upper()}, OPEN_INTEREST_WEIGHT,
+                                    low_priority=True)
+        try:
+            return open_interest_decoder.decode(raw), raw
+        except DecodeError as exc:
+            raise RestError(f"{symbol}: malformed open interest body ({exc})") from None
 
     async def exchange_info(self) -> dict[str, Any]:
         body = await self._get("/fapi/v1/exchangeInfo", {}, 1)

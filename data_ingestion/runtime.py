@@ -1,7 +1,9 @@
 """The ingestion runtime: feeds, connections and snapshot loops for all symbols.
 
-Per symbol: the depth stream (and bookTicker) on the public route, aggTrade on the
-market route; symbols share connections (at most 1,024 streams each, as Binance
+Per symbol: the depth stream (and bookTicker) on the public route, aggTrade,
+forceOrder and markPrice@1s on the market route (Binance routes them by data type:
+on the public route they would be accepted and never sent), and an open-interest
+poll over REST at low priority; symbols share connections (at most 1,024 streams each, as Binance
 allows). Each symbol's snapshot loop is its own task, so the sockets keep being
 read while snapshots download. For ``replay`` the same feeds are fed from files.
 """
@@ -138,7 +140,13 @@ class IngestionRuntime:
             public[f"{sym}{s.depth_stream_suffix}"] = ("depth", feed)
             public[f"{sym}@bookTicker"] = ("bookTicker", feed)
             market[f"{sym}@aggTrade"] = ("aggTrade", feed)
+            if s.derivatives_streams:
+                market[f"{sym}@forceOrder"] = ("forceOrder", feed)
+                market[f"{sym}@markPrice@1s"] = ("markPrice", feed)
             self.tasks.supervise(functools.partial(feed.run_snapshot_sync, self.rest), name=f"snapshot-sync:{sym}")
+            if s.open_interest_poll_s > 0:
+                self.tasks.supervise(functools.partial(feed.run_open_interest_poll, self.rest),
+                                     name=f"open-interest:{sym}")
         for route, url, streams in (("public", s.ws_public_url, public), ("market", s.ws_market_url, market)):
             items = list(streams.items())
             per_conn = s.max_streams_per_connection

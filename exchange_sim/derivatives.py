@@ -11,13 +11,18 @@
 - the 24-hour statistics start from figures drawn once (the day's open, high, low
   and volume before the run) and follow the trades of the run;
 - a liquidation is a forced IOC order the market executes against its book
-  (market.py); the stream carries the latest of each symbol once a second.
+  (market.py); the stream carries the latest of each symbol once a second;
+- open interest moves with the trades: each trade opens positions (the interest
+  grows by its quantity) or closes them (it shrinks by it), opening a little more
+  likely while the interest is below its level of the day before the run and less
+  above it; a liquidation only closes (its filled quantity).
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from typing import Any
 
 from exchange_sim.market import Liquidation, StepOutput, SymbolMarket
@@ -30,6 +35,11 @@ _PREMIUM_TAU_S = 120.0
 _MARK_SMOOTH_S = 30.0
 # A contract as busy as BTCUSDT trades about this much a day (quote currency).
 _DAY_NOTIONAL = 1.5e10
+# Open interest against a day's volume (BTCUSDT: about 80,000 BTC open for 150,000 traded).
+_OI_OVER_DAY_VOLUME = 0.55
+# How strongly the open interest is pulled back to its level: the chance that a trade
+# opens is 0.5 + this x (level - interest) / level.
+_OI_PULL = 5.0
 
 
 def _fixed(value: float, decimals: int = 8) -> str:
@@ -59,7 +69,15 @@ class ContractStats:
         self.last_price = price
         self.traded = False  # since the last mini ticker
         self.liquidation: Liquidation | None = None  # the latest, not yet published
+        self.published_liquidations: deque[int] = deque(maxlen=1024)  # order times (T) of those sent
         self._last_second = start_ms // 1000
+        # Open interest, in lots; its own generator (drawn from the state, not from it),
+        # so the premium and the 24 h figures stay what they were for a seed.
+        self.oi_rng = random.Random(f"{market.symbol}:open-interest:{rng.getstate()[1][0]}")
+        lot = market.spec.lot_size
+        self.oi_level_lots = max(1.0, _OI_OVER_DAY_VOLUME * self.base_volume / lot)
+        self.open_interest_lots = self.oi_level_lots * self.oi_rng.uniform(0.95, 1.05)
+        self.open_interest_time_ms = start_ms
 
     # ------------------------------------------------------------ updates
     def on_step(self, out: StepOutput) -> None:
@@ -77,8 +95,23 @@ class ContractStats:
                     self.low = price
             self.last_price = out.trades[-1].tick * tick
             self.traded = True
+            self._move_open_interest(out)
         if out.liquidations:
             self.liquidation = out.liquidations[-1]
+            for liq in out.liquidations:
+                self.open_interest_lots = max(0.0, self.open_interest_lots - liq.filled_lots)
+            self.open_interest_time_ms = out.time_ms
+
+    def _move_open_interest(self, out: StepOutput) -> None:
+        """Each trade opens or closes its quantity of positions."""
+        rnd = self.oi_rng.random
+        level = self.oi_level_lots
+        oi = self.open_interest_lots
+        for trade in out.trades:
+            p_open = min(0.9, max(0.1, 0.5 + _OI_PULL * (level - oi) / level))
+            oi = oi + trade.lots if rnd() < p_open else max(0.0, oi - trade.lots)
+        self.open_interest_lots = oi
+        self.open_interest_time_ms = out.time_ms
 
     def advance(self, now_ms: int) -> None:
         """Move the premium on by the simulated seconds since the last call."""
@@ -145,6 +178,16 @@ class ContractStats:
             "q": _fixed(self.quote_volume, 2),
         }
 
+    def open_interest_body(self) -> dict[str, Any]:
+        """GET /fapi/v1/openInterest: openInterest (base asset), symbol, time (ms of the
+        last change)."""
+        m = self.market
+        return {
+            "openInterest": m.qty_str(round(self.open_interest_lots)),
+            "symbol": m.symbol.upper(),
+            "time": self.open_interest_time_ms,
+        }
+
     def force_order_event(self, now_ms: int) -> dict[str, Any] | None:
         """forceOrder of the latest liquidation not yet published (then forgotten):
         e, E, o{s, S, o, f, q, p, ap, X, l, z, T}."""
@@ -152,6 +195,7 @@ class ContractStats:
         if liq is None:
             return None
         self.liquidation = None
+        self.published_liquidations.append(liq.time_ms)
         m = self.market
         return {
             "e": "forceOrder",

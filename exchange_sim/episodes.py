@@ -10,6 +10,12 @@ detectors can be scored against it:
   prices about every second for several seconds, then vanish.
 - ``withdrawal``: top-20 depth falls by > 70 % and the spread widens to > 4x its
   normal value for several seconds, then the liquidity comes back.
+- ``liquidation_burst`` (off unless asked for: ``SimConfig.episode_kinds``): a cascade
+  of forced orders on one side; the market makers of that side pull most of their
+  orders near the touch, the forced orders eat what is left, the book stays thin a
+  moment, then refills over several seconds. Its truth is measured on the book at
+  every engine batch: the depth within 10 and 25 bps of mid on the side hit before
+  the first forced order, its minimum, and when it was back to 90 % of before.
 
 One episode at a time per symbol; the scheduler waits for a quiet gap between them
 so the detectors' rolling baselines (30 s median, 15 s means) recover.
@@ -28,6 +34,7 @@ exists, else from ``SimConfig.episode_every_s[name]`` (60-120 s by default).
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Callable
@@ -81,6 +88,24 @@ class Episode:
             "end_ms": self.end_ms,
             "details": dict(self.details),
         }
+
+
+# A liquidation burst's refill is judged at this share of the depth before it (the
+# client's default liquidation_refill_share).
+REFILL_SHARE = 0.9
+RESPONSE_BPS = (10.0, 25.0)
+
+
+def depth_within(market: SymbolMarket, is_bid: bool, bps: float) -> float:
+    """Quantity (base asset) of one side within ``bps`` of mid, edge included: the
+    client's depth band (features/basic_metrics.py) on the exchange's own book."""
+    mid = market.mid_ticks()
+    width = bps / 1e4 * mid + 1e-6
+    if is_bid:
+        lots = sum(market.bids[t] for t in market.bids.irange(math.ceil(mid - width), None))
+    else:
+        lots = sum(market.asks[t] for t in market.asks.irange(None, math.floor(mid + width)))
+    return lots * market.spec.lot_size
 
 
 class EpisodeRun:
@@ -321,6 +346,157 @@ class WithdrawalRun(EpisodeRun):
         self.market.withdrawal = None
 
 
+class LiquidationBurstRun(EpisodeRun):
+    """Forced orders on one side eat a thinned book, then the side refills."""
+
+    THIN_BPS = 30.0  # the makers of the hit side pull within this distance of mid...
+    THROUGH_BPS = 60.0  # ... and each forced order may sweep this far
+
+    def __init__(
+        self, market: SymbolMarket, rng: random.Random, label: Episode, sell: bool, orders: int, keep_share: float,
+        eat_share: float, spacing_ms: tuple[int, int], hold_ms: int, refill_ms: int,
+    ) -> None:
+        super().__init__(market, rng, label)
+        self.sell = sell  # the forced orders sell: longs liquidated, the bids are hit
+        self.is_bid = sell
+        self.before = {b: depth_within(market, self.is_bid, b) for b in RESPONSE_BPS}
+        book = market.bids if self.is_bid else market.asks
+        mid = market.mid_ticks()
+        width = self.THIN_BPS / 1e4 * mid
+        ticks = list(book.irange(math.ceil(mid - width), None)) if self.is_bid else \
+            list(book.irange(None, math.floor(mid + width)))
+        self.profile = {t: book[t] for t in ticks}  # the side as it was: what the refill restores
+        self.series: list[tuple[int, float, float]] = []  # (ms, depth within 10 bps, within 25 bps)
+        self.region = (min(ticks), max(ticks)) if ticks else (0, -1)
+        self.cap: dict[int, int] = {}  # what the makers leave at each price while the cascade lasts
+        for tick in ticks:
+            keep = max(1, round(book[tick] * keep_share))
+            self.cap[tick] = keep
+            if keep < book[tick]:
+                market.op_set(self.is_bid, tick, keep)
+        remaining = sum(book[t] for t in ticks if t in book)
+        self.sizes = [max(1, round(remaining * eat_share / orders * rng.uniform(0.6, 1.4))) for _ in range(orders)]
+        self.spacing_ms = spacing_ms
+        self.hold_ms = hold_ms
+        self.refill_ms = refill_ms
+        self.through = max(2, round(self.THROUGH_BPS * market.ticks_per_bps))
+        self.next_order_ms = label.start_ms
+        self.refill_from: int | None = None
+        self.refill_until: int | None = None
+        self.low = dict(self.before)
+        self.low_ms = {b: label.start_ms for b in RESPONSE_BPS}
+        self.dipped = {b: False for b in RESPONSE_BPS}
+        self.refill_s: dict[float, float | None] = {b: None for b in RESPONSE_BPS}
+        self.orders: list[dict[str, Any]] = []
+        bb, ba = market.best_bid[0], market.best_ask[0]
+        market.withdrawal = Withdrawal(bb, ba, size_scale=0.1)  # the market steps back while it lasts
+        market.pin(bb)
+        label.details.update(
+            liquidation_side="SELL" if sell else "BUY",
+            keep_share=keep_share,
+            planned_orders=orders,
+            refill_share=REFILL_SHARE,
+            **{f"depth_before_{b:g}bps": self.before[b] for b in RESPONSE_BPS},
+            # The side as it stood (ticks, lots) within 30 bps of this mid (ticks): a client
+            # whose snapshot held fewer levels knows only part of it.
+            mid_ticks_before=mid,
+            levels_before=sorted(self.profile.items()),
+        )
+        self._fire(label.start_ms)
+
+    def _fire(self, now_ms: int) -> None:
+        m = self.market
+        liq = m.op_force_order(not self.sell, self.sizes.pop(0), self.through)
+        book = m.bids if self.is_bid else m.asks
+        for tick in self.cap:  # what the forced order ate stays eaten
+            self.cap[tick] = min(self.cap[tick], book.get(tick, 0))
+        avg = liq.avg_tick * m.spec.tick_size
+        qty = liq.filled_lots * m.spec.lot_size
+        self.orders.append({"T": now_ms, "qty": qty, "avg_price": avg, "notional": qty * avg})
+        self.label.prices = [m.price_str(round(o["avg_price"] / m.spec.tick_size)) for o in self.orders]
+        self.next_order_ms = now_ms + self.rng.randint(*self.spacing_ms)
+
+    def _keep_thin(self) -> None:
+        """While the cascade lasts the makers of the hit side stay away: what arrives
+        near the touch is pulled again (no level above what they left)."""
+        m = self.market
+        book = m.bids if self.is_bid else m.asks
+        lo, hi = self.region
+        for tick in list(book.irange(lo, hi)):
+            cap = self.cap.get(tick, 0)
+            if book[tick] > cap:
+                m.op_set(self.is_bid, tick, cap)
+
+    def _measure(self, now_ms: int) -> None:
+        depths = {b: depth_within(self.market, self.is_bid, b) for b in RESPONSE_BPS}
+        self.series.append((now_ms, depths[RESPONSE_BPS[0]], depths[RESPONSE_BPS[1]]))
+        for b in RESPONSE_BPS:
+            depth = depths[b]
+            if depth < self.low[b]:
+                self.low[b], self.low_ms[b] = depth, now_ms
+            if self.refill_s[b] is not None:
+                continue
+            if depth < REFILL_SHARE * self.before[b]:
+                self.dipped[b] = True
+            elif self.dipped[b]:
+                self.refill_s[b] = (now_ms - self.label.start_ms) / 1000.0
+
+    def _truth(self) -> None:
+        d = self.label.details
+        d["forced_orders"] = list(self.orders)
+        d["depth_series"] = list(self.series)
+        d["qty"] = sum(o["qty"] for o in self.orders)
+        d["notional"] = sum(o["notional"] for o in self.orders)
+        for b in RESPONSE_BPS:
+            before = self.before[b]
+            d[f"depth_min_{b:g}bps"] = self.low[b]
+            d[f"depth_min_ms_{b:g}bps"] = self.low_ms[b]
+            d[f"drain_pct_{b:g}bps"] = (before - self.low[b]) / before * 100.0 if before > 0 else None
+            d[f"refill_s_{b:g}bps"] = self.refill_s[b]
+            d[f"depth_after_{b:g}bps"] = depth_within(self.market, self.is_bid, b)
+
+    def step(self, now_ms: int) -> bool:
+        self._measure(now_ms)
+        if self.sizes:
+            self._keep_thin()
+            if now_ms >= self.next_order_ms:
+                self._fire(now_ms)
+            return False
+        if self.refill_from is None:
+            self.refill_from = now_ms + self.hold_ms
+            self.refill_until = self.refill_from + self.refill_ms
+        if now_ms < self.refill_from:
+            self._keep_thin()
+            return False
+        assert self.refill_until is not None
+        # The makers come back from the far side of the cascade toward where the touch
+        # was: a growing share of the side's levels as they stood, deepest first, so the
+        # price climbs back as the book refills (where it does not cross the other side).
+        share = min(1.0, (now_ms - self.refill_from) / max(1, self.refill_ms))
+        m = self.market
+        book = m.bids if self.is_bid else m.asks
+        order = sorted(self.profile, reverse=not self.is_bid)  # deepest first
+        for tick in order[: math.ceil(share * len(order))]:
+            if (tick >= m.best_ask[0]) if self.is_bid else (tick <= m.best_bid[0]):
+                continue
+            want, have = self.profile[tick], book.get(tick, 0)
+            if want > have:
+                m.op_add(self.is_bid, tick, want - have)
+        if now_ms < self.refill_until:
+            return False
+        m.withdrawal = None
+        done = all(self.refill_s[b] is not None or not self.dipped[b] for b in RESPONSE_BPS)
+        if done or now_ms >= self.refill_until + 10_000:
+            self._truth()
+            self.label.details["end_reason"] = "refilled" if done else "not_refilled"
+            return True
+        return False
+
+    def abort(self) -> None:
+        self.market.withdrawal = None
+        self._truth()
+
+
 Starter = Callable[["EpisodeScheduler"], EpisodeRun]
 
 
@@ -331,14 +507,16 @@ class EpisodeKind:
 
     name: str
     start: Starter
+    default: bool = True  # run when SimConfig.episode_kinds is None; else only when named there
 
 
 EPISODE_KINDS: dict[str, EpisodeKind] = {}
 
 
-def register(name: str, start: Starter) -> EpisodeKind:
-    """Make ``name`` an episode kind the scheduler starts (in registration order)."""
-    kind = EpisodeKind(name, start)
+def register(name: str, start: Starter, default: bool = True) -> EpisodeKind:
+    """Make ``name`` an episode kind the scheduler starts (in registration order);
+    ``default=False``: only when ``SimConfig.episode_kinds`` names it."""
+    kind = EpisodeKind(name, start, default)
     EPISODE_KINDS[name] = kind
     return kind
 
@@ -375,10 +553,22 @@ def _start_withdrawal(s: EpisodeScheduler) -> EpisodeRun:
     return WithdrawalRun(s.market, rng, label, rng.randint(8, 14), int(rng.uniform(5.0, 8.0) * 1000))
 
 
+def _start_liquidation_burst(s: EpisodeScheduler) -> EpisodeRun:
+    rng = s.rng
+    sell = rng.random() < 0.5
+    label = s.new_label("liquidation_burst", "bid" if sell else "ask")
+    return LiquidationBurstRun(s.market, rng, label, sell, orders=rng.randint(4, 7),
+                               keep_share=rng.uniform(0.3, 0.6), eat_share=rng.uniform(0.1, 0.25),
+                               spacing_ms=(1050, 1400), hold_ms=rng.randint(1500, 3000),
+                               refill_ms=rng.randint(4000, 10000))
+
+
 register("wall", _start_wall)
 register("layering", _start_layering)
 register("withdrawal", _start_withdrawal)
+register("liquidation_burst", _start_liquidation_burst, default=False)
 KINDS = tuple(EPISODE_KINDS)
+DEFAULT_KINDS = tuple(k for k, v in EPISODE_KINDS.items() if v.default)
 
 
 class EpisodeScheduler:
@@ -392,7 +582,8 @@ class EpisodeScheduler:
         self.active: EpisodeRun | None = None
         self._label_end_pending = False
         self.quiet_until = market.now_ms
-        self.kinds = [k for k in EPISODE_KINDS if cfg.episode_kinds is None or k in cfg.episode_kinds]
+        self.kinds = [k for k, v in EPISODE_KINDS.items()
+                      if (v.default if cfg.episode_kinds is None else k in cfg.episode_kinds)]
         self.every = {k: every_s(cfg, k) for k in self.kinds}
         now = market.now_ms
         self.next_due = {k: now + int(rng.uniform(*cfg.first_episode_after_s) * 1000) for k in self.kinds}

@@ -823,3 +823,18 @@ class SymbolMarket:
         self.ba = best_ask
         self._anchor = self.fair = best_bid + 0.5
         log.debug("%s: book initialised with %d bids, %d asks", self.symbol, len(self.bids), len(self.asks))
+
+    # ------------------------------------------------------------- scripted
+    def op_force_order(self, is_buy: bool, lots: int, through_ticks: int) -> Liquidation:
+        """A forced order now (a scripted liquidation cascade): an IOC limit order
+        ``through_ticks`` beyond the touch that eats the book, published on forceOrder
+        like the random ones."""
+        limit = self.ba + through_ticks if is_buy else max(1, self.bb - through_ticks)
+        start = len(self._out.trades)
+        self.op_market(is_buy, lots, limit, through_protected=False)
+        fills = self._out.trades[start:]
+        filled = sum(t.lots for t in fills)
+        avg = sum(t.tick * t.lots for t in fills) / filled if filled else float(limit)
+        liq = Liquidation(is_buy, lots, limit, filled, fills[-1].lots if fills else 0, avg, self.now_ms)
+        self._out.liquidations.append(liq)
+        return liq

@@ -20,7 +20,7 @@ from exchange_sim.faults import FaultError
 from exchange_sim.market import TruthUnavailable
 from exchange_sim.protocol import snapshot_body
 from exchange_sim.venue import Venue
-from wire.binance import DEPTH_WEIGHT, WEIGHT_HEADER
+from wire.binance import DEPTH_WEIGHT, OPEN_INTEREST_WEIGHT, WEIGHT_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,19 @@ def build_app(venue: Venue) -> Starlette:
             await asyncio.sleep(delay["seconds"])
         return Response(body, media_type="application/json", headers={WEIGHT_HEADER: str(used)})
 
+    async def open_interest(request: Request) -> Response:
+        refused, used = charge(request, OPEN_INTEREST_WEIGHT)
+        if refused:
+            return refused
+        symbol = request.query_params.get("symbol", "")
+        if not symbol:
+            return _binance_error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
+                                  "or malformed.", used)
+        state = venue.symbols.get(symbol.lower())
+        if state is None:
+            return _binance_error(400, -1121, "Invalid symbol.", used)
+        return _json(200, state.stats.open_interest_body(), {WEIGHT_HEADER: str(used)})
+
     def error(status: int, msg: str) -> Response:
         return _json(status, {"error": msg})
 
@@ -267,6 +280,7 @@ def build_app(venue: Venue) -> Starlette:
         Route("/fapi/v1/time", binance(server_time)),
         Route("/fapi/v1/exchangeInfo", binance(exchange_info)),
         Route("/fapi/v1/depth", binance(depth)),
+        Route("/fapi/v1/openInterest", binance(open_interest)),
         Route("/sim/book", sim_book),
         Route("/sim/episodes", sim_episodes),
         Route("/sim/faults", sim_faults, methods=["GET", "POST"]),

@@ -17,6 +17,12 @@ stays the same from birth to end:
 - A layering alert is born with LAYERING and lives while its side has runs; a new
   LAYERING on that side meanwhile **refired** it; it **ended** when the runs went.
 - An exhaustion alert is born with EXHAUSTION and ended when the condition cleared.
+- A liquidation burst alert (LIQUIDATION_BURST) is born when forced orders on one
+  side pass the burst threshold (features/derivatives.py); it grows with the
+  liquidations that follow, carries the liquidity response of the side they hit
+  (depth before, its minimum, drain, refill time), and ends when that side has
+  refilled (reason ``refilled``), after the watch time without refill
+  (``not_refilled``), or ``unmeasured`` when no book was in sync just before it.
 
 Every live alert is refreshed at every 1 Hz sample with its significance: size,
 notional (USDT), distance from mid (bps), share of its side's top-20 depth, age and
@@ -34,7 +40,8 @@ from typing import Annotated, Literal
 from msgspec import Meta, Struct
 
 from config import Settings, SymbolSpec
-from features.frame import AlertEvent, FrameAlert
+from features.derivatives import RESPONSE_BANDS, Burst
+from features.frame import AlertEvent, BurstResponse, FrameAlert
 from features.liquidity_detection import (
     ASK,
     BID,
@@ -50,7 +57,8 @@ from features.liquidity_detection import (
 )
 from features.rounding import PRICE, QUOTE, TIME
 
-KINDS = (WALL, LAYERING, EXHAUSTION)
+LIQUIDATION_BURST = "LIQUIDATION_BURST"
+KINDS = (WALL, LAYERING, EXHAUSTION, LIQUIDATION_BURST)
 
 BORN = "born"
 GROWN = "grown"
@@ -97,6 +105,7 @@ class _Life:
     remaining: float | None = None
     traded_qty: float | None = None
     events: list[AlertEvent] = field(default_factory=list)
+    burst: BurstResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,7 @@ class AlertTracker:
         self._unsent: list[_Life] = []  # ended since the last frame
         self._born_now: list[_Life] = []
         self.last_ts_ns: int | None = None
+        self._bursts: dict[int, _Life] = {}  # burst id -> its alert, while live
 
     # --- per sample ------------------------------------------------------------------
     def on_sample(
@@ -148,6 +158,39 @@ class AlertTracker:
         self.last_ts_ns = ts_ns
         return [self._struct(x) for x in self._born_now]
 
+    def on_bursts(self, ts_ns: int, bursts: Iterable[Burst], mid: float | None) -> list[FrameAlert]:
+        """Fold the liquidation bursts being measured (features/derivatives.py) into
+        their alerts at a frame; returns the alerts born."""
+        born: list[_Life] = []
+        for burst in bursts:
+            life = self._bursts.get(burst.id)
+            if life is None:
+                if burst.finished and burst.outcome is None:
+                    continue
+                start_ns = burst.start_ms * 1_000_000
+                self._count += 1
+                life = _Life(f"{self.symbol}-{self._count}", LIQUIDATION_BURST, burst.hit, burst.avg_price,
+                             ts_ns, start_ns, ts_ns)
+                self._live.append(life)
+                self._bursts[burst.id] = life
+                born.append(life)
+                change: str | None = BORN
+            else:
+                change = None
+            if not life.live:
+                continue
+            life.price = burst.avg_price
+            life.size = burst.qty
+            life.burst = _burst_struct(burst)
+            smp = _Sample(ts_ns, mid, None, {}, {})
+            self._refresh(life, smp, burst.notional, None, change)
+            if burst.finished:
+                assert burst.outcome is not None
+                self._end(life, ENDED, burst.outcome, ts_ns)
+                del self._bursts[burst.id]
+        self._expire(ts_ns)
+        return [self._struct(x) for x in born]
+
     def end_all(self, ts_ns: int | None = None, reason: str = RESYNC) -> None:
         """End every live alert (the book lost sync: what became of them is unknown), at
         ``ts_ns`` or else at the latest sample."""
@@ -157,6 +200,7 @@ class AlertTracker:
             return
         for life in list(self._live):
             self._end(life, REMOVED if life.type == WALL else ENDED, reason, ts_ns)
+        self._bursts.clear()
         self._expire(ts_ns)
 
     # --- what is shown ---------------------------------------------------------------
@@ -387,8 +431,21 @@ class AlertTracker:
             age_s=(x.ts_ns - x.first_ns) / _NS, size=x.size, notional=x.notional, peak_notional=x.peak_notional,
             distance_bps=x.distance_bps, depth_share=x.depth_share, score=x.score, multiple=x.multiple,
             levels=x.levels, churn=x.churn, reason=x.reason, remaining=x.remaining, traded_qty=x.traded_qty,
-            events=list(x.events),
+            events=list(x.events), burst=x.burst,
         )
+
+
+def _burst_struct(b: Burst) -> BurstResponse:
+    ten, twenty_five = RESPONSE_BANDS
+    return BurstResponse(
+        start_ts=b.start_ms / 1000.0, liquidation_side=b.side, count=b.count, qty=b.qty,  # type: ignore[arg-type]
+        notional=b.notional, largest_notional=b.largest_notional,
+        depth_before_10bps=b.before.get(ten), depth_before_25bps=b.before.get(twenty_five),
+        depth_min_10bps=b.low.get(ten), depth_min_25bps=b.low.get(twenty_five),
+        drain_pct_10bps=b.drain_pct(ten), drain_pct_25bps=b.drain_pct(twenty_five),
+        refill_s_10bps=b.refill_s.get(ten), refill_s_25bps=b.refill_s.get(twenty_five),
+        refilled=b.outcome == "refilled",
+    )
 
 
 # --- selection, order and groups: what GET /alerts and the dashboard panel show ---------------

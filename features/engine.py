@@ -16,7 +16,33 @@ from typing import Any
 from config import Settings, SymbolSpec
 from features.alerts import AlertTracker
 from features.basic_metrics import depth_bands, top_metrics
-from features.frame import BidAsk, BidAskLists, Binned, DepthBands, Frame, FrameAlert, FrameWall, SyncInfo, TradePrint
+from features.derivatives import (
+    BUY,
+    RESPONSE_BANDS,
+    RESPONSE_BANDS_BPS,
+    SELL,
+    DerivativesContext,
+    Liquidation,
+    MarkState,
+    Totals,
+)
+from features.frame import (
+    BidAsk,
+    BidAskLists,
+    Binned,
+    DepthBands,
+    Frame,
+    FrameAlert,
+    FrameWall,
+    LiquidationPrint,
+    LiquidationSides,
+    LiquidationStats,
+    LiquidationTotals,
+    MarkInfo,
+    OpenInterestInfo,
+    SyncInfo,
+    TradePrint,
+)
 from features.liquidity_detection import Alert, LiquidityDetector
 from features.ofi import OfiTracker
 from features.trade import Trade
@@ -32,6 +58,13 @@ MAX_PENDING_TRADES = 50_000
 
 def _binned(sizes: BinnedSizes | None) -> Binned | None:
     return None if sizes is None else Binned(bin0=sizes.bin0, bin_size=sizes.bin_size, sizes=list(sizes.sizes))
+
+
+def _totals(t: Totals) -> LiquidationTotals:
+    big = t.largest
+    return LiquidationTotals(count=t.count, qty=t.qty, notional=t.notional,
+                             largest_notional=big.notional if big else None, largest_qty=big.qty if big else None,
+                             largest_price=big.price if big else None)
 
 
 class SymbolFeatures:
@@ -60,6 +93,9 @@ class SymbolFeatures:
         self._last_sample_slot: int | None = None
         self._was_synced = False
         self._snapshot_band: object | None = None  # identity of the book's last snapshot
+        self.derivatives = DerivativesContext(settings)
+        # The response bands the depth bands of the frame may not hold already.
+        self._extra_bands = tuple(b for b in RESPONSE_BANDS_BPS if b not in settings.depth_bands_bps)
 
     # --- event path -------------------------------------------------------------------
     def on_depth_applied(self, book: BookState, ts_ns: int, event_time_ms: int | None = None) -> None:
@@ -91,12 +127,30 @@ class SymbolFeatures:
         self._sample_trades.append(trade)
         self.trade_history.add(ts_ns, trade)
 
+    def on_liquidation(self, ts_ns: int, side: str, price: float, qty: float, trade_time_ms: int) -> None:
+        """One liquidation (forceOrder): the forced order's side ("sell" closes a long),
+        its average fill price and filled quantity."""
+        self.derivatives.on_liquidation(Liquidation(ts_ns, side, float(price), float(qty), int(trade_time_ms)))
+
+    def on_mark_price(self, ts_ns: int, mark: float, index: float, settle: float | None, funding_rate: float | None,
+                      next_funding_ms: int | None, event_time_ms: int) -> None:
+        self.derivatives.on_mark_price(MarkState(ts_ns, mark, index, settle, funding_rate, next_funding_ms,
+                                                 event_time_ms))
+
+    def on_open_interest(self, ts_ns: int, open_interest: float) -> None:
+        self.derivatives.on_open_interest(ts_ns, open_interest)
+
+    def watch_liquidations(self) -> None:
+        """The liquidation stream is subscribed: a window without any is a zero, not unknown."""
+        self.derivatives.watched = True
+
     def on_resync(self, ts_ns: int | None = None) -> None:
         """The book lost sync: the next state does not follow the last one, so the
         flow (OFI) and the detectors start again from nothing, and every live alert
         ends (reason ``resync``, at ``ts_ns`` or else at the latest sample)."""
         self.ofi.reset()
         self.detector.reset()
+        self.derivatives.bursts.reset()
         self.alerts.end_all(ts_ns)
         self._last_sample_slot = None
         self._sample_trades.clear()
@@ -121,6 +175,7 @@ class SymbolFeatures:
                       sync=SyncInfo(**sync), trades=trades, feed=dict(feed))  # every metric null so far
         if not in_sync:
             self.levels.expire(ts_ns)
+            self._derivatives(frame, ts_ns, None, None)
             frame.volume_profile = _binned(self.levels.profile())
             frame.alerts = self.alerts.frame_alerts()  # those the resync ended
             return frame
@@ -129,6 +184,12 @@ class SymbolFeatures:
         m = top_metrics(*book.top(n), n)
         self._maybe_sample(book, ts_ns, m.spread)
         bands = depth_bands(book, s.depth_bands_bps)
+        response = bands
+        if self._extra_bands and bands is not None:
+            extra = depth_bands(book, self._extra_bands)
+            if extra is not None:
+                response = {side: {**bands[side], **extra[side]} for side in bands}
+        self._derivatives(frame, ts_ns, m.mid_price, response)
         column = heatmap_column(book, self.spec.heatmap_bin_ticks, s.heatmap_bins)
         if column is not None:
             self.levels.add_column(ts_ns, column)
@@ -161,6 +222,37 @@ class SymbolFeatures:
         frame.heatmap = _binned(column)
         frame.volume_profile = _binned(self.levels.profile())
         return frame
+
+    def _derivatives(self, frame: Frame, ts_ns: int, mid: float | None,
+                     bands: dict[str, dict[str, float]] | None) -> None:
+        """Liquidations since the last frame, their windows, mark price and funding, open
+        interest; the liquidation bursts measured against this frame's depth (timed by
+        the exchange time of the book's last event) and folded into their alerts."""
+        d = self.derivatives
+        frame.liquidations = [
+            LiquidationPrint(ts=x.ts_ns / 1e9, trade_ts=x.trade_time_ms / 1000.0, side=x.side,  # type: ignore[arg-type]
+                             price=x.price, qty=x.qty, notional=x.notional)
+            for x in d.take_frame_liquidations()
+        ]
+        windows = d.windows(ts_ns)
+        if windows is not None:
+            sides = {name: LiquidationSides(sell=_totals(w[SELL]), buy=_totals(w[BUY])) for name, w in windows.items()}
+            frame.liquidation_stats = LiquidationStats(last_1s=sides["1s"], last_1m=sides["1m"], last_5m=sides["5m"])
+        mark = d.mark_figures(ts_ns, mid)
+        if mark is not None:
+            frame.mark = MarkInfo(**mark)  # type: ignore[arg-type]
+        price = mark["mark_price"] if mark is not None else mid
+        oi = d.open_interest_figures(ts_ns, price)
+        if oi is not None:
+            frame.open_interest = OpenInterestInfo(**oi)  # type: ignore[arg-type]
+        t_ms = self._ts_event_ms
+        tracker = d.bursts
+        if bands is not None and t_ms is not None:
+            tracker.on_sample(t_ms, {side: {b: bands[side][b] for b in RESPONSE_BANDS if b in bands[side]}
+                                     for side in ("bid", "ask")})
+        tracker.on_liquidations(d.take_unscanned())
+        for born in self.alerts.on_bursts(ts_ns, tracker.settle(t_ms), mid):
+            self.alert_history.add(ts_ns, born)
 
     def _maybe_sample(self, book: BookState, ts_ns: int, spread: float | None) -> None:
         """Run the detectors at most once per wall-clock second (a 1 Hz sample whatever

@@ -85,7 +85,7 @@ class FrameWall(Struct, kw_only=True):
     age_s: Annotated[float, _d("seconds at this price at wall size"), DURATION]
 
 
-AlertType = Literal["WALL", "LAYERING", "EXHAUSTION"]
+AlertType = Literal["WALL", "LAYERING", "EXHAUSTION", "LIQUIDATION_BURST"]
 AlertStatus = Literal["born", "grown", "shrunk", "moved", "returned", "refired", "removed", "ended"]
 
 
@@ -96,6 +96,31 @@ class AlertEvent(Struct, kw_only=True):
     status: Annotated[AlertStatus, _d("what changed (docs/metrics.md, \"Alerts\")")]
     price: Annotated[float | None, _d("the alert's price after the change"), PRICE] = None
     size: Annotated[float | None, _d("its size after the change (before it, for removed)"), QTY] = None
+
+
+class BurstResponse(Struct, kw_only=True):
+    """A liquidation burst and the liquidity response of the side it hit (docs/metrics.md,
+    "Liquidity response to a liquidation burst"). Liquidation figures are lower bounds."""
+
+    start_ts: Annotated[float, _d("exchange time of the burst's first liquidation, seconds since the epoch"), TIME]
+    liquidation_side: Annotated[Literal["buy", "sell"], _d("the forced orders' side: sell = longs liquidated, "
+                                                           "selling into the bids")]
+    count: Annotated[int, _d("liquidations received in the burst (at most one a second is sent)")]
+    qty: Annotated[float, _d("their filled quantity, base asset"), QTY]
+    notional: Annotated[float, _d("their filled notional, USDT"), QUOTE]
+    largest_notional: Annotated[float, _d("the largest one's notional, USDT"), QUOTE]
+    depth_before_10bps: Annotated[float | None, _d("hit side's depth within 10 bps of mid at the last frame "
+                                                   "before the first liquidation, base asset"), QTY] = None
+    depth_before_25bps: Annotated[float | None, _d("the same within 25 bps"), QTY] = None
+    depth_min_10bps: Annotated[float | None, _d("its minimum since (until refilled)"), QTY] = None
+    depth_min_25bps: Annotated[float | None, _d("the same within 25 bps"), QTY] = None
+    drain_pct_10bps: Annotated[float | None, _d("(before - minimum) / before, %"), RATIO] = None
+    drain_pct_25bps: Annotated[float | None, _d("the same within 25 bps"), RATIO] = None
+    refill_s_10bps: Annotated[float | None, _d("seconds from the first liquidation until the depth is back to "
+                                               "90 % of before; null: not yet (0: it never fell below)"),
+                              DURATION] = None
+    refill_s_25bps: Annotated[float | None, _d("the same within 25 bps"), DURATION] = None
+    refilled: Annotated[bool, _d("both bands back to 90 % of before")] = False
 
 
 class FrameAlert(Struct, kw_only=True):
@@ -131,12 +156,14 @@ class FrameAlert(Struct, kw_only=True):
     levels: Annotated[int | None, _d("layering: number of run levels (the size of C_t)")] = None
     churn: Annotated[float | None, _d("layering: churn at its latest firing"), RATIO] = None
     reason: Annotated[str | None, _d("removed: pulled, filled, out_of_view or resync; ended: cleared or "
-                                     "resync")] = None
+                                     "resync; a liquidation burst ends refilled, not_refilled (watched "
+                                     "120 s), unmeasured (no book in sync before it) or resync")] = None
     remaining: Annotated[float | None, _d("removed wall: quantity left at its price"), QTY] = None
     traded_qty: Annotated[float | None, _d("removed wall: traded at its price against it in the last second"),
                           QTY] = None
     events: Annotated[list[AlertEvent], _d("its life so far: the first change and the latest ones (at most "
                                            "8)")] = msgspec.field(default_factory=list)
+    burst: Annotated[BurstResponse | None, _d("LIQUIDATION_BURST: the burst and the liquidity response")] = None
 
 
 class Binned(Struct, kw_only=True):
@@ -156,6 +183,76 @@ class TradePrint(Struct, kw_only=True, omit_defaults=True):
     side: Annotated[Literal["buy", "sell"], _d("the aggressor")]
     nq: Annotated[ExchangeQty | None, _d("quantity without fills against RPI orders, when the exchange sent it")] = \
         None
+
+
+class LiquidationPrint(Struct, kw_only=True):
+    """One liquidation (forceOrder) since the previous frame."""
+
+    ts: Annotated[float, _d("local receive time, seconds since the epoch"), TIME]
+    trade_ts: Annotated[float, _d("the exchange's time of the forced order (o.T), seconds since the epoch"), TIME]
+    side: Annotated[Literal["buy", "sell"], _d("the forced order's side: sell = a long liquidated, selling into "
+                                               "the bids; buy = a short, buying from the asks")]
+    price: Annotated[float, _d("average price of its fills (o.ap)"), DERIVED_PRICE]
+    qty: Annotated[float, _d("filled quantity (o.z)"), EXCHANGE_QTY]
+    notional: Annotated[float, _d("price x qty, USDT"), QUOTE]
+
+
+class LiquidationTotals(Struct, kw_only=True):
+    """Liquidations of one side received in one window (lower bounds)."""
+
+    count: int
+    qty: Annotated[float, _d("base asset"), QTY]
+    notional: Annotated[float, _d("USDT"), QUOTE]
+    largest_notional: Annotated[float | None, _d("the largest one's notional, USDT"), QUOTE] = None
+    largest_qty: Annotated[float | None, _d("its quantity"), QTY] = None
+    largest_price: Annotated[float | None, _d("its average price"), DERIVED_PRICE] = None
+
+
+class LiquidationSides(Struct, kw_only=True):
+    """Per forced-order side: sell = longs liquidated, buy = shorts liquidated."""
+
+    sell: LiquidationTotals
+    buy: LiquidationTotals
+
+
+class LiquidationStats(Struct, kw_only=True):
+    """Liquidations received in the last 1 s, 1 min and 5 min, per side. Binance sends at
+    most the latest liquidation per symbol per 1000 ms: every figure is a lower bound."""
+
+    last_1s: LiquidationSides
+    last_1m: LiquidationSides
+    last_5m: LiquidationSides
+
+
+class MarkInfo(Struct, kw_only=True):
+    """Mark price and funding from the latest markPriceUpdate (docs/metrics.md)."""
+
+    mark_price: Annotated[float, DERIVED_PRICE]
+    index_price: Annotated[float, DERIVED_PRICE]
+    estimated_settle_price: Annotated[float | None, DERIVED_PRICE] = None
+    basis_bps: Annotated[float, _d("(mark - index) / index, bps"), RATIO]
+    mark_mid_bps: Annotated[float | None, _d("(mark - mid) / mid, bps; null without a book"), RATIO] = None
+    funding_rate: Annotated[float | None, _d("per funding interval (a fraction: 0.0001 = 0.01 %)"), RATIO] = None
+    funding_rate_annual: Annotated[float | None, _d("funding_rate x 3 x 365 (the 8-hour schedule), a "
+                                                    "fraction"), RATIO] = None
+    next_funding_time: Annotated[float | None, _d("seconds since the epoch"), TIME] = None
+    funding_in_s: Annotated[float | None, _d("seconds from the frame to the next funding"), DURATION] = None
+    age_s: Annotated[float, _d("seconds since the update was received"), DURATION]
+
+
+class OpenInterestInfo(Struct, kw_only=True):
+    """The latest open interest poll and its change (docs/metrics.md)."""
+
+    open_interest: Annotated[float, _d("base asset"), QTY]
+    notional: Annotated[float | None, _d("open_interest x mark price (mid without one), USDT"), QUOTE] = None
+    age_s: Annotated[float, _d("seconds since the poll was answered"), DURATION]
+    change_1m: Annotated[float | None, _d("latest - the poll 1 min before it (null until the polls reach back "
+                                          "that far), base asset"), QTY] = None
+    change_5m: Annotated[float | None, _d("the same over 5 min"), QTY] = None
+    change_1h: Annotated[float | None, _d("the same over 1 h"), QTY] = None
+    change_1m_pct: Annotated[float | None, _d("change_1m / the earlier value, %"), RATIO] = None
+    change_5m_pct: Annotated[float | None, RATIO] = None
+    change_1h_pct: Annotated[float | None, RATIO] = None
 
 
 class ReplayState(Struct, kw_only=True):
@@ -213,6 +310,16 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
     trades: Annotated[list[TradePrint], _d("trades since the previous frame; side = aggressor; nq (quantity "
                                            "without RPI fills) only when the exchange sent it; features use qty")] = \
         msgspec.field(default_factory=list)
+    liquidations: Annotated[list[LiquidationPrint], _d("liquidations (forceOrder) received since the previous "
+                                                       "frame; at most one a second per symbol is sent")] = \
+        msgspec.field(default_factory=list)
+    liquidation_stats: Annotated[LiquidationStats | None, _d("liquidations in the last 1 s / 1 min / 5 min per "
+                                                             "side, lower bounds; null when the liquidation stream "
+                                                             "is not watched")] = None
+    mark: Annotated[MarkInfo | None, _d("mark, index, basis, funding; null before the first markPrice update "
+                                        "or once the last is 10 s old")] = None
+    open_interest: Annotated[OpenInterestInfo | None, _d("open interest and its change; null before the first "
+                                                         "poll")] = None
     feed: Annotated[dict[str, Any], _d("messages_per_s, depth_events_per_s, lag_ms, latency_p50_ms, latency_p99_ms, "
                                        "gaps, resyncs, reconnects, book_ticker_checks, book_ticker_failures. In a "
                                        "replay lag_ms is the recording's: its receive time minus the exchange's "

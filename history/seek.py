@@ -311,7 +311,7 @@ async def history_frames(
                 features.on_depth_applied(rebuilt.book, ts, data.event_time_ms or None)
         elif isinstance(data, AggTrade | Trade):
             feed.on_trade(data, ts)
-        else:
+        elif not feed.on_context(data, ts):  # liquidations, mark price, open interest
             rebuilt.apply(msg)
     if rebuilt.started:
         yield _frame(features, rebuilt, max(last_ts, start_ns), speed, finished=True)

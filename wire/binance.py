@@ -12,7 +12,7 @@ tick key, and floats are only made for display and metrics.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Literal, Union
 
 import msgspec
 from msgspec import Struct, field
@@ -113,7 +113,66 @@ class DepthSnapshot(Struct, frozen=True, gc=False):
     transaction_time_ms: int = field(name="T", default=0)
 
 
-StreamEvent = Union[DepthUpdate, BookTicker, AggTrade, Trade]  # noqa: UP007 - a runtime union for msgspec
+class ForceOrderDetail(Struct, frozen=True, gc=False):
+    """The ``o`` object of a forceOrder: the liquidation order."""
+
+    symbol: str = field(name="s")
+    side: Literal["BUY", "SELL"] = field(name="S")  # SELL closes a long: it sells into the bids
+    qty: str = field(name="q")  # original quantity
+    price: str = field(name="p")  # the order's price (its bankruptcy price)
+    avg_price: str = field(name="ap")  # average price of its fills
+    status: str = field(name="X")  # FILLED, EXPIRED, ...
+    last_filled_qty: str = field(name="l")
+    filled_qty: str = field(name="z")  # accumulated filled quantity
+    trade_time_ms: int = field(name="T")
+    order_type: str = field(name="o", default="")  # LIMIT
+    time_in_force: str = field(name="f", default="")  # IOC
+
+
+class ForceOrder(Struct, tag_field="e", tag="forceOrder", frozen=True, gc=False):
+    """``<symbol>@forceOrder`` (on /market): at most the latest liquidation of the
+    symbol in each 1000 ms, so counts and sums built on it are lower bounds::
+
+    {"e":"forceOrder","E":1568014460893,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",
+     "q":"0.014","p":"9910","ap":"9910","X":"FILLED","l":"0.014","z":"0.014","T":1568014460893}}
+
+    Fields Binance adds (``ps``, ``st``, ...) are ignored.
+    """
+
+    order: ForceOrderDetail = field(name="o")
+    event_time_ms: int = field(name="E", default=0)
+
+
+class MarkPriceUpdate(Struct, tag_field="e", tag="markPriceUpdate", frozen=True, gc=False):
+    """``<symbol>@markPrice@1s`` (on /market)::
+
+    {"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000","ap":"11794.15000000",
+     "P":"11784.62659091","i":"11784.25641265","r":"0.00038167","T":1562306400000}
+
+    ``r`` and ``T`` are empty / 0 for delivery contracts (no funding).
+    """
+
+    mark_price: str = field(name="p")
+    index_price: str = field(name="i")
+    estimated_settle_price: str = field(name="P")
+    funding_rate: str = field(name="r")  # per funding interval (8 h on most perpetuals)
+    next_funding_time_ms: int = field(name="T")
+    event_time_ms: int = field(name="E", default=0)
+    symbol: str = field(name="s", default="")
+
+
+class OpenInterest(Struct, frozen=True, gc=False):
+    """``GET /fapi/v1/openInterest?symbol=BTCUSDT`` body (weight 1)::
+
+    {"openInterest":"10659.509","symbol":"BTCUSDT","time":1589437530011}
+    """
+
+    open_interest: str = field(name="openInterest")  # base asset
+    symbol: str = ""
+    time_ms: int = field(name="time", default=0)
+
+
+StreamEvent = Union[DepthUpdate, BookTicker, AggTrade, Trade, ForceOrder, MarkPriceUpdate]  # noqa: UP007 - a runtime union for msgspec
 TradeEvent = Union[AggTrade, Trade]  # noqa: UP007
 
 
@@ -127,6 +186,10 @@ class StreamMessage(Struct, frozen=True, gc=False):
 stream_message_decoder = msgspec.json.Decoder(StreamMessage)
 event_decoder = msgspec.json.Decoder(StreamEvent)
 snapshot_decoder = msgspec.json.Decoder(DepthSnapshot)
+open_interest_decoder = msgspec.json.Decoder(OpenInterest)
+
+# Request weight of GET /fapi/v1/openInterest.
+OPEN_INTEREST_WEIGHT = 1
 
 DecodeError = (msgspec.ValidationError, msgspec.DecodeError)
 
@@ -138,12 +201,18 @@ __all__ = [
     "DecodeError",
     "DepthSnapshot",
     "DepthUpdate",
+    "ForceOrder",
+    "ForceOrderDetail",
     "Level",
+    "MarkPriceUpdate",
+    "OPEN_INTEREST_WEIGHT",
+    "OpenInterest",
     "StreamEvent",
     "StreamMessage",
     "Trade",
     "TradeEvent",
     "event_decoder",
+    "open_interest_decoder",
     "snapshot_decoder",
     "stream_message_decoder",
 ]

@@ -62,6 +62,7 @@
     color: {
       bid: '#26a69a', ask: '#ef5350', wall: '#ff9800', text: '#c9d1d9', muted: '#8b949e',
       grid: '#21262d', panel: '#161b22', profile: '#7e8ce0',
+      liqLong: '#ff9f1c', liqShort: '#c77dff',   // liquidation markers: longs (forced sells), shorts (forced buys)
     },
     heatScale: [
       [0, '#0d1117'], [0.08, '#0b2a4a'], [0.25, '#1565c0'], [0.5, '#00acc1'],

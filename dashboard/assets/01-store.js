@@ -7,6 +7,9 @@
  * Alerts have a life (docs/metrics.md, "Alerts"): each frame carries every live alert
  * and the last state of those that ended since the previous frame, so the store keeps
  * the latest state per id (alertById; alerts lists them) and ended ones for 180 s.
+ *
+ * The derivatives context: liquidations as they came (each in one frame, like trades)
+ * and the open interest of each frame, both for the same 180 s.
  */
 (function (LIQ) {
   'use strict';
@@ -17,6 +20,7 @@
     return {
       last: null, prevMid: null, decimals: 2, columns: [], series: { t: [], bid: [], ask: [] },
       trades: [], alerts: [], alertById: new Map(), alertsDirty: true, profile: null,
+      liquidations: [], oi: { t: [], v: [] }, liqDirty: true,
     };
   }
 
@@ -55,6 +59,8 @@
     addColumn(frame, t);
     addSeries(frame, t);
     for (const tr of frame.trades || []) data.trades.push(tr);
+    for (const lq of frame.liquidations || []) { data.liquidations.push(lq); data.liqDirty = true; }
+    if (frame.open_interest) { data.oi.t.push(t * 1000); data.oi.v.push(frame.open_interest.open_interest); }
     addAlerts(frame);
     if (frame.volume_profile) data.profile = frame.volume_profile;
     trim(t);
@@ -118,6 +124,13 @@
     while (n < data.trades.length && data.trades[n].ts < cutoff) n += 1;
     if (data.trades.length - n > CFG.maxTrades) n = data.trades.length - CFG.maxTrades;
     if (n) data.trades.splice(0, n);
+    n = 0;
+    while (n < data.liquidations.length && data.liquidations[n].ts < cutoff) n += 1;
+    if (data.liquidations.length - n > CFG.maxTrades) n = data.liquidations.length - CFG.maxTrades;
+    if (n) { data.liquidations.splice(0, n); data.liqDirty = true; }
+    n = 0;
+    while (n < data.oi.t.length && data.oi.t[n] < cutoff * 1000) n += 1;
+    if (n) { data.oi.t.splice(0, n); data.oi.v.splice(0, n); }
     let dropped = false;
     for (const [id, a] of data.alertById) {
       if (!a.live && a.ts < cutoff) { data.alertById.delete(id); dropped = true; }

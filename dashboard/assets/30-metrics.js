@@ -1,7 +1,9 @@
 /*
  * The metrics bar: mid (coloured and arrowed by its last move), spread, microprice
  * (arrowed above / below mid), imbalance and OFI (signed), bid and ask volume of the
- * last frame.
+ * last frame; then the derivatives context: mark and index price, basis (mark - index,
+ * bps; mark - mid in the tooltip), funding per interval with its countdown (annualised
+ * in the tooltip), open interest with its 5 min change (1 min and 1 h in the tooltip).
  */
 (function (LIQ) {
   'use strict';
@@ -32,6 +34,44 @@
     setText('m-ofi', signed(f.ofi, 3), dirClass(f.ofi));
     setText('m-bidvol', fmtQty(f.total_bid_volume), 'v up');
     setText('m-askvol', fmtQty(f.total_ask_volume), 'v down');
+    renderDerivatives(f);
+    LIQ.panels.liquidations.render();
+  }
+
+  function countdown(seconds) {
+    if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '';
+    const s = Math.max(0, Math.round(seconds));
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const pad = function (x) { return (x < 10 ? '0' : '') + x; };
+    return h + ':' + pad(m) + ':' + pad(s % 60);
+  }
+
+  function pct(x, decimals) { return x === null || x === undefined ? '\u2013' : signed(x, decimals) + '%'; }
+
+  function setTitle(id, text) {
+    const node = LIQ.dom.byId(id);
+    if (node) node.title = text;
+  }
+
+  function renderDerivatives(f) {
+    const m = f.mark;
+    setText('m-mark', m ? fmt(m.mark_price, data.decimals) : '\u2013', 'v');
+    setText('m-index', m ? fmt(m.index_price, data.decimals) : '\u2013', 'v');
+    setText('m-basis', m ? signed(m.basis_bps, 2) + ' bps' : '\u2013', dirClass(m ? m.basis_bps : null));
+    setTitle('m-basis', m && m.mark_mid_bps !== null ? 'mark - mid: ' + signed(m.mark_mid_bps, 2) + ' bps' : '');
+    const rate = m && m.funding_rate !== null ? m.funding_rate * 100 : null;
+    setText('m-funding', m ? pct(rate, 4) + (m.funding_in_s !== null ? ' ' + countdown(m.funding_in_s) : '')
+      : '\u2013', dirClass(rate));
+    setTitle('m-funding', m && m.funding_rate_annual !== null
+      ? 'annualised (3 a day x 365): ' + pct(m.funding_rate_annual * 100, 2) + '; next funding in ' +
+        countdown(m.funding_in_s) : '');
+    const oi = f.open_interest;
+    setText('m-oi', oi ? fmtQty(oi.open_interest) + ' ' + pct(oi.change_5m_pct, 2) : '\u2013',
+      dirClass(oi ? oi.change_5m : null));
+    setTitle('m-oi', oi ? 'change 1 min ' + pct(oi.change_1m_pct, 2) + ', 5 min ' + pct(oi.change_5m_pct, 2) +
+      ', 1 h ' + pct(oi.change_1h_pct, 2) + (oi.notional !== null ? '; ' + fmt(oi.notional / 1e6, 1) + 'M USDT' : '')
+      : '');
   }
 
   LIQ.panels.metrics = { render: render };

@@ -1,8 +1,10 @@
 /*
  * The liquidity heatmap: time x price, colour = resting size, with the best bid/ask
- * lines, trades as triangles (up: buy, down: sell; area ~ quantity) and the volume
- * profile (41-profile.js) on a second x axis sharing the price axis. Drawn by the
- * scheduler in its own task, about once a second.
+ * lines, trades as triangles (up: buy, down: sell; area ~ quantity), liquidations as
+ * outlined diamonds (area ~ notional; orange: a long liquidated, a forced sell;
+ * violet: a short, a forced buy), the open interest as a thin line on its own scale
+ * across the top, and the volume profile (41-profile.js) on a second x axis sharing
+ * the price axis. Drawn by the scheduler in its own task, about once a second.
  */
 (function (LIQ) {
   'use strict';
@@ -97,6 +99,39 @@
     };
   }
 
+  /* Liquidations: a shape (diamond) and an outline no trade has; colour by the side
+   * liquidated, never by colour alone (the hover says which). */
+  function liquidationTrace(side) {
+    const x = [];
+    const y = [];
+    const size = [];
+    const text = [];
+    let maxNotional = 1e-9;
+    for (const lq of data.liquidations) maxNotional = Math.max(maxNotional, lq.notional);
+    for (const lq of data.liquidations) {
+      if (lq.side !== side) continue;
+      x.push(lq.ts * 1000);
+      y.push(lq.price);
+      size.push(9 + 26 * Math.sqrt(lq.notional / maxNotional));
+      text.push(LIQ.format.qty(lq.qty) + ' (' + LIQ.format.num(lq.notional / 1000, 0) + 'k USDT)');
+    }
+    const longs = side === 'sell';
+    return {
+      type: 'scattergl', mode: 'markers', name: longs ? 'longs liquidated' : 'shorts liquidated', x: x, y: y,
+      text: text,
+      marker: { size: size, color: longs ? COLOR.liqLong : COLOR.liqShort, opacity: 0.9, symbol: 'diamond',
+                line: { width: 2, color: COLOR.text } },
+      hovertemplate: (longs ? 'long liquidated' : 'short liquidated') + ' %{y} %{text}<extra></extra>',
+    };
+  }
+
+  function openInterestTrace() {
+    return {
+      type: 'scattergl', mode: 'lines', name: 'open interest', x: data.oi.t, y: data.oi.v, yaxis: 'y3',
+      line: { color: COLOR.profile, width: 1, dash: 'dot' }, hovertemplate: 'open interest %{y:,.3f}<extra></extra>',
+    };
+  }
+
   function render() {
     const div = byId('heatmap');
     if (!div || !data.columns.length) return;
@@ -112,6 +147,9 @@
         line: { color: COLOR.ask, width: 1.5, shape: 'hv' }, hoverinfo: 'skip' },
       tradeTrace('buy', maxQty),
       tradeTrace('sell', maxQty),
+      liquidationTrace('sell'),
+      liquidationTrace('buy'),
+      openInterestTrace(),
       LIQ.panels.profile.trace(g),
     ];
     const layout = keptLayout('heatmap', function () {
@@ -120,6 +158,9 @@
         xaxis: axis({ type: 'date', domain: [0, 0.85] }),
         xaxis2: axis({ domain: [0.865, 1], anchor: 'y', showticklabels: false, title: { text: '' } }),
         yaxis: axis({ tickformat: ',.' + data.decimals + 'f' }),
+        // the open interest: its own scale, in the top fifth, no labels (the metrics bar has the figure)
+        yaxis3: { domain: [0.8, 1], overlaying: false, anchor: 'x', showgrid: false, showticklabels: false,
+                  zeroline: false, fixedrange: true },
         bargap: 0,
       });
     });

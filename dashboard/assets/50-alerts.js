@@ -154,6 +154,24 @@
     }).join(' \u2192 ');
   }
 
+  /* A liquidation burst: what was liquidated (a lower bound) and what it did to the
+   * depth of the side it hit, within 10 and 25 bps of mid. */
+  function burstFacts(a) {
+    const b = a.burst;
+    const band = function (n) {
+      const drain = b['drain_pct_' + n + 'bps'];
+      const refill = b['refill_s_' + n + 'bps'];
+      return n + ' bps: drained ' + (drain === null ? '\u2013' : fmt(drain, 0) + '%') + ', refill ' +
+        (refill === null ? 'not yet' : fmt(refill, 1) + ' s');
+    };
+    return [
+      (b.liquidation_side === 'sell' ? 'longs' : 'shorts') + ' liquidated: ' + b.count + ' \u00d7, ' +
+        fmtQty(b.qty) + ' (at least)',
+      band(10),
+      band(25),
+    ];
+  }
+
   function alertNode(a) {
     const node = el('div', 'alert alert-' + a.type + (a.live ? '' : ' ended'));
     const ds = node.dataset;
@@ -172,7 +190,7 @@
       el('span', 'anotional', usdt(a.notional) + ' USDT'),
       el('span', 'atime', a.ts ? clockTime(a.ts) : ''),
     );
-    const facts = [
+    const facts = a.type === 'LIQUIDATION_BURST' && a.burst ? burstFacts(a) : [
       fmtQty(a.size) + (a.price === null || a.price === undefined ? '' : ' @ ' + fmtPrice(a.price)),
       a.distance_bps === null ? null : fmt(a.distance_bps, 2) + ' bps from mid',
       a.depth_share === null ? null : fmt(100 * a.depth_share, 0) + '% of side',

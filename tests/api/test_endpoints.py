@@ -368,10 +368,10 @@ BAD_REQUESTS = [
     ("/alerts/btcusdt?min_notional=0x10", 422, "min_notional must be a number"),
     ("/alerts/btcusdt?min_notional=-5", 422, "min_notional must be at least 0"),
     ("/alerts/btcusdt?min_notional=Infinity", 422, "min_notional must be finite"),
-    ("/alerts/btcusdt?kind=FOO", 422, "kind must be among WALL, LAYERING, EXHAUSTION"),
+    ("/alerts/btcusdt?kind=FOO", 422, "kind must be among WALL, LAYERING, EXHAUSTION, LIQUIDATION_BURST"),
     ("/alerts/btcusdt?kind=WALL,spoof", 422, "got 'spoof'"),
     ("/alerts/btcusdt?kind=WALL_REMOVED", 422, "last state of its WALL alert"),
-    ("/alerts/btcusdt?kind=,", 422, "give at least one of WALL, LAYERING, EXHAUSTION"),
+    ("/alerts/btcusdt?kind=,", 422, "give at least one of WALL, LAYERING, EXHAUSTION, LIQUIDATION_BURST"),
 ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -26,6 +27,7 @@ from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
 from dashboard.harness import CHROMIUM, RunningDashboard, launch_chromium, running_dashboard  # noqa: E402
 from dashboard.server import DashboardServer  # noqa: E402
+from exchange_sim.protocol import StreamKey  # noqa: E402
 from tests.dashboard.contrast import STATE_SWATCHES_JS, contrast_failures, measure_contrast  # noqa: E402
 from tests.waiting import CEILING_S  # noqa: E402
 
@@ -517,3 +519,44 @@ def test_page_reconnects_by_itself_after_the_api_restarts(dash_env: RunningDashb
     assert page.inner_text("#conn-status") == "connected"
     seq = debug(page)["seq"]
     page.wait_for_function(f"() => {LIQ}.debug().seq > {seq}")
+
+
+def test_derivatives_context_shows_in_the_metrics_bar_and_a_liquidation_on_the_heatmap(
+        dash_env: RunningDashboard, page: Page) -> None:
+    """Mark, index, basis, funding with its countdown and open interest in the metrics
+    bar; a forceOrder sent by the exchange drawn on the heatmap as an outlined diamond
+    (not a trade's triangle) and listed on the tape."""
+    for ident in ("m-mark", "m-index", "m-basis", "m-funding", "m-oi"):
+        page.wait_for_function("(id) => !['', '\u2013'].includes(document.getElementById(id).textContent)", arg=ident)
+    funding = page.text_content("#m-funding") or ""
+    assert "%" in funding and re.search(r"\d+:\d\d:\d\d$", funding), funding  # the rate, then the countdown
+    assert re.search(r"^[\d,.]+ (\u2013|[+-]?[\d.]+%)$", page.text_content("#m-oi") or "")  # interest, 5 min change
+    sim = dash_env.stack.sim
+
+    def send_liquidation() -> float:
+        market = sim.state("btcusdt").market
+        price = market.best_bid[0] * market.spec.tick_size
+        order = {"s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "2.500", "p": f"{price - 50:.1f}",
+                 "ap": f"{price:.1f}", "X": "FILLED", "l": "2.500", "z": "2.500", "T": market.now_ms}
+        sim.hub.publish(StreamKey("btcusdt", "forceOrder"), json.dumps({"e": "forceOrder", "E": market.now_ms,
+                                                                         "o": order}))
+        return round(price, 1)
+
+    price = dash_env.loop.call(send_liquidation)
+    page.wait_for_function(
+        """(price) => {
+            const t = (document.getElementById('heatmap').data || []).find(x => x.name === 'longs liquidated');
+            return t && t.y.some(y => Math.abs(y - price) < 1e-6);
+        }""", arg=price)
+    marker = page.evaluate("""() => {
+        const t = document.getElementById('heatmap').data.find(x => x.name === 'longs liquidated');
+        const trade = document.getElementById('heatmap').data.find(x => x.name === 'sells');
+        return {symbol: t.marker.symbol, line: t.marker.line.width, colour: t.marker.color,
+                tradeSymbol: trade.marker.symbol, tradeColour: trade.marker.color};
+    }""")
+    assert marker["symbol"] == "diamond" and marker["line"] == 2 and marker["tradeSymbol"] == "triangle-down"
+    assert marker["colour"] != marker["tradeColour"]
+    page.wait_for_function("() => document.querySelector('#liq-tape .liq[data-side=sell]') !== null")
+    tape = page.evaluate("() => Array.from(document.querySelectorAll('#liq-tape .liq[data-side=sell]'))"
+                         ".map(x => x.textContent)")
+    assert any(t.startswith("\u25bc long 2.500 @ ") for t in tape), tape

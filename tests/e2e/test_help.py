@@ -35,6 +35,8 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
     "--cadence": (["0.5"], "LIQ_PUSH_INTERVAL_S", "0.5"),
     "--sim-url": (["http://127.0.0.1:9000"], "LIQ_SIM_URL", "http://127.0.0.1:9000"),
     "--sim-speed": (["2"], "LIQ_SIM_SPEED", "2"),
+    "--open-interest-poll": (["30"], "LIQ_OPEN_INTEREST_POLL_S", "30"),
+    "--no-derivatives": ([], "LIQ_DERIVATIVES_STREAMS", "0"),
     "--seed": (["7"], "LIQ_SIM_SEED", "7"),
     "--sim-market": (["5"], "LIQ_SIM_MARKET", "5"),
     "--log-level": (["debug"], "LIQ_LOG_LEVEL", "debug"),

@@ -27,6 +27,7 @@ FRAME_FIELDS = {
     "total_bid_volume", "total_ask_volume", "depth_weighted_price", "depth_weighted_mid",
     "slope", "cumulative_depth", "depth_bands", "bid_levels", "ask_levels", "walls",
     "alerts", "heatmap", "volume_profile", "trades", "feed", "replay", "history",
+    "liquidations", "liquidation_stats", "mark", "open_interest",
 }  # fmt: skip
 
 
