@@ -25,6 +25,11 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
+def url_host(host: str) -> str:
+    """``host`` as it goes in a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def bind_socket(host: str, port: int, send_buffer: int | None = None) -> socket.socket:
     """A listening, non-blocking TCP socket on ``host:port`` (0 picks a free port).
     ``send_buffer`` fixes the kernel send buffer of every accepted connection

@@ -34,7 +34,7 @@ from config import ENV_PREFIX, Settings, load_settings, parse_duration_s, parse_
 from data_ingestion.recorder import Recorder, RecorderError, format_duration, format_size, open_recorder
 from data_ingestion.rest import RestrictedLocation
 from data_ingestion.tasks import install_loop_error_log
-from embedded_server import bind_socket
+from embedded_server import bind_socket, url_host
 
 log = logging.getLogger("main")
 
@@ -272,7 +272,7 @@ def sim_urls_from(rest_url: str) -> dict[str, str]:
     parts = urlsplit(rest_url)
     host = parts.hostname or "127.0.0.1"
     port = (parts.port or 80) + 1
-    shown = f"[{host}]" if ":" in host else host
+    shown = url_host(host)
     return {
         "rest_base_url": rest_url.rstrip("/"),
         "ws_public_url": f"ws://{shown}:{port}/public",

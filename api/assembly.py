@@ -23,6 +23,7 @@ from config import Settings, SymbolSpec
 from data_ingestion.recorder import Recorder
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry
+from embedded_server import url_host
 from features.engine import SymbolFeatures
 from history.store import HISTORY_DB, HistoryStore, band_fields
 
@@ -67,9 +68,7 @@ class Stack:
     @property
     def api_url(self) -> str:
         assert self.api is not None
-        host = self.settings.host
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.api.port}"
+        return f"http://{url_host(self.settings.host)}:{self.api.port}"
 
     async def start(self) -> None:
         s = self.settings

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from embedded_server import url_host
+
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
@@ -58,7 +60,7 @@ class OriginPolicy:
         scheme = (parts.scheme or "http").lower()
         host = (parts.hostname or "").lower()
         port = f":{parts.port}" if parts.port else ""
-        shown = f"[{host}]" if ":" in host else host
+        shown = url_host(host)
         self._allowed.add(f"{scheme}://{shown}{port}")
         if _is_loopback(host):
             for alias in _LOOPBACK_NAMES:

@@ -49,6 +49,7 @@ from bus.subjects import (
 from config import Settings
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry
+from embedded_server import url_host
 from features.frame import Frame, SyncInfo
 from features.frame import encode as encode_frame
 from state.rolling_buffer import FrameBuffer
@@ -394,9 +395,7 @@ class ApiNode:
     @property
     def api_url(self) -> str:
         assert self.api is not None
-        host = self.settings.host
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.api.port}"
+        return f"http://{url_host(self.settings.host)}:{self.api.port}"
 
     # --- start and stop ---------------------------------------------------------------------
     async def start(self, api_sock: socket.socket, dash_sock: socket.socket | None) -> None:

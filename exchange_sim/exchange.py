@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from embedded_server import EmbeddedServer, bind_socket, start_serving, stop_serving
+from embedded_server import EmbeddedServer, bind_socket, start_serving, stop_serving, url_host
 from exchange_sim.rest import build_app
 from exchange_sim.settings import SimConfig
 from exchange_sim.venue import Venue
@@ -58,7 +58,7 @@ class SimExchange(Venue):
         self._rest_task = await start_serving(self._rest_server, sock, name="sim-rest")
         real_ws_port = await self.ws_server.start(host, ws_port)
         self.start_clock()
-        shown = f"[{host}]" if ":" in host else host
+        shown = url_host(host)
         self.urls = SimUrls(
             rest_base_url=f"http://{shown}:{rest_port}",
             ws_public_url=f"ws://{shown}:{real_ws_port}/public",

@@ -140,6 +140,13 @@ def depth_event(market: SymbolMarket, window: DepthWindow) -> dict[str, Any]:
     ask_levels = sorted((t, q) for (b, t), q in levels.items() if not b)
     bids = [[market.price_str(t), market.qty_str(q)] for t, q in bid_levels]
     asks = [[market.price_str(t), market.qty_str(q)] for t, q in ask_levels]
+    return depth_update(market, window, bids, asks)
+
+
+def depth_update(market: SymbolMarket, window: DepthWindow, bids: list[list[str]],
+                 asks: list[list[str]]) -> dict[str, Any]:
+    """A ``depthUpdate`` message of ``window`` carrying these levels (the diff and the
+    partial book streams share its fields)."""
     return {
         "e": "depthUpdate",
         "E": window.time_ms + 1,
@@ -156,17 +163,11 @@ def depth_event(market: SymbolMarket, window: DepthWindow) -> dict[str, Any]:
 def partial_depth_event(market: SymbolMarket, window: DepthWindow, levels: int) -> dict[str, Any]:
     """``<symbol>@depth<levels>``: the best ``levels`` of each side after ``window``,
     with the window's update ids (as the diff stream of the same interval)."""
-    return {
-        "e": "depthUpdate",
-        "E": window.time_ms + 1,
-        "T": window.time_ms,
-        "s": market.symbol.upper(),
-        "U": window.first_id,
-        "u": window.last_id,
-        "pu": window.prev_last_id,
-        "b": [[market.price_str(t), market.qty_str(q)] for t, q in market.top_levels(True, levels)],
-        "a": [[market.price_str(t), market.qty_str(q)] for t, q in market.top_levels(False, levels)],
-    }
+    return depth_update(
+        market, window,
+        [[market.price_str(t), market.qty_str(q)] for t, q in market.top_levels(True, levels)],
+        [[market.price_str(t), market.qty_str(q)] for t, q in market.top_levels(False, levels)],
+    )
 
 
 def book_ticker_event(market: SymbolMarket, top: tuple[int, int, int, int, int], time_ms: int) -> dict[str, Any]:

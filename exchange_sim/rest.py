@@ -19,7 +19,7 @@ from starlette.routing import Route
 from exchange_sim.faults import FaultError
 from exchange_sim.market import TruthUnavailable
 from exchange_sim.protocol import snapshot_body
-from exchange_sim.venue import Venue
+from exchange_sim.venue import SymbolState, Venue
 from wire.binance import DEPTH_WEIGHT, OPEN_INTEREST_WEIGHT, WEIGHT_HEADER
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,16 @@ def build_app(venue: Venue) -> Starlette:
             used, {"Retry-After": str(retry)},
         ), used
 
+    def symbol_state(symbol: str, used: int) -> SymbolState | Response:
+        """The venue's state of ``symbol``, or Binance's 400 for a missing or unknown one."""
+        if not symbol:
+            return _binance_error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
+                                  "or malformed.", used)
+        state = venue.symbols.get(symbol.lower())
+        if state is None:
+            return _binance_error(400, -1121, "Invalid symbol.", used)
+        return state
+
     async def ping(request: Request) -> Response:
         refused, used = charge(request, 1)
         return refused or _json(200, {}, {WEIGHT_HEADER: str(used)})
@@ -136,13 +146,9 @@ def build_app(venue: Venue) -> Starlette:
             return refused
         if limit not in DEPTH_WEIGHT:
             return _binance_error(400, -1130, "Data sent for parameter 'limit' is not valid.", used)
-        symbol = q.get("symbol", "")
-        if not symbol:
-            return _binance_error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
-                                  "or malformed.", used)
-        state = venue.symbols.get(symbol.lower())
-        if state is None:
-            return _binance_error(400, -1121, "Invalid symbol.", used)
+        state = symbol_state(q.get("symbol", ""), used)
+        if isinstance(state, Response):
+            return state
         f = state.faults
         if (p := f.take_snapshot_fault("snapshot_418")) is not None:
             return _binance_error(418, -1003, "Way too many requests; IP banned by the simulated fault.", used,
@@ -166,13 +172,9 @@ def build_app(venue: Venue) -> Starlette:
         refused, used = charge(request, OPEN_INTEREST_WEIGHT)
         if refused:
             return refused
-        symbol = request.query_params.get("symbol", "")
-        if not symbol:
-            return _binance_error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
-                                  "or malformed.", used)
-        state = venue.symbols.get(symbol.lower())
-        if state is None:
-            return _binance_error(400, -1121, "Invalid symbol.", used)
+        state = symbol_state(request.query_params.get("symbol", ""), used)
+        if isinstance(state, Response):
+            return state
         return _json(200, state.stats.open_interest_body(), {WEIGHT_HEADER: str(used)})
 
     def error(status: int, msg: str) -> Response:
