@@ -48,6 +48,8 @@ async def test_a_force_order_in_the_wire_shape_is_taken_and_malformed_ones_are_c
         deriv = h.stack.features["btcusdt"].derivatives
         assert deriv.watched  # subscribed: a window without liquidations is a known zero, not unknown
         key = StreamKey("btcusdt", "forceOrder")
+        # In sync says nothing of the market connection: sent before its SUBSCRIBE, a message is lost.
+        await h.wait_for(lambda: h.sim.hub.has(key), what="the forceOrder subscription")
         for bad in MALFORMED:
             h.sim.hub.publish(key, dumps(bad))
         h.sim.hub.publish(key, dumps(WIRE_FORCE_ORDER))
@@ -173,6 +175,7 @@ async def test_record_then_replay_gives_the_same_liquidation_mark_and_open_inter
         try:
             live = SeriesSpy(stack.features["btcusdt"])
             key = StreamKey("btcusdt", "forceOrder")
+            await wait_until(lambda: sim.hub.has(key), what="the forceOrder subscription")
             for i in range(3):
                 sim.hub.publish(key, dumps({**WIRE_FORCE_ORDER, "o": {**ORDER, "T": 1_000 + i}}))
             await wait_until(lambda: sum(c[0] == "on_liquidation" for c in live.calls) >= 3
