@@ -11,6 +11,7 @@ import resource
 import pytest
 
 from api.hub import FrameHub
+from api.heap_trim import HeapTrimmer
 from api.limits import outstanding_bytes, raise_open_files_limit
 from api.origins import OriginPolicy
 from api.ws import CLOSE_REASON_MAX_BYTES, StallWatch, close_reason
@@ -179,3 +180,27 @@ async def test_outstanding_bytes_are_what_the_peer_has_not_taken() -> None:
         peer_writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_the_heap_is_trimmed_once_a_crowd_of_clients_has_left() -> None:
+    """Fewer than ``min_left`` clients gone: no trim; a crowd gone: one trim, and the
+    ones counted are not counted again."""
+    hub = FrameHub(max_clients=100, max_per_address=100, queue_capacity=4)
+    calls: list[int] = []
+    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, trim=lambda: calls.append(1))
+    subs = [hub.subscribe("btcusdt", "127.0.0.1") for _ in range(30)]
+    for sub in subs[:5]:
+        hub.unsubscribe(sub)
+    assert trimmer.left_since() == 5
+    task = asyncio.create_task(trimmer.run())
+    try:
+        for sub in subs[5:25]:
+            hub.unsubscribe(sub)
+        assert trimmer.left_since() == 25
+        await wait_until(lambda: trimmer.trims == 1, what="a trim")
+        assert calls == [1] and trimmer.left_since() == 0
+        for sub in subs[25:]:
+            hub.unsubscribe(sub)
+        assert trimmer.left_since() == 5 and trimmer.trims == 1  # five more: not worth a trim
+    finally:
+        task.cancel()
