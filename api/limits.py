@@ -23,7 +23,11 @@ with four limits added:
   gives the bytes written to the connection that its peer has not acknowledged yet
   (the transport's buffer plus the kernel's send queue): a client that stopped
   reading leaves them there, while every write still returns at once until the
-  kernel's buffers (hundreds of KB: minutes of frames) are full.
+  kernel's buffers (hundreds of KB: minutes of frames) are full;
+* **a way to stop reading** an upgraded connection: ``extensions["liq.stop_reading"]``.
+  After its close frame, a connection waits for the peer's close reply, reading and
+  parsing whatever else the peer sends for up to 10 s: a client closed for flooding
+  would cost that much parsing.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 ABORT_EXTENSION = "liq.abort"
 OUTSTANDING_EXTENSION = "liq.outstanding"
+STOP_READING_EXTENSION = "liq.stop_reading"
 
 # The longest request target and header line a websocket upgrade may carry. Ours
 # are "/ws/<symbol>" and browser headers; the websocket parser refuses lines over
@@ -140,6 +145,7 @@ class _AbortableWebSocket(WebSocketsSansIOProtocol):
             extensions = cast(dict[str, Any], scope["extensions"])
             extensions[ABORT_EXTENSION] = self.transport.abort
             extensions[OUTSTANDING_EXTENSION] = partial(outstanding_bytes, self.transport)
+            extensions[STOP_READING_EXTENSION] = self.transport.pause_reading
 
 
 def outstanding_bytes(transport: asyncio.Transport) -> int | None:
@@ -156,6 +162,13 @@ def outstanding_bytes(transport: asyncio.Transport) -> int | None:
     except (OSError, ValueError):
         return None
     return transport.get_write_buffer_size() + int.from_bytes(raw, sys.byteorder, signed=True)
+
+
+def stop_reading_of(scope: dict[str, Any] | Any) -> Callable[[], None] | None:
+    """The pause-reading callable of a websocket's scope (None when served another way)."""
+    extensions = scope.get("extensions") or {}
+    fn = extensions.get(STOP_READING_EXTENSION)
+    return fn if callable(fn) else None
 
 
 def outstanding_of(scope: dict[str, Any] | Any) -> Callable[[], int | None] | None:

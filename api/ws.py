@@ -31,7 +31,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import ApiError
 from api.hub import FrameHub, LimitExceeded, Subscriber
-from api.limits import abort_of, outstanding_of
+from api.limits import abort_of, outstanding_of, stop_reading_of
 from api.rest import parse_number
 from api.services import Services
 from features.frame import json_schema
@@ -256,15 +256,24 @@ async def serve_history(services: Services, websocket: WebSocket, symbol: str) -
 
 async def _close_or_abort(websocket: WebSocket, code: int, reason: str, abort: Callable[[], None] | None) -> None:
     """Close with ``code``; if the close frame cannot be written within a second (the
-    client is not reading), drop the connection and its buffered bytes."""
+    client is not reading), drop the connection and its buffered bytes. Once the close
+    frame is written, nothing more is read from the client (a flooder is not parsed
+    while its close reply is awaited) and the connection is dropped a second later."""
     closed = False
     if websocket.application_state is WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_WAIT_S):
                 await websocket.close(code=code, reason=close_reason(reason))
                 closed = True
-    if not closed and abort is not None:
+    if abort is None:
+        return
+    if not closed:
         abort()
+        return
+    stop_reading = stop_reading_of(websocket.scope)
+    if stop_reading is not None:
+        stop_reading()
+    asyncio.get_running_loop().call_later(CLOSE_WAIT_S, abort)
 
 
 async def _drain_client(websocket: WebSocket, hub: FrameHub, sub: Subscriber, per_second: float) -> None:

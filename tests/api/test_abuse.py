@@ -142,6 +142,38 @@ async def test_a_client_that_talks_too_much_is_closed_with_1008(h: StackHandle) 
         assert polite.protocol.close_rcvd is None and h.stack.hub.client_count == 1
 
 
+async def test_a_flooder_closed_for_it_is_not_read_any_more(h: StackHandle) -> None:
+    """Once its close frame is written, nothing more is read from a flooder that goes on
+    sending and never answers the close (the server would otherwise parse its messages
+    until the close handshake timed out, 10 s), and the connection is dropped."""
+    sock = await stalled_client(f"{h.ws_url}/ws/btcusdt", rcvbuf=1 << 20)
+    port = sock.getsockname()[1]
+    assert h.stack.api is not None
+    server_side = [c for c in h.stack.api.server.server_state.connections
+                   if (c.transport.get_extra_info("peername") or (None, None))[1] == port]
+    assert len(server_side) == 1
+    transport = server_side[0].transport
+    payload = b"x" * 100
+    frame = bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload  # masked with zeros
+    received = b""
+    try:
+        while b"too many messages" not in received:
+            with contextlib.suppress(BlockingIOError):
+                sock.send(frame * 50)
+            with contextlib.suppress(BlockingIOError):
+                data = sock.recv(1 << 16)
+                assert data, "closed without a close frame"
+                received += data
+            await asyncio.sleep(0)
+        # The close frame is out: the server reads nothing more from this client.
+        assert transport.is_closing() or not transport.is_reading()
+        with contextlib.suppress(BlockingIOError, ConnectionResetError, BrokenPipeError):
+            sock.send(frame * 50)
+        assert await read_until_closed(sock) in ("eof", "reset")
+    finally:
+        sock.close()
+
+
 def _coroutine_chain(task: asyncio.Task[Any]) -> list[Any]:
     coros: list[Any] = []
     coro: Any = task.get_coro()
