@@ -119,7 +119,7 @@
     timeline: {
       available: null, why: '', coverage: null, fetchedAt: 0, marks: new Map(), marksTo: null, gen: 0,
       mode: 'live', from: null, time: null, loaded: false, step: null, speed: 1, playing: false, finished: false, pauseOnFrame: false,
-      link: null, drag: null, drawnHi: 0, drawnKey: '', urlAt: 0, timer: null,
+      link: null, drag: null, drawnHi: 0, drawnKey: '', urlAt: 0, waiting: false,
     },
     /* what drawing cost (LIQ.debug().stats), from LIQ.schedule.freshStats() */
     stats: null,

@@ -18,8 +18,9 @@
  * `finished` and the banner says the recording ends there. Live (the button, L) goes
  * back to the plain /ws/<symbol>.
  *
- * When the API has no history (404: history off; 503, an error, nothing recorded) the
- * strip stays hidden and the page is the live page as before. Owns
+ * When the API keeps no history (/health's history.on false: started with --no-history,
+ * or a replay) nothing is asked and the strip stays hidden; an error or nothing recorded
+ * yet hides it too: the page is the live page as before. Owns
  * LIQ.state.timeline and #timeline.
  */
 (function (LIQ) {
@@ -51,10 +52,21 @@
     });
   }
 
-  /* The coverage, then the alerts since the last ask. A symbol switch makes late answers moot. */
+  /* The coverage, then the alerts since the last ask, once /health says the API keeps a
+   * history (so a page on an API without one asks nothing). A symbol switch makes late
+   * answers moot. */
   function refresh() {
     const symbol = session.symbol;
     if (!symbol) return;
+    const health = session.health;
+    if (!health) { tl.waiting = true; return; }   // asked again when /health answers (onHealth)
+    if (!(health.history && health.history.on)) {
+      tl.available = false;
+      tl.why = 'history is off';
+      render(true);
+      if (tl.link !== null) openLink();
+      return;
+    }
     const gen = tl.gen;
     const sym = encodeURIComponent(symbol);
     getJson('/history/' + sym + '/coverage')
@@ -86,6 +98,13 @@
         render(true);
         if (tl.link !== null) openLink();
       });
+  }
+
+  /* /health answered (20-banner.js). */
+  function onHealth() {
+    if (!tl.waiting) return;
+    tl.waiting = false;
+    refresh();
   }
 
   function keepMark(a) {
@@ -456,6 +475,7 @@
     tl.marks = new Map();
     tl.marksTo = null;
     tl.drawnKey = '';
+    tl.waiting = false;
     syncRoot();
     render(true);
   }
@@ -540,7 +560,7 @@
   }
 
   LIQ.timeline = {
-    init: init, refresh: refresh, reset: reset, render: render, renderPlay: renderPlay, statusText: statusText,
+    init: init, refresh: refresh, onHealth: onHealth, reset: reset, render: render, renderPlay: renderPlay, statusText: statusText,
     inHistory: inHistory, playing: playing, moment: moment, seek: seek, onFrame: onFrame, afterFrame: afterFrame,
     ended: ended, pause: pause, play: play, toggle: toggle, setSpeed: setSpeed, live: live, stepAlert: stepAlert,
     openAt: openAt, marks: marks, debug: debug,

@@ -116,7 +116,7 @@
   function refreshHealth() {
     fetch(LIQ.connection.apiUrl('/health'))
       .then(function (r) { return r.json(); })
-      .then(function (body) { session.health = body; renderSource(); renderSync(); })
+      .then(function (body) { session.health = body; renderSource(); renderSync(); LIQ.timeline.onHealth(); })
       .catch(function () { /* the socket state already tells the story */ });
   }
 

@@ -96,6 +96,9 @@
     return canvas;
   }
 
+  /* shape as well as colour: up for a buy aggressor, down for a sell */
+  const SHAPES = { buy: 'triangle-up', sell: 'triangle-down' };
+
   /* Trades as triangles, area ~ quantity (4 to 26 px across, as the marker sizes were):
    * up and green for a buy aggressor, down and red for a sell. */
   function drawTrades() {
@@ -124,8 +127,8 @@
     const counts = { buy: 0, sell: 0 };
     ctx.globalAlpha = 0.7;
     for (const side of ['buy', 'sell']) {
-      const up = side === 'buy';
-      ctx.fillStyle = up ? COLOR.bid : COLOR.ask;
+      const up = SHAPES[side] === 'triangle-up';
+      ctx.fillStyle = side === 'buy' ? COLOR.bid : COLOR.ask;
       ctx.beginPath();
       for (const tr of data.trades) {
         if (tr.side !== side) continue;
@@ -144,6 +147,8 @@
     }
     canvas.dataset.buys = String(counts.buy);
     canvas.dataset.sells = String(counts.sell);
+    canvas.dataset.buyShape = SHAPES.buy;
+    canvas.dataset.sellShape = SHAPES.sell;
   }
 
   /* Once per figure (a purge forgets its listeners): trades follow every redraw, zoom and pan. */
