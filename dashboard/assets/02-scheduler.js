@@ -81,9 +81,13 @@
         LIQ.panels.banner.renderConn();
         if (shown('alerts')) timed('alerts', LIQ.panels.alerts.render);
       },
+      function () {
+        // a figure drawn for the first time costs the most: its axes first, its data next
+        if (shown('depth') && !LIQ.panels.depth.drawn()) timed('depth', function () { LIQ.panels.depth.render(true); });
+      },
       function () { if (shown('depth')) scheduleDepth(true); },
       function () {
-        // a figure drawn for the first time costs the most: its image first, the rest next
+        // the heatmap's first draw: a small image first, the whole figure next
         if (shown('heatmap') && !LIQ.panels.heatmap.drawn()) {
           timed('heatmap', function () { LIQ.panels.heatmap.render(true); });
         }

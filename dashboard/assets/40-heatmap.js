@@ -33,8 +33,9 @@
     return Math.max(1, Math.round(median / CFG.columnS)) * CFG.columnS;
   }
 
-  function heatGrid() {
-    const cols = data.columns;
+  /* newest: only that many of the newest columns (a figure's first draw is split: a small image first) */
+  function heatGrid(newest) {
+    const cols = newest ? data.columns.slice(-newest) : data.columns;
     const last = cols[cols.length - 1];
     let lo = Infinity;
     let hi = -Infinity;
@@ -158,12 +159,12 @@
     div._liqTradesHook = div._ev;
   }
 
-  /* gridOnly: the resting sizes alone (the figure's first draw is split in two tasks:
-   * the figure and its image, then the lines, profile and trades). */
+  /* gridOnly: the resting sizes of the newest columns alone (the figure's first draw is
+   * split in two tasks: the figure with a small image, then everything). */
   function render(gridOnly) {
     const div = byId('heatmap');
     if (!div || !data.columns.length) return;
-    const g = heatGrid();
+    const g = heatGrid(gridOnly === true ? 8 : 0);
     const traces = [
       { type: 'heatmap', name: 'resting size', x: g.x, y: g.y, z: g.z, zmin: 0, zmax: colourTop(g.z),
         colorscale: LIQ.style.heatScale, showscale: false, hovertemplate: '%{y}<br>%{z:.3f}<extra></extra>' },
