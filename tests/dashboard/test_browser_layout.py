@@ -561,8 +561,9 @@ def test_bid_and_ask_are_told_apart_without_colour(page: Page, dash_env: Running
         " && /^[+-]/.test(document.getElementById('m-imb').textContent)"
     )
     for ident in ("m-micro", "m-imb", "m-ofi"):
-        text = page.inner_text(f"#{ident}")
-        cls = page.get_attribute(f"#{ident}", "class") or ""
+        # text and class read at one moment: a frame in between would change both
+        text, cls = page.evaluate("(id) => { const e = document.getElementById(id);"
+                                  " return [e.innerText, e.className]; }", ident)
         if "up" in cls.split():
             assert re.match(r"^(\u25b2 |\+)", text), (ident, text)
         if "down" in cls.split():
