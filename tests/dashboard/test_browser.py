@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page  # noqa: E402
 
 from dashboard.app import create_app  # noqa: E402
-from dashboard.harness import CHROMIUM, RunningDashboard, launch_chromium, running_dashboard  # noqa: E402
+from dashboard.harness import CHROMIUM, RunningDashboard  # noqa: E402
 from dashboard.server import DashboardServer  # noqa: E402
 from exchange_sim.protocol import StreamKey  # noqa: E402
 from tests.dashboard.contrast import STATE_SWATCHES_JS, contrast_failures, measure_contrast  # noqa: E402
@@ -36,7 +36,6 @@ pytestmark = pytest.mark.browser
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"no Chromium at {CHROMIUM} (make chromium)", allow_module_level=True)
 
-PUSH_S = 0.5
 CEILING_MS = int(CEILING_S * 1000)
 LIQ = "window.dash_clientside.liq"
 LADDER_JS = """() => Array.from(document.querySelectorAll('#ladder .lrow')).map(r => ({
@@ -45,19 +44,10 @@ LADDER_JS = """() => Array.from(document.querySelectorAll('#ladder .lrow')).map(
 
 
 @pytest.fixture(scope="module")
-def dash_env() -> Iterator[RunningDashboard]:
-    with running_dashboard(push_interval_s=PUSH_S) as rd:
-        yield rd
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def browser(chromium: Browser) -> Browser:
+    """The Chromium of tests/dashboard/conftest.py; with ``dash_env`` (the stack and the
+    Dash server, frames every PUSH_S) it is shared with the other browser modules."""
+    return chromium
 
 
 def open_page(browser: Browser, env: RunningDashboard) -> tuple[Page, list[str]]:
@@ -556,7 +546,9 @@ def test_derivatives_context_shows_in_the_metrics_bar_and_a_liquidation_on_the_h
     }""")
     assert marker["symbol"] == "diamond" and marker["line"] == 2 and marker["tradeSymbol"] == "triangle-down"
     assert marker["colour"] != marker["tradeColour"]
-    page.wait_for_function("() => document.querySelector('#liq-tape .liq[data-side=sell]') !== null")
+    # the simulated market liquidates too: wait for this one on the tape, not for any
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#liq-tape .liq[data-side=sell]'))"
+                           ".some(x => x.textContent.startsWith('\u25bc long 2.500 @ '))")
     tape = page.evaluate("() => Array.from(document.querySelectorAll('#liq-tape .liq[data-side=sell]'))"
                          ".map(x => x.textContent)")
     assert any(t.startswith("\u25bc long 2.500 @ ") for t in tape), tape
