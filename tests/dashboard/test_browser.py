@@ -207,6 +207,9 @@ def check_impact_without_click(page: Page) -> None:
     # Below the fold (1400x900) it is not refreshed: no request while nobody can see it.
     assert page.evaluate("() => window.scrollY") == 0
     page.wait_for_function(f"() => {LIQ}.debug().impact.visible === false", timeout=5_000)
+    # and the walk drawn at load over: its second request (the curve) may still be
+    # running when the first result shows, and is no refresh of an unseen panel
+    page.wait_for_function(f"() => {LIQ}.debug().impact.visible === false && !{LIQ}.debug().impact.inFlight")
     with SimulateRequests(page) as unseen:
         page.wait_for_timeout(5_000)
     assert unseen.count == 0, unseen.count
