@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page  # noqa: E402
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
 from dashboard.app import create_app  # noqa: E402
-from dashboard.harness import CHROMIUM, RunningDashboard  # noqa: E402
+from dashboard.harness import CHROMIUM, RunningDashboard, launch_chromium, running_dashboard  # noqa: E402
 from dashboard.server import DashboardServer  # noqa: E402
 from exchange_sim.protocol import StreamKey  # noqa: E402
 from tests.dashboard.contrast import STATE_SWATCHES_JS, contrast_failures, measure_contrast  # noqa: E402
@@ -36,6 +36,7 @@ pytestmark = pytest.mark.browser
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"no Chromium at {CHROMIUM} (make chromium)", allow_module_level=True)
 
+PUSH_S = 0.5
 CEILING_MS = int(CEILING_S * 1000)
 LIQ = "window.dash_clientside.liq"
 LADDER_JS = """() => Array.from(document.querySelectorAll('#ladder .lrow')).map(r => ({
@@ -44,10 +45,19 @@ LADDER_JS = """() => Array.from(document.querySelectorAll('#ladder .lrow')).map(
 
 
 @pytest.fixture(scope="module")
-def browser(chromium: Browser) -> Browser:
-    """The Chromium of tests/dashboard/conftest.py; with ``dash_env`` (the stack and the
-    Dash server, frames every PUSH_S) it is shared with the other browser modules."""
-    return chromium
+def dash_env() -> Iterator[RunningDashboard]:
+    with running_dashboard(push_interval_s=PUSH_S) as rd:
+        yield rd
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        chromium = launch_chromium(pw)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 def open_page(browser: Browser, env: RunningDashboard) -> tuple[Page, list[str]]:

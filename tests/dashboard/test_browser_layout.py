@@ -1,8 +1,7 @@
 """The dashboard at three screen sizes, its address and its keyboard, in headless
 Chromium against the real stack (simulated exchange, ingestion, API) on loopback.
 
-One page for the module, on the stack and in the Chromium it shares with the other
-browser modules (tests/dashboard/conftest.py). Every test opens the address it
+One stack, one browser and one page for the module. Every test opens the address it
 needs in that page (at the size it needs, with this browser's saved panel choice
 cleared), so none depends on another or on their order. Waits are for the page to
 show something, with a generous ceiling; nothing is timed.
@@ -20,9 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page  # noqa: E402
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from dashboard.harness import CHROMIUM, RunningDashboard  # noqa: E402
+from dashboard.harness import CHROMIUM, RunningDashboard, launch_chromium, running_dashboard  # noqa: E402
 from tests.dashboard.contrast import contrast_failures, measure_contrast  # noqa: E402
 from tests.waiting import CEILING_S  # noqa: E402
 
@@ -31,6 +30,7 @@ pytestmark = pytest.mark.browser
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"no Chromium at {CHROMIUM} (make chromium)", allow_module_level=True)
 
+PUSH_S = 0.5
 CEILING_MS = int(CEILING_S * 1000)
 LIQ = "window.dash_clientside.liq"
 SIZES = {"desktop": (1400, 900), "tablet": (1024, 768), "phone": (390, 844)}
@@ -86,19 +86,24 @@ CONTROL_NAMES_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def module_page(chromium: Browser, dash_env: RunningDashboard) -> Iterator[tuple[Page, list[str]]]:
-    """A page in a browser context of its own (its own storage), in the Chromium of
-    tests/dashboard/conftest.py, on the stack ``dash_env`` shared with the other
-    browser modules."""
+def dash_env() -> Iterator[RunningDashboard]:
+    with running_dashboard(push_interval_s=PUSH_S) as rd:
+        yield rd
+
+
+@pytest.fixture(scope="module")
+def module_page(dash_env: RunningDashboard) -> Iterator[tuple[Page, list[str]]]:
     errors: list[str] = []
-    page = chromium.new_page(viewport={"width": 1400, "height": 900})
-    try:
-        page.set_default_timeout(CEILING_MS)
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-        yield page, errors
-    finally:
-        page.context.close()
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(CEILING_MS)
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+            yield page, errors
+        finally:
+            browser.close()
 
 
 @pytest.fixture

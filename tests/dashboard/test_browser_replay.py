@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page  # noqa: E402
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from dashboard.harness import CHROMIUM, running_replay_dashboard  # noqa: E402
+from dashboard.harness import CHROMIUM, launch_chromium, running_replay_dashboard  # noqa: E402
 from tests.dashboard.contrast import contrast_failures, measure_contrast  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -41,19 +41,18 @@ def replay_env(btc_file: Path) -> Iterator[tuple[Any, Any, Any]]:
 
 
 @pytest.fixture(scope="module")
-def replay_page(chromium: Browser, replay_env: tuple[Any, Any, Any]) -> Iterator[tuple[Page, list[str]]]:
-    """A page in a browser context of its own, in the Chromium of tests/dashboard/conftest.py."""
+def replay_page(replay_env: tuple[Any, Any, Any]) -> Iterator[tuple[Page, list[str]]]:
     _loop, _stack, server = replay_env
     errors: list[str] = []
-    page = chromium.new_page(viewport={"width": 1400, "height": 900})
-    try:
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
         page.goto(server.url)
         page.wait_for_function(f"() => {LIQ}?.debug().seq != null", timeout=60_000)
         yield page, errors
-    finally:
-        page.context.close()
+        browser.close()
 
 
 def health(stack: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from data_ingestion.recording import FORCE_ORDER, MARK_PRICE, OPEN_INTEREST, rea
 from data_ingestion.rest import RestClient, WeightBudget
 from exchange_sim.protocol import StreamKey, dumps
 from sim_stack import start_sim_exchange
-from tests.stack import TEST_WARMUP_S, running_stack
+from tests.stack import running_stack
 from tests.waiting import wait_until
 
 # A forceOrder as Binance sends it today, with fields this client does not know
@@ -168,7 +168,7 @@ class SeriesSpy:
 async def test_record_then_replay_gives_the_same_liquidation_mark_and_open_interest_series(tmp_path: Path) -> None:
     settings = load_settings(environ={}, symbols=("btcusdt",), source="sim", api_port=0, host="127.0.0.1",
                              dashboard=False, history=False, record_dir=str(tmp_path), open_interest_poll_s=1.0)
-    sim, settings = await start_sim_exchange(settings, warmup_s=TEST_WARMUP_S)
+    sim, settings = await start_sim_exchange(settings, warmup_s=20.0)
     try:
         stack = Stack(settings, SourceInfo("sim", "SIMULATED market", "test"))
         await stack.start()
