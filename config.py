@@ -74,6 +74,10 @@ class Settings:
     # The in-process simulated exchange also runs liquidation bursts (a labelled episode
     # kind off by default in the simulator itself; the tests that need them ask for them).
     sim_liquidation_bursts: bool = True
+    # Simulated seconds the in-process simulated exchange runs before it serves (its book
+    # starts whole; the warm-up gives it its steady shape and a minute of history). The
+    # tests that start main.py set less (LIQ_SIM_WARMUP_S): their oracles need no past.
+    sim_warmup_s: float = 60.0
     replay_files: tuple[str, ...] = ()
     replay_speed: float = 1.0
 

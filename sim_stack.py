@@ -45,10 +45,11 @@ WAIT_CEILING_S = 60.0
 
 async def start_sim_exchange(settings: Settings, **sim_config: Any) -> tuple[SimExchange, Settings]:
     """A simulated exchange trading ``settings.symbols`` and the market of
-    ``settings.sim_market`` (at ``settings.sim_seed`` and ``sim_speed``; ``sim_config``
+    ``settings.sim_market`` (at ``settings.sim_seed``, ``sim_speed`` and ``sim_warmup_s``; ``sim_config``
     overrides any SimConfig field), started on free loopback ports, and ``settings``
     pointed at it."""
-    fields: dict[str, Any] = {"seed": settings.sim_seed, "speed": settings.sim_speed, **sim_config}
+    fields: dict[str, Any] = {"seed": settings.sim_seed, "speed": settings.sim_speed,
+                              "warmup_s": settings.sim_warmup_s, **sim_config}
     fields.setdefault("symbols", with_market(settings.symbols, settings.sim_market))
     if settings.sim_liquidation_bursts:
         fields.setdefault("episode_kinds", (*DEFAULT_KINDS, "liquidation_burst"))

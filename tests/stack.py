@@ -8,12 +8,33 @@ there), and the test-only oracle that compares a feed's book with the exchange's
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
+import sim_stack
 from exchange_sim.exchange import SimExchange
-from sim_stack import StackHandle, depth_interval_ms, last_published_u, running_stack
+from sim_stack import StackHandle, depth_interval_ms, last_published_u
 
-__all__ = ["StackHandle", "book_mismatches", "depth_interval_ms", "last_published_u", "running_stack"]
+__all__ = ["TEST_WARMUP_S", "StackHandle", "book_mismatches", "depth_interval_ms", "last_published_u",
+           "running_stack"]
+
+# Simulated seconds the exchange runs before serving, for the tests. The book starts
+# whole (every level of the snapshot's band), and no test's oracle reads further back
+# than the run itself (the true book at the feed's own update ids, the labels of
+# episodes scheduled after the warm-up), so the tests need much less than the 20 s
+# the tools use; each one costs about 0.1 s of CPU per symbol. A test that needs more
+# history passes ``sim_config={"warmup_s": ...}``.
+TEST_WARMUP_S = 3.0
+
+
+@contextlib.asynccontextmanager
+async def running_stack(symbols: tuple[str, ...] = ("btcusdt", "ethusdt"), sim_config: dict[str, Any] | None = None,
+                        **overrides: Any) -> AsyncIterator[StackHandle]:
+    """``sim_stack.running_stack`` with the tests' shorter warm-up (see TEST_WARMUP_S)."""
+    async with sim_stack.running_stack(symbols, {"warmup_s": TEST_WARMUP_S, **(sim_config or {})},
+                                       **overrides) as handle:
+        yield handle
 
 
 def book_mismatches(feed: Any, sim: SimExchange) -> list[str]:

@@ -226,6 +226,9 @@ def check_impact_without_click(page: Page) -> None:
     # Below the fold (1400x900) it is not refreshed: no request while nobody can see it.
     assert page.evaluate("() => window.scrollY") == 0
     page.wait_for_function(f"() => {LIQ}.debug().impact.visible === false", timeout=5_000)
+    # and the walk drawn at load over: its second request (the curve) may still be
+    # running when the first result shows, and is no refresh of an unseen panel
+    page.wait_for_function(f"() => {LIQ}.debug().impact.visible === false && !{LIQ}.debug().impact.inFlight")
     with SimulateRequests(page) as unseen:
         page.wait_for_timeout(5_000)
     assert unseen.count == 0, unseen.count
@@ -567,7 +570,9 @@ def test_derivatives_context_shows_in_the_metrics_bar_and_a_liquidation_on_the_h
     }""")
     assert marker["symbol"] == "diamond" and marker["line"] == 2 and marker["tradeSymbol"] == "triangle-down"
     assert marker["colour"] != marker["tradeColour"]
-    page.wait_for_function("() => document.querySelector('#liq-tape .liq[data-side=sell]') !== null")
+    # the simulated market liquidates too: wait for this one on the tape, not for any
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#liq-tape .liq[data-side=sell]'))"
+                           ".some(x => x.textContent.startsWith('\u25bc long 2.500 @ '))")
     tape = page.evaluate("() => Array.from(document.querySelectorAll('#liq-tape .liq[data-side=sell]'))"
                          ".map(x => x.textContent)")
     assert any(t.startswith("\u25bc long 2.500 @ ") for t in tape), tape

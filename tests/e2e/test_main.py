@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from data_ingestion.audit import audit_files
 from tests.conftest import REPO
+from tests.stack import TEST_WARMUP_S
 from tests.waiting import CEILING_S, wait_until_sync
 
 LAUNCH_ATTEMPTS = 5
@@ -54,6 +55,7 @@ class Proc:
             args = (*args, "--data-dir", self._data_dir.name)
         self.args = args
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LIQ_")}
+        self.env["LIQ_SIM_WARMUP_S"] = str(TEST_WARMUP_S)  # no oracle here reads the market's past
         self.env.update(env or {})
         self.lines: list[str] = []
         for _attempt in range(LAUNCH_ATTEMPTS):

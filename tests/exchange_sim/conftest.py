@@ -17,9 +17,17 @@ async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: flo
     await wait_until(predicate, timeout, what)
 
 
+# The warm-up of the shared ``sim`` fixture: the book starts whole, so the protocol and
+# fault tests need no market history; a test that reads further back into the past
+# (a stale snapshot 10 s old) asks for more with ``@pytest.mark.sim_warmup(seconds)``.
+WARMUP_S = 2.0
+
+
 @pytest.fixture
-async def sim() -> AsyncIterator[SimExchange]:
-    exchange = SimExchange(SimConfig(symbols=("btcusdt", "ethusdt"), seed=7, warmup_s=15.0, episodes=False))
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[SimExchange]:
+    marker = request.node.get_closest_marker("sim_warmup")
+    warmup_s = float(marker.args[0]) if marker else WARMUP_S
+    exchange = SimExchange(SimConfig(symbols=("btcusdt", "ethusdt"), seed=7, warmup_s=warmup_s, episodes=False))
     await exchange.start(host="127.0.0.1", port=0)
     try:
         yield exchange

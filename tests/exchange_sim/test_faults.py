@@ -140,6 +140,7 @@ async def test_slow_snapshot_is_slow(sim: SimExchange, http: httpx.AsyncClient) 
     assert resp.status_code == 200 and time.monotonic() - started >= 0.95
 
 
+@pytest.mark.sim_warmup(15.0)  # the exchange must hold the book of 10 s ago
 async def test_stale_snapshot_is_older_than_the_stream(
     sim: SimExchange, urls: SimUrls, http: httpx.AsyncClient
 ) -> None:

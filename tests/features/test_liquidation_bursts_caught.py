@@ -28,7 +28,8 @@ import httpx
 
 from tests.stack import running_stack
 
-BURSTS = {"episode_kinds": ("liquidation_burst",), "first_episode_after_s": (3.0, 5.0),
+# (the tools' warm-up: the book before each burst in its steady shape)
+BURSTS = {"warmup_s": 20.0, "episode_kinds": ("liquidation_burst",), "first_episode_after_s": (3.0, 5.0),
           "episode_every_s": {"liquidation_burst": (10.0, 14.0)}, "episode_gap_s": 6.0, "regime": "calm"}
 BEFORE_TOLERANCE = 0.20  # relative
 DRAIN_TOLERANCE_PCT = 10.0  # percentage points
