@@ -15,6 +15,7 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
+from api.focus import FocusSet
 from api.hub import FrameHub
 from api.publisher import FramePublisher
 from api.screener import ScreenerPublisher
@@ -65,6 +66,7 @@ class Stack:
         self.history: HistoryStore | None = None
         self.market: MarketWatch | None = None
         self.screener: ScreenerPublisher | None = None
+        self.focus: FocusSet | None = None
 
     def _make_features(self, symbol: str, spec: SymbolSpec) -> SymbolFeatures:
         features = SymbolFeatures(symbol, self.settings, spec)
@@ -116,6 +118,10 @@ class Stack:
         self.services.market = self.market
         self.services.screener = self.screener
         self.tasks.supervise(self.screener.run, name="screener-publisher")
+        assert self.publisher is not None
+        self.focus = FocusSet(self.runtime, self.publisher, self.hub, self, s.focus_max, s.focus_idle_s)
+        self.services.focus = self.focus
+        self.tasks.supervise(self.focus.run, name="focus-release")
 
     def allow_origin(self, url: str) -> None:
         """Let pages served from ``url`` (the dashboard) read the API from a browser."""

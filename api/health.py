@@ -79,6 +79,8 @@ def health_body(services: Services) -> dict[str, Any]:
     body["recorder"] = recorder_status(runtime.recorder)
     if services.market is not None and services.screener is not None:
         body["screener"] = {**services.market.status(), **services.screener.status()}
+        if services.focus is not None:
+            body["screener"]["focus"] = services.focus.status()
     if runtime.replay is not None:
         replay = runtime.replay.as_dict()
         # File names, not paths: /health is readable by any client of the API.
