@@ -29,6 +29,7 @@ from data_ingestion.rest import RestClient, RestError
 from data_ingestion.tasks import TaskRegistry
 from features.rounding import Decimals
 from screener.market import ALL_MARKET_STREAMS, ENVELOPE, MarketState
+from screener.replay import symbols_line
 
 log = logging.getLogger("market")
 
@@ -152,6 +153,7 @@ class MarketWatch:
         symbols = await self._symbols()
         for sym, dec in symbols.items():
             self.state.watch(sym, dec)
+        self._record_symbols()
         public_streams = [*ALL_MARKET_STREAMS["public"], *(self.state.depth_stream(x) for x in sorted(symbols))]
         per_conn = s.max_streams_per_connection
         for i in range(0, len(public_streams), per_conn):
@@ -208,6 +210,14 @@ class MarketWatch:
                 await room.change([stream], [])
         if new:
             log.info("screener: %d new symbol(s): %s", len(new), ", ".join(new))
+        if new or gone:
+            self._record_symbols()
+
+    def _record_symbols(self) -> None:
+        """The watched symbols, as a line of the recording: a replay watches the same."""
+        if self.recorder is not None:
+            listed = {sym: latest.decimals for sym, latest in self.state.symbols.items()}
+            self.recorder.write(MARKET_RECORDING, time.time_ns(), symbols_line(listed))
 
     def status(self) -> dict[str, Any]:
         """For /health: the connections, the messages and the malformed ones by kind."""
