@@ -70,6 +70,9 @@ class SymbolLatest:
     change_pct: float | None = None
     liquidations: deque[Liquidation] = field(default_factory=deque)
     wall_seen: dict[tuple[str, float], int] = field(default_factory=dict)  # (side, price) -> first frame ms
+    # The book figures of the last row and the book they came from: a book unchanged
+    # since (a quiet symbol) is not summed again.
+    book_figures: tuple[BookSide, BookSide, tuple[Any, ...]] | None = None
     spread_hist: deque[float | None] = field(default_factory=lambda: deque([None] * HIST_LEN, maxlen=HIST_LEN))
     depth25_hist: deque[float | None] = field(default_factory=lambda: deque([None] * HIST_LEN, maxlen=HIST_LEN))
 
@@ -180,10 +183,15 @@ def build_row(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -
         mid = (best_bid + best_ask) / 2
         spread_bps = (best_ask - best_bid) / mid * 1e4
     if bids and asks and mid is not None:
-        d10b, d25b, bid_qty = side_sums(bids, mid, True)
-        d10a, d25a, ask_qty = side_sums(asks, mid, False)
-        imb = (bid_qty - ask_qty) / (bid_qty + ask_qty) if bid_qty + ask_qty > 0 else None
-        found = wall_levels(bids, asks, rules.wall_multiple)
+        cached = latest.book_figures
+        if cached is not None and cached[0] is bids and cached[1] is asks:
+            d10b, d25b, d10a, d25a, imb, found = cached[2]
+        else:
+            d10b, d25b, bid_qty = side_sums(bids, mid, True)
+            d10a, d25a, ask_qty = side_sums(asks, mid, False)
+            imb = (bid_qty - ask_qty) / (bid_qty + ask_qty) if bid_qty + ask_qty > 0 else None
+            found = wall_levels(bids, asks, rules.wall_multiple)
+            latest.book_figures = (bids, asks, (d10b, d25b, d10a, d25a, imb, found))
         latest.wall_seen = wall_ages(latest.wall_seen, found, now_ms)
         walls = len(found)
         if found:

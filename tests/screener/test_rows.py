@@ -162,3 +162,19 @@ def test_updates_carry_only_the_rows_that_changed() -> None:
     changed = changed_rows(before, second)
     assert [r["symbol"] for r in changed] == ["bbbusdt"]
     assert "spread_hist" not in changed[0]
+
+
+def test_select_rows_puts_nulls_last_in_either_order_and_counts_before_the_limit() -> None:
+    from api.screener import select_rows
+
+    rows = [{"symbol": s, "spread_bps": v, "quote_volume_24h": vol}
+            for s, v, vol in (("aaausdt", 2.0, 10.0), ("bbbusdt", None, 20.0), ("cccusdt", 1.0, None),
+                              ("dddusdt", 3.0, 30.0))]
+    for order, want in (("asc", ["cccusdt", "aaausdt", "dddusdt", "bbbusdt"]),
+                        ("desc", ["dddusdt", "aaausdt", "cccusdt", "bbbusdt"])):
+        count, got = select_rows(rows, {"sort": "spread_bps", "order": order})
+        assert count == 4 and [r["symbol"] for r in got] == want
+    count, got = select_rows(rows, {"sort": "symbol", "order": "asc", "limit": "2", "min_volume": "15"})
+    assert count == 2 and [r["symbol"] for r in got] == ["bbbusdt", "dddusdt"]  # null volume is below any minimum
+    count, got = select_rows(rows, {"q": "C", "sort": "symbol"})
+    assert [r["symbol"] for r in got] == ["cccusdt"]
