@@ -92,7 +92,8 @@ class Stack:
             replay=self.source.kind == "replay", history=self.history,
         )
         self.services = Services(s, self.runtime, self.publisher, self.hub, self.source, history=self.history)
-        if s.screener and self.source.kind != "replay":
+        # One process only: over the bus (--role ingest/api) the screener is not carried yet.
+        if s.screener and self.source.kind != "replay" and s.role == "all":
             await self._start_screener()
         sock = self._api_socket if self._api_socket is not None else bind_api_socket(s.host, s.api_port)
         self.api = ApiServer(self.services, sock, log_level="warning")

@@ -23,7 +23,7 @@ from api.errors import ApiError
 from api.hub import FrameHub, LimitExceeded
 from api.limits import abort_of
 from api.rest import parse_count, parse_number
-from screener.market import MarketState, changed_rows, without_hist
+from screener.market import MarketState, changed_slim_rows, without_hist
 from screener.rows import SORT_KEYS
 
 if TYPE_CHECKING:
@@ -65,10 +65,11 @@ class ScreenerPublisher:
         c0 = time.thread_time()
         now_ms = now_ns // 1_000_000
         rows = self.state.rows(now_ms, self.focus())
-        changed = changed_rows(self.slim, rows)
+        slim = [without_hist(r) for r in rows]
+        changed = changed_slim_rows(self.slim, slim)
         removed = sorted(set(self.slim) - {r["symbol"] for r in rows})
         self.rows = rows
-        self.slim = {r["symbol"]: without_hist(r) for r in rows}
+        self.slim = {r["symbol"]: r for r in slim}
         self.ts_ms = now_ms
         self.frames += 1
         self.frame_times_ns.append(now_ns)
@@ -136,8 +137,12 @@ def add_screener_routes(app: FastAPI, services: Services) -> None:
         return Response(orjson.dumps({"ts": pub.ts_ms, "count": count, "rows": rows}), media_type="application/json")
 
     @app.post("/focus/{symbol}", summary="Promote a symbol of the screener to a full-depth exact book")
-    async def focus(symbol: str) -> Any:
+    async def focus(symbol: str, request: Request) -> Any:
         try:
+            origin = request.headers.get("origin")
+            if origin is not None and not services.origins.allows(origin, request.headers.get("host")):
+                services.origins.refused += 1  # a page of another site must not start books here
+                raise ApiError(403, f"origin {origin} may not promote symbols")
             pub = publisher()
             sym = symbol.lower()
             if sym not in pub.state.symbols and sym not in services.runtime.feeds:

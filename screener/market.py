@@ -217,10 +217,14 @@ def without_hist(row: dict[str, Any]) -> dict[str, Any]:
 
 def changed_rows(previous: dict[str, dict[str, Any]], current: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows (without histories) that differ from ``previous`` in anything but their time."""
+    return changed_slim_rows(previous, [without_hist(row) for row in current])
+
+
+def changed_slim_rows(previous: dict[str, dict[str, Any]], current: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`changed_rows` of rows already without their histories."""
     out = []
-    for row in current:
-        slim = without_hist(row)
-        before = previous.get(row["symbol"])
-        if before is None or any(slim[k] != before[k] for k in slim if k != "ts"):
+    for slim in current:
+        before = previous.get(slim["symbol"])
+        if before is None or any(v != before[k] for k, v in slim.items() if k != "ts"):
             out.append(slim)
     return out

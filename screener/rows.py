@@ -82,20 +82,23 @@ def side_sums(side: BookSide, mid: float, is_bid: bool) -> tuple[float, float, f
     of one side: notional is price x quantity (USDT). One pass: this runs for every
     symbol every second."""
     # A level exactly at the band's edge is in (EDGE absorbs the float error of mid x (1 +/- bps)).
+    d10 = d25 = qty = 0.0
     if is_bid:
         lim10, lim25 = mid * (1.0 - 10 / 1e4 - EDGE), mid * (1.0 - 25 / 1e4 - EDGE)
+        for p, q in side:
+            qty += q
+            if p >= lim25:
+                d25 += p * q
+                if p >= lim10:
+                    d10 += p * q
     else:
-        lim10, lim25 = -mid * (1.0 + 10 / 1e4 + EDGE), -mid * (1.0 + 25 / 1e4 + EDGE)
-    sign = 1.0 if is_bid else -1.0
-    d10 = d25 = qty = 0.0
-    for p, q in side:
-        qty += q
-        sp = sign * p
-        if sp >= lim25:
-            n = p * q
-            d25 += n
-            if sp >= lim10:
-                d10 += n
+        lim10, lim25 = mid * (1.0 + 10 / 1e4 + EDGE), mid * (1.0 + 25 / 1e4 + EDGE)
+        for p, q in side:
+            qty += q
+            if p <= lim25:
+                d25 += p * q
+                if p <= lim10:
+                    d10 += p * q
     return d10, d25, qty
 
 
@@ -184,7 +187,8 @@ def build_row(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -
         spread_bps = (best_ask - best_bid) / mid * 1e4
     if bids and asks and mid is not None:
         cached = latest.book_figures
-        if cached is not None and cached[0] is bids and cached[1] is asks:
+        # Equal, not only the same objects: Binance pushes a quiet book again every 500 ms.
+        if cached is not None and cached[0] == bids and cached[1] == asks:
             d10b, d25b, d10a, d25a, imb, found = cached[2]
         else:
             d10b, d25b, bid_qty = side_sums(bids, mid, True)

@@ -31,6 +31,8 @@ async def test_promote_to_a_synced_full_book_then_release_after_idle() -> None:
         runtime = h.stack.runtime
         await wait_until(lambda: h.stack.screener is not None and h.stack.screener.frames > 0, what="a screener frame")
         async with httpx.AsyncClient(base_url=h.api_url) as c:
+            r = await c.post("/focus/ethusdt", headers={"origin": "https://elsewhere.example"})
+            assert r.status_code == 403 and "ethusdt" not in runtime.feeds  # another site's page starts nothing
             r = await c.post("/focus/nosuchusdt")
             assert r.status_code == 404 and "nosuchusdt" in r.json()["error"]
             r = await c.post("/focus/ETHUSDT")
@@ -62,8 +64,8 @@ async def test_promote_to_a_synced_full_book_then_release_after_idle() -> None:
             # nobody watches them now: released after 2 s; the start symbol stays
             focus.clock = time.monotonic
             depth_key = StreamKey("ethusdt", "depth", 100)
-            await wait_until(lambda: focus.promoted == [] and sorted(runtime.feeds) == ["btcusdt"],
-                             what="both promoted symbols released")
+            await wait_until(lambda: focus.releases == 2, what="both promoted symbols released")
+            assert focus.promoted == [] and sorted(runtime.feeds) == ["btcusdt"]
             assert "ethusdt" not in h.stack.publisher.buffers and "ethusdt" not in h.stack.features
             await wait_until(lambda: not h.sim.hub.has(depth_key), what="ethusdt's depth stream closed")
             assert not [t for t in runtime.tasks.running if "ethusdt" in t or "solusdt" in t]
