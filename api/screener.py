@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -128,7 +128,16 @@ def add_screener_routes(app: FastAPI, services: Services) -> None:
         return services.screener
 
     @app.get("/screener", summary="One row per watched symbol: liquidity, walls, liquidations, funding, volume")
-    async def screener(request: Request) -> Any:
+    async def screener(
+        request: Request,
+        sort: str | None = Query(None, description=f"a numeric row field or symbol (default {DEFAULT_SORT})"),
+        order: str | None = Query(None, description="desc (default) or asc; rows without the value last"),
+        limit: str | None = Query(None, description=f"1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"),
+        min_volume: str | None = Query(None, description="minimum 24 h quote volume, USDT (default 0)"),
+        q: str | None = Query(None, description="a substring of the symbol"),
+    ) -> Any:
+        # Declared for the OpenAPI document; read as given (strings) and checked by select_rows.
+        del sort, order, limit, min_volume, q
         try:
             pub = publisher()
             count, rows = select_rows(pub.rows, request.query_params)
