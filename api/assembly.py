@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from api.focus import FocusSet
+from api.heap_trim import HeapTrimmer
 from api.hub import FrameHub
 from api.publisher import FramePublisher
 from api.screener import ScreenerPublisher
@@ -99,6 +100,8 @@ class Stack:
         self.api = ApiServer(self.services, sock, log_level="warning")
         await self.api.start()
         self.tasks.supervise(self.publisher.run, name="frame-publisher")
+        self.heap_trimmer = HeapTrimmer(self.hub)
+        self.tasks.supervise(self.heap_trimmer.run, name="heap-trim")
         # What lives from start-up on (modules, the first books, the simulated
         # exchange's warm market) leaves the collector's view: full collections then
         # walk only young objects, which keeps their pauses off the frames' tail.

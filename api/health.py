@@ -81,6 +81,8 @@ def health_body(services: Services) -> dict[str, Any]:
         body["screener"] = {**services.market.status(), **services.screener.status()}
         if services.focus is not None:
             body["screener"]["focus"] = services.focus.status()
+    # whether GET /history/... and /ws/{symbol}?from= have anything to serve (a page asks here first)
+    body["history"] = {"on": services.history is not None}
     if runtime.replay is not None:
         replay = runtime.replay.as_dict()
         # File names, not paths: /health is readable by any client of the API.
