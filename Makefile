@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-runtime
 DSTAMP  := $(VENV)/.installed-dev
 ARGS    ?=
 
-.PHONY: run test coverage bench soak abuse lint audit screenshot chromium clean cluster bench-cluster
+.PHONY: run test coverage bench soak abuse lint audit screenshot chromium clean cluster bench-cluster bench-screener
 
 $(VPY):
 	@echo ">> creating virtual environment in $(VENV)"
@@ -57,6 +57,10 @@ abuse: $(STAMP)
 # Issue 18 on one machine: a NATS server (JetStream), two ingest shards, two API nodes.
 cluster: $(DSTAMP)
 	$(VPY) -m bus.cluster $(ARGS)
+
+# Issue 17's numbers: 300 simulated symbols on the screener + 2 focus symbols (CPU, RSS, frame time).
+bench-screener: $(STAMP)
+	$(VPY) -m bench.screener $(ARGS)
 
 bench-cluster: $(DSTAMP)
 	$(VPY) -m bench.cluster $(ARGS)

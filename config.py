@@ -156,6 +156,13 @@ class Settings:
     liquidation_burst_watch_s: float = 120.0  # after this, a burst not refilled ends "not yet refilled"
     impact_max_size: float = 1e9
 
+    # --- the screener: the whole market on the light streams (README "Screener") -----
+    screener: bool = True  # on for live and simulated sources (a replay has no market streams)
+    screener_depth_suffix: str = "@depth20@500ms"  # the partial book stream of every symbol
+    screener_refresh_s: float = 300.0  # exchangeInfo read again this often: symbols added, dropped
+    focus_max: int = 10  # symbols with a full-depth book at once, start symbols included
+    focus_idle_s: float = 300.0  # a promoted symbol without /ws/{symbol} client this long is released
+
     # --- rolling state and push -------------------------------------------------
     buffer_seconds: float = 180.0
     push_interval_s: float = 1.0

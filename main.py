@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{d.open_interest_poll_s:g}]")
     p.add_argument("--no-derivatives", action="store_true", default=None,
                    help=f"do not subscribe the liquidation and mark price streams [{_env('DERIVATIVES_STREAMS')}=0]")
+    p.add_argument("--screener", dest="screener", action="store_true", default=None,
+                   help=f"watch the whole market on the light streams (GET /screener, /ws/screener); on by "
+                        f"default for live and simulated sources, never for a replay [{_env('SCREENER')}]")
+    p.add_argument("--no-screener", dest="screener", action="store_false",
+                   help=f"do not watch the whole market [{_env('SCREENER')}=0]")
+    p.add_argument("--focus-max", type=int, default=None, metavar="N",
+                   help=f"symbols with a full-depth book at once, start symbols included (POST /focus/<symbol> "
+                        f"promotes one of the screener) [{_env('FOCUS_MAX')}, default {d.focus_max}]")
+    p.add_argument("--focus-idle", type=float, default=None, metavar="SECONDS",
+                   help=f"a promoted symbol without any /ws/<symbol> client this long is released "
+                        f"[{_env('FOCUS_IDLE_S')}, default {d.focus_idle_s:g}]")
     p.add_argument("--sim-url", default=None,
                    help=f"REST base of a simulated exchange running elsewhere (its websockets on port + 1) "
                         f"[{_env('SIM_URL')}]")
@@ -152,6 +163,9 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "open_interest_poll_s": args.open_interest_poll,
         "derivatives_streams": False if args.no_derivatives else None,
         "sim_url": args.sim_url,
+        "screener": args.screener,
+        "focus_max": args.focus_max,
+        "focus_idle_s": args.focus_idle,
         "sim_speed": args.sim_speed,
         "sim_market": args.sim_market,
         "sim_seed": args.seed,
@@ -183,6 +197,9 @@ def check_settings(s: Settings) -> None:
     if s.open_interest_poll_s != 0 and not 1 <= s.open_interest_poll_s <= 3600:
         raise UsageError(f"--open-interest-poll must be 0 (never) or between 1 and 3600 seconds, got "
                          f"{s.open_interest_poll_s:g}")
+    if s.focus_max < 1 or not s.focus_idle_s > 0:
+        raise UsageError(f"--focus-max must be at least 1 and --focus-idle positive, got {s.focus_max} and "
+                         f"{s.focus_idle_s:g}")
     if s.source == "replay":
         if not s.replay_files:
             raise UsageError("--source replay needs --replay FILE [FILE ...]")

@@ -143,6 +143,7 @@ async def running_stack(
     """The simulated exchange (20 s of warm-up unless ``sim_config`` says otherwise)
     and the stack reading it, the API on a free loopback port, no dashboard."""
     overrides.setdefault("history", False)
+    overrides.setdefault("screener", False)  # a test that wants the whole market asks
     overrides.setdefault("sim_liquidation_bursts", False)  # a test that wants them asks (or sets episode_kinds)
     settings = load_settings(
         environ={}, symbols=symbols, source="sim", api_port=0, host="127.0.0.1", dashboard=False, **overrides

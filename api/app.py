@@ -12,6 +12,7 @@ from api.health import add_health_routes
 from api.history import add_history_routes
 from api.origins import OriginMiddleware
 from api.rest import add_rest_routes
+from api.screener import add_screener_routes
 from api.services import Services
 from api.ws import add_ws_routes
 
@@ -33,6 +34,7 @@ def create_app(services: Services) -> FastAPI:
     add_health_routes(app, services)
     add_rest_routes(app, services)
     add_history_routes(app, services)
+    add_screener_routes(app, services)
     add_ws_routes(app, services)
     if services.remote is not None:
         drop_shadowed_routes(app)

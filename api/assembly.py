@@ -15,18 +15,23 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
+from api.focus import FocusSet
 from api.heap_trim import HeapTrimmer
 from api.hub import FrameHub
 from api.publisher import FramePublisher
+from api.screener import ScreenerPublisher
 from api.server import ApiServer, bind_api_socket
 from api.services import Services, SourceInfo
 from config import Settings, SymbolSpec
+from data_ingestion.market import MarketWatch
 from data_ingestion.recorder import Recorder
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry
 from embedded_server import url_host
 from features.engine import SymbolFeatures
 from history.store import HISTORY_DB, HistoryStore, band_fields
+from screener.market import MarketState
+from screener.rows import RowRules
 
 log = logging.getLogger("stack")
 
@@ -60,6 +65,9 @@ class Stack:
         self.services: Services | None = None
         self.api: ApiServer | None = None
         self.history: HistoryStore | None = None
+        self.market: MarketWatch | None = None
+        self.screener: ScreenerPublisher | None = None
+        self.focus: FocusSet | None = None
 
     def _make_features(self, symbol: str, spec: SymbolSpec) -> SymbolFeatures:
         features = SymbolFeatures(symbol, self.settings, spec)
@@ -85,6 +93,9 @@ class Stack:
             replay=self.source.kind == "replay", history=self.history,
         )
         self.services = Services(s, self.runtime, self.publisher, self.hub, self.source, history=self.history)
+        # One process only: over the bus (--role ingest/api) the screener is not carried yet.
+        if s.screener and self.source.kind != "replay" and s.role == "all":
+            await self._start_screener()
         sock = self._api_socket if self._api_socket is not None else bind_api_socket(s.host, s.api_port)
         self.api = ApiServer(self.services, sock, log_level="warning")
         await self.api.start()
@@ -96,6 +107,25 @@ class Stack:
         # walk only young objects, which keeps their pauses off the frames' tail.
         gc.collect()
         gc.freeze()
+
+    async def _start_screener(self) -> None:
+        """The whole market on the light streams, its rows built once a second."""
+        s = self.settings
+        assert self.runtime.rest is not None and self.services is not None
+        rules = RowRules(wall_multiple=s.wall_multiple, burst_notional=s.liquidation_burst_notional_usdt,
+                         burst_window_s=s.liquidation_burst_window_s)
+        state = MarketState(s.screener_depth_suffix, rules)
+        self.market = MarketWatch(s, self.tasks, self.runtime.rest, state, self.runtime.recorder)
+        await self.market.start()
+        feeds = self.runtime.feeds
+        self.screener = ScreenerPublisher(state, self.hub, lambda: {sym for sym, f in feeds.items() if f.in_sync})
+        self.services.market = self.market
+        self.services.screener = self.screener
+        self.tasks.supervise(self.screener.run, name="screener-publisher")
+        assert self.publisher is not None
+        self.focus = FocusSet(self.runtime, self.publisher, self.hub, self, s.focus_max, s.focus_idle_s)
+        self.services.focus = self.focus
+        self.tasks.supervise(self.focus.run, name="focus-release")
 
     def allow_origin(self, url: str) -> None:
         """Let pages served from ``url`` (the dashboard) read the API from a browser."""
@@ -117,6 +147,8 @@ class Stack:
         cancelled and awaited, recorder flushed."""
         if self.api is not None:
             await self.api.stop()
+        if self.market is not None:
+            await self.market.stop()
         await self.runtime.stop()
         await self.tasks.cancel_all()
         if self.history is not None:

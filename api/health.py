@@ -77,6 +77,10 @@ def health_body(services: Services) -> dict[str, Any]:
                                "low_priority_limit_1m": b.low_priority_limit, "low_priority_skipped": b.low_skipped}
     body["tasks"] = {"running": len(runtime.tasks.running), "restarts": dict(runtime.tasks.restarts)}
     body["recorder"] = recorder_status(runtime.recorder)
+    if services.market is not None and services.screener is not None:
+        body["screener"] = {**services.market.status(), **services.screener.status()}
+        if services.focus is not None:
+            body["screener"]["focus"] = services.focus.status()
     # whether GET /history/... and /ws/{symbol}?from= have anything to serve (a page asks here first)
     body["history"] = {"on": services.history is not None}
     if runtime.replay is not None:

@@ -82,6 +82,7 @@ class _Collector:
                                 value=round(runtime.process.rss_mb() * 1024 * 1024))
         yield from _recorder_metrics(recorder_status(runtime.recorder))
         yield from _serving_metrics(self.services)
+        yield from _screener_metrics(self.services)
 
 
 def _context_metrics(feeds: dict[str, Any]) -> Iterator[Metric]:
@@ -132,6 +133,30 @@ def _serving_metrics(services: Services) -> Iterator[Metric]:
         yield CounterMetricFamily("liq_history_rows_written", "frame rows written to the metric history",
                                   value=services.history.rows_written)
         yield CounterMetricFamily("liq_history_errors", "metric history write errors", value=services.history.errors)
+
+
+def _screener_metrics(services: Services) -> Iterator[Metric]:
+    """The screener's streams (data_ingestion/market.py) and its 1 Hz frame."""
+    market, pub = services.market, services.screener
+    if market is None or pub is None:
+        return
+    state = market.state
+    messages = CounterMetricFamily("liq_screener_messages", "screener stream values received (array elements "
+                                   "one by one)", labels=["stream"])
+    malformed = CounterMetricFamily("liq_screener_malformed", "screener stream values that did not decode or held "
+                                    "bad numbers: counted and skipped", labels=["stream"])
+    for kind in sorted(set(state.messages) | set(state.malformed)):
+        messages.add_metric([kind], float(state.messages[kind]))
+        malformed.add_metric([kind], float(state.malformed[kind]))
+    yield messages
+    yield malformed
+    yield GaugeMetricFamily("liq_screener_symbols", "symbols the screener watches", value=len(state.symbols))
+    yield GaugeMetricFamily("liq_screener_connections", "screener websocket connections open",
+                            value=sum(1 for c in market.connections if c.connected))
+    p50 = pub.status()["build_ms_p50"]
+    if p50 is not None:
+        yield GaugeMetricFamily("liq_screener_frame_build_seconds", "median time to build the screener's rows "
+                                "(last 10 minutes)", value=p50 / 1000)
 
 
 def _recorder_metrics(rec: dict[str, Any]) -> Iterator[Metric]:

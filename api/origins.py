@@ -84,7 +84,7 @@ class OriginPolicy:
 
 class OriginMiddleware:
     """CORS for the API's HTTP side, from an :class:`OriginPolicy`: an allowed origin
-    gets ``Access-Control-Allow-Origin`` (GET only; preflights answered), another
+    gets ``Access-Control-Allow-Origin`` (GET, and POST /focus; preflights answered), another
     gets no CORS headers (its page cannot read the answer) and its preflight a 403."""
 
     def __init__(self, app: ASGIApp, policy: OriginPolicy) -> None:
@@ -122,7 +122,7 @@ class OriginMiddleware:
             status = 200
             headers = [
                 (b"access-control-allow-origin", origin.encode("latin-1")),
-                (b"access-control-allow-methods", b"GET"),
+                (b"access-control-allow-methods", b"GET, POST"),  # POST: /focus/{symbol}
                 (b"access-control-allow-headers", b"*"),
                 (b"access-control-max-age", b"600"),
                 (b"vary", b"Origin"),

@@ -53,12 +53,23 @@ class FramePublisher:
         self.push_interval_s = push_interval_s
         self.replay = replay
         self.history = history
+        self.buffer_seconds = buffer_seconds
         self.buffers = {sym: FrameBuffer(sym, buffer_seconds, push_interval_s) for sym in feeds}
         # Numbers are rounded once, here where the JSON is written, to each symbol's decimals.
         self.decimals = {sym: Decimals.of(features[sym].spec) for sym in feeds}
         self.frames_built = 0
         self.build_ms_last: dict[str, float] = {}
         self.frame_bytes_last: dict[str, int] = {}
+
+    def add_symbol(self, symbol: str) -> None:
+        """Frames for a symbol promoted at run time (its feed and features exist)."""
+        self.buffers[symbol] = FrameBuffer(symbol, self.buffer_seconds, self.push_interval_s)
+        self.decimals[symbol] = Decimals.of(self.features[symbol].spec)
+
+    def remove_symbol(self, symbol: str) -> None:
+        """No more frames for a released symbol; what it kept is let go."""
+        for kept in (self.buffers, self.decimals, self.build_ms_last, self.frame_bytes_last):
+            kept.pop(symbol, None)  # type: ignore[attr-defined]
 
     def build(self, symbol: str) -> tuple[Frame, bytes]:
         """Build, buffer and return one frame of ``symbol`` (and its encoding)."""

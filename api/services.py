@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from api.hub import FrameHub
 from api.limits import ConnectionLimits
@@ -76,6 +76,9 @@ class Services:
     limits: ConnectionLimits | None = None  # set by the API server from the settings and the descriptor limit
     history: HistoryStore | None = None  # the metric history, when on
     remote: RemoteBooks | None = None  # set on an API node: the books are on ingest nodes
+    screener: Any = None  # api.screener.ScreenerPublisher while the screener runs
+    market: Any = None  # data_ingestion.market.MarketWatch: the screener's connections
+    focus: Any = None  # api.focus.FocusSet: promotion and release of full-depth books
 
     def __post_init__(self) -> None:
         if self.impact is None:

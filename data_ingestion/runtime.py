@@ -62,6 +62,8 @@ class IngestionRuntime:
         self.process = ProcessMonitor()
         self.replay: ReplayProgress | None = None
         self.specs: dict[str, SymbolSpec] = dict(settings.symbol_specs)
+        # Symbols promoted at run time: their connections and tasks, to stop on release.
+        self._added: dict[str, tuple[list[StreamConnection], list[asyncio.Task[Any]]]] = {}
 
     # --- set-up --------------------------------------------------------------------
     def _make_feed(self, symbol: str) -> SymbolFeed:
@@ -160,6 +162,58 @@ class IngestionRuntime:
             self.tasks.supervise(self._flush_recorder, name="recorder-flush")
             self.tasks.supervise(self._retention, name="recorder-retention")
         self.tasks.supervise(self._baseline_memory, name="memory-baseline")
+
+    # --- promotion: a full-depth book added and removed at run time ------------------
+    async def resolve_spec(self, symbol: str) -> SymbolSpec:
+        """Tick and lot sizes of ``symbol`` from exchangeInfo (weight 1); RuntimeError
+        when the exchange does not trade it."""
+        assert self.rest is not None
+        filters = symbol_filters(await self.rest.exchange_info()).get(symbol)
+        if filters is None or filters.status != "TRADING":
+            raise RuntimeError(f"{symbol}: not a TRADING symbol of this exchange (exchangeInfo)")
+        return spec_from_filters(symbol, filters, self.specs.get(symbol))
+
+    def add_symbol(self, symbol: str, spec: SymbolSpec) -> SymbolFeed:
+        """A full-depth exact book for ``symbol``, exactly as a start symbol's: its own
+        connections (public: depth + bookTicker; market: trades, liquidations, mark
+        price), its snapshot sync within the REST weight budget, its open-interest
+        poll, recorded like the others. Synchronous: the caller registers the feed
+        with the publisher in the same step."""
+        s = self.settings
+        assert self.rest is not None
+        self.specs[symbol] = spec
+        self._note_filters(symbol, None, "exchangeInfo")
+        feed = self._make_feed(symbol)
+        public = {f"{symbol}{s.depth_stream_suffix}": ("depth", feed), f"{symbol}@bookTicker": ("bookTicker", feed)}
+        market = {f"{symbol}@aggTrade": ("aggTrade", feed)}
+        if s.derivatives_streams:
+            market[f"{symbol}@forceOrder"] = ("forceOrder", feed)
+            market[f"{symbol}@markPrice@1s"] = ("markPrice", feed)
+        conns = [StreamConnection(f"public:{symbol}", s.ws_public_url, public, s, self.recorder),
+                 StreamConnection(f"market:{symbol}", s.ws_market_url, market, s, self.recorder)]
+        tasks = [self.tasks.supervise(c.run, name=f"ws:{c.name}") for c in conns]
+        tasks.append(self.tasks.supervise(functools.partial(feed.run_snapshot_sync, self.rest),
+                                          name=f"snapshot-sync:{symbol}"))
+        if s.open_interest_poll_s > 0:
+            tasks.append(self.tasks.supervise(functools.partial(feed.run_open_interest_poll, self.rest),
+                                              name=f"open-interest:{symbol}"))
+        self.connections.extend(conns)
+        self._added[symbol] = (conns, tasks)
+        return feed
+
+    async def remove_symbol(self, symbol: str) -> None:
+        """Stop what :meth:`add_symbol` started: the feed leaves ``feeds`` at once (the
+        caller has unregistered it from the publisher), then its sockets close with a
+        close frame and its tasks are cancelled and awaited."""
+        self.feeds.pop(symbol, None)
+        conns, tasks = self._added.pop(symbol, ([], []))
+        for conn in conns:
+            self.connections.remove(conn)
+        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=3.0)
 
     async def start_replay(self, files: Sequence[str], speed: float) -> None:
         """Play ``files``; each symbol's tick and step come from the recording's

@@ -113,7 +113,7 @@ def build_app(venue: Venue) -> Starlette:
             base = name.upper().removesuffix("USDT")
             symbols.append({
                 "symbol": name.upper(), "pair": name.upper(), "contractType": "PERPETUAL",
-                "status": venue.cfg.symbol_status.get(name, "TRADING"),
+                "status": venue.symbol_status.get(name, "TRADING"),
                 "baseAsset": base, "quoteAsset": "USDT", "marginAsset": "USDT",
                 "pricePrecision": spec.price_decimals, "quantityPrecision": spec.qty_decimals,
                 "filters": [

@@ -130,6 +130,8 @@ class Venue:
         # Settable at run time too: every REST call and handshake then answers 451.
         self.restricted_location = self.cfg.restricted_location
         self.exchange_info_down = False  # exchangeInfo answers 503 (the rest works)
+        # Each symbol's exchangeInfo status; settable at run time (a symbol leaving TRADING).
+        self.symbol_status: dict[str, str] = {k.lower(): v for k, v in self.cfg.symbol_status.items()}
         self.paused = False
         self._resume = asyncio.Event()
         self._clock_task: asyncio.Task[None] | None = None

@@ -172,6 +172,32 @@ class OpenInterest(Struct, frozen=True, gc=False):
     time_ms: int = field(name="time", default=0)
 
 
+class MiniTicker(Struct, tag_field="e", tag="24hrMiniTicker", frozen=True, gc=False):
+    """``<symbol>@miniTicker`` and each element of ``!miniTicker@arr`` (on /market; the
+    array carries only the symbols whose ticker changed, once a second)::
+
+    {"e":"24hrMiniTicker","E":123456789,"s":"BTCUSDT","c":"0.0025","o":"0.0010",
+     "h":"0.0025","l":"0.0010","v":"10000","q":"18"}
+    """
+
+    symbol: str = field(name="s")
+    close_price: str = field(name="c")  # last price
+    open_price: str = field(name="o")  # price 24 h ago
+    high_price: str = field(name="h")
+    low_price: str = field(name="l")
+    base_volume: str = field(name="v")  # 24 h, base asset
+    quote_volume: str = field(name="q")  # 24 h, quote asset (USDT)
+    event_time_ms: int = field(name="E", default=0)
+
+
+class RawStreamMessage(Struct, frozen=True, gc=False):
+    """A combined-stream message whose ``data`` is decoded later, by the decoder of
+    its stream (the market-wide streams carry arrays as well as single events)."""
+
+    stream: str
+    data: msgspec.Raw
+
+
 StreamEvent = Union[DepthUpdate, BookTicker, AggTrade, Trade, ForceOrder, MarkPriceUpdate]  # noqa: UP007 - a runtime union for msgspec
 TradeEvent = Union[AggTrade, Trade]  # noqa: UP007
 
@@ -187,6 +213,14 @@ stream_message_decoder = msgspec.json.Decoder(StreamMessage)
 event_decoder = msgspec.json.Decoder(StreamEvent)
 snapshot_decoder = msgspec.json.Decoder(DepthSnapshot)
 open_interest_decoder = msgspec.json.Decoder(OpenInterest)
+# The screener's streams (screener/market.py): the envelope first, then per stream kind.
+raw_stream_decoder = msgspec.json.Decoder(RawStreamMessage)
+raw_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+depth_update_decoder = msgspec.json.Decoder(DepthUpdate)
+book_ticker_decoder = msgspec.json.Decoder(BookTicker)
+mark_price_decoder = msgspec.json.Decoder(MarkPriceUpdate)
+mini_ticker_decoder = msgspec.json.Decoder(MiniTicker)
+force_order_decoder = msgspec.json.Decoder(ForceOrder)
 
 # Request weight of GET /fapi/v1/openInterest.
 OPEN_INTEREST_WEIGHT = 1
@@ -205,13 +239,22 @@ __all__ = [
     "ForceOrderDetail",
     "Level",
     "MarkPriceUpdate",
+    "MiniTicker",
+    "RawStreamMessage",
     "OPEN_INTEREST_WEIGHT",
     "OpenInterest",
     "StreamEvent",
     "StreamMessage",
     "Trade",
     "TradeEvent",
+    "book_ticker_decoder",
+    "depth_update_decoder",
     "event_decoder",
+    "force_order_decoder",
+    "mark_price_decoder",
+    "mini_ticker_decoder",
+    "raw_array_decoder",
+    "raw_stream_decoder",
     "open_interest_decoder",
     "snapshot_decoder",
     "stream_message_decoder",

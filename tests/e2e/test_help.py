@@ -38,6 +38,9 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
     "--open-interest-poll": (["30"], "LIQ_OPEN_INTEREST_POLL_S", "30"),
     "--no-derivatives": ([], "LIQ_DERIVATIVES_STREAMS", "0"),
     "--seed": (["7"], "LIQ_SIM_SEED", "7"),
+    "--no-screener": ([], "LIQ_SCREENER", "0"),
+    "--focus-max": (["3"], "LIQ_FOCUS_MAX", "3"),
+    "--focus-idle": (["30"], "LIQ_FOCUS_IDLE_S", "30"),
     "--sim-market": (["5"], "LIQ_SIM_MARKET", "5"),
     "--log-level": (["debug"], "LIQ_LOG_LEVEL", "debug"),
     "--log-file": (["/tmp/liq.log"], "LIQ_LOG_FILE", "/tmp/liq.log"),
@@ -51,6 +54,8 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
                    "http://10.0.0.3:8000,http://10.0.0.4:8000"),
 }
 NO_VARIABLE = {"-h", "--help"}
+# Flags that set what is already the default (their variable is checked through their --no- twin).
+SAME_AS_DEFAULT = {"--screener": "LIQ_SCREENER"}
 
 
 def help_text() -> str:
@@ -92,8 +97,9 @@ def test_help_has_no_default_none() -> None:
 
 def test_every_flag_names_its_variable() -> None:
     helps = flag_helps(help_text())
-    assert set(helps) == set(FLAGS) | NO_VARIABLE, f"flags in --help: {sorted(helps)}"
-    missing = [f"{flag}: {variable} not in {helps[flag]!r}" for flag, (_args, variable, _value) in FLAGS.items()
+    assert set(helps) == set(FLAGS) | NO_VARIABLE | set(SAME_AS_DEFAULT), f"flags in --help: {sorted(helps)}"
+    named = {flag: variable for flag, (_args, variable, _value) in FLAGS.items()} | SAME_AS_DEFAULT
+    missing = [f"{flag}: {variable} not in {helps[flag]!r}" for flag, variable in named.items()
                if not re.search(rf"\b{variable}\b", helps[flag])]
     assert not missing, "\n".join(missing)
     # flags with a default say it (the ones without one, like --record, have none)
