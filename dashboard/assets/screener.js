@@ -219,7 +219,7 @@
       cells[col.key] = { td: td, text: text, last: null };
     }
     const row = { data: null, hist: { spread: [], depth: [] }, tr: tr, cells: cells, sparks: sparks,
-                  inView: false, dirtySpark: true, shown: false };
+                  inView: !st.observer, dirty: true, dirtySpark: true, shown: false };
     tr.addEventListener('click', function () { promote(symbol); });
     tr.addEventListener('focus', function () {
       const i = st.order.indexOf(symbol);
@@ -229,8 +229,11 @@
     return row;
   }
 
-  /* Write the row's cells whose text changed; flags as badges with words. */
+  /* Write the row's cells whose text changed; flags as badges with words. Only rows on
+   * (or near) the screen are written; the others when they come into view. */
   function renderRow(row) {
+    if (!row.inView || !row.shown) return;
+    row.dirty = false;
     const r = row.data;
     for (const col of COLUMNS) {
       const cell = row.cells[col.key];
@@ -313,7 +316,10 @@
         const row = st.rows.get(entry.target.dataset.symbol);
         if (!row) continue;
         row.inView = entry.isIntersecting;
-        if (row.inView) drawSparks(row);
+        if (row.inView) {
+          if (row.dirty) renderRow(row);
+          drawSparks(row);
+        }
       }
     }, { rootMargin: '200px 0px' });
   }
@@ -414,6 +420,7 @@
     delete data.spread_hist;
     delete data.depth25_hist;
     row.data = data;
+    row.dirty = true;
     st.stats.rowsApplied += 1;
     renderRow(row);
     return row;
@@ -429,10 +436,7 @@
 
   function finishApply(t0) {
     reorder();
-    for (const sym of st.order) {
-      const row = st.rows.get(sym);
-      if (row.inView) drawSparks(row);
-    }
+    drawVisible();
     const ms = performance.now() - t0;
     st.stats.applyMs = ms;
     st.stats.totalApplyMs += ms;
@@ -604,10 +608,13 @@
     writeUrl();
   }
 
+  /* The rows on screen: their cells if they changed while away or hidden, their sparklines. */
   function drawVisible() {
     for (const sym of st.order) {
       const row = st.rows.get(sym);
-      if (row.inView) drawSparks(row);
+      if (!row.inView) continue;
+      if (row.dirty) renderRow(row);
+      drawSparks(row);
     }
   }
 
@@ -736,6 +743,7 @@
         sort: Object.assign({}, st.sort), filter: Object.assign({}, st.filter), promoting: st.promoting,
         focus: st.focusIndex >= 0 ? st.order[st.focusIndex] : null,
         inView: Array.from(st.rows.values()).filter(function (r) { return r.inView && r.shown; }).length,
+        dirty: Array.from(st.rows.values()).filter(function (r) { return r.dirty; }).length,
         stats: Object.assign({}, st.stats, { applies: st.stats.applies.slice() }),
       };
     },

@@ -173,6 +173,12 @@ class ScreenerStandIn:
         self.rows[symbol] = self._generated(symbol, self.tick_no, int(time.time() * 1000))
         self.pending_changed.add(symbol)
 
+    def drop_clients(self) -> int:
+        """Close every /ws/screener socket (as a restarting API would); how many."""
+        for q in self.clients:
+            q.put_nowait({"type": "close"})
+        return len(self.clients)
+
     def served(self) -> list[dict[str, Any]]:
         """Every row as now (without histories), in no particular order."""
         return [dict(self.rows[s]) for s in self.symbols]
@@ -228,7 +234,11 @@ class ScreenerStandIn:
             async def pump() -> None:
                 await ws.send_json({"type": "snapshot", "ts": int(time.time() * 1000), "rows": self.served()})
                 while True:
-                    await ws.send_json(await queue.get())
+                    msg = await queue.get()
+                    if msg.get("type") == "close":
+                        await ws.close(1011, "the stand-in dropped its clients")
+                        return
+                    await ws.send_json(msg)
 
             sender = asyncio.get_running_loop().create_task(pump())
             try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -37,6 +38,12 @@ N = 320
 ORDER_JS = "() => Array.from(document.querySelectorAll('#scr-body tr')).map(r => r.dataset.symbol)"
 CELL_JS = """([sym, col]) => document.querySelector(`#scr-body tr[data-symbol="${sym}"] [data-col="${col}"] .v`)
     ?.textContent ?? null"""
+# Every row on screen once (rows are written only while on or near the screen).
+SCROLL_THROUGH_JS = """async () => {
+  const frame = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  for (let y = 0; y <= document.documentElement.scrollHeight; y += 400) { window.scrollTo(0, y); await frame(); }
+  window.scrollTo(0, 0); await frame();
+}"""
 PHONE_COLUMNS = {"symbol", "mid", "spread_bps", "depth25", "imbalance20", "badges"}
 
 
@@ -107,6 +114,16 @@ def page_order(page: Page) -> list[str]:
     return list(page.evaluate(ORDER_JS))
 
 
+def two_decimals_signed(x: float) -> set[str]:
+    """How the page may write ``x`` to 2 decimals with its sign: its shortest decimal
+    form rounded half up or half to even (the browser's number format rounds that form)."""
+    out = set()
+    for mode in (ROUND_HALF_UP, ROUND_HALF_EVEN):
+        d = Decimal(repr(x)).quantize(Decimal("0.01"), rounding=mode)
+        out.add(("+" if x > 0 else "") + f"{d:,.2f}")
+    return out
+
+
 def expected(rows: list[dict[str, Any]], key: str, order: str) -> list[str]:
     return [r["symbol"] for r in sort_rows(rows, key, order)]
 
@@ -121,6 +138,10 @@ def test_rows_rendered_equal_rows_served_with_their_values(browser: Browser, das
         assert page.text_content("#scr-count") == f"{N} symbols"
         # the default order: 24 h volume, largest first
         assert page_order(page) == expected(rows, "quote_volume_24h", "desc")
+        # only the rows on screen are written: the others once scrolled into view
+        assert page.evaluate("() => SCREENER.debug().dirty") > 0
+        page.evaluate(SCROLL_THROUGH_JS)
+        page.wait_for_function("() => SCREENER.debug().dirty === 0")
         cells = page.evaluate("""() => Array.from(document.querySelectorAll('#scr-body tr')).map(r => ({
             symbol: r.dataset.symbol, spread: r.querySelector('[data-col="spread_bps"] .v').textContent,
             imb: r.querySelector('[data-col="imbalance20"] .v').textContent,
@@ -130,7 +151,7 @@ def test_rows_rendered_equal_rows_served_with_their_values(browser: Browser, das
         for c in cells:
             r = by_symbol[c["symbol"]]
             assert c["spread"] == ("\u2013" if r["spread_bps"] is None else f"{r['spread_bps']:,.2f}"), c
-            assert c["imb"] == ("+" if r["imbalance20"] > 0 else "") + f"{r['imbalance20']:,.2f}", c
+            assert c["imb"] in two_decimals_signed(r["imbalance20"]), c
             assert c["walls"] == str(r["walls"]), c
             # highlights in words, not colour alone
             assert ("NEW WALL" in c["flags"]) == bool(r["wall"] and r["wall"]["fresh"]), c
@@ -212,7 +233,7 @@ def test_filters_match_the_served_rows_filtered(browser: Browser, dash_url: str,
 
 def test_live_updates_change_cells_add_and_remove_rows(browser: Browser, dash_url: str,
                                                        market: RunningStandIn) -> None:
-    page, _errors = open_screener(browser, dash_url)
+    page, _errors = open_screener(browser, dash_url, "?q=usdt&sort=symbol&order=asc")
     try:
         market.call(lambda: market.standin.set_fields("ethusdt", spread_bps=42.42, stale=True))
         page.wait_for_function(f"() => ({CELL_JS})(['ethusdt', 'spread_bps']) === '42.42'")
@@ -229,6 +250,22 @@ def test_live_updates_change_cells_add_and_remove_rows(browser: Browser, dash_ur
         assert page.evaluate("() => SCREENER.debug().rows") == market.call(lambda: len(market.standin.symbols))
     finally:
         market.call(lambda: market.standin.set_fields("ethusdt", stale=False))
+        page.close()
+
+
+def test_reconnects_after_the_socket_drops_and_reads_the_rows_again(browser: Browser, dash_url: str,
+                                                                      market: RunningStandIn) -> None:
+    page, _errors = open_screener(browser, dash_url)
+    try:
+        before = page.evaluate("() => SCREENER.debug().stats")
+        assert before["gets"] == 1 and before["snapshots"] == 1
+        assert market.call(market.standin.drop_clients) >= 1
+        page.wait_for_function("() => SCREENER.debug().stats.snapshots === 2 && SCREENER.debug().conn === 'connected'")
+        after = page.evaluate("() => SCREENER.debug()")
+        assert after["stats"]["gets"] == 2 and after["rows"] == market.call(lambda: len(market.standin.symbols))
+        n = after["stats"]["updates"]
+        page.wait_for_function(f"() => SCREENER.debug().stats.updates > {n}")   # updates flow again
+    finally:
         page.close()
 
 
