@@ -26,7 +26,8 @@ from dash.development.base_component import Component
 from flask import Response, send_file
 
 from dashboard.request_guard import guard_dash_endpoints
-from dashboard.screener import ASSETS_IGNORE, ROUTE as SCREENER_ROUTE, add_screener_route
+from dashboard.screener import ASSETS_IGNORE, add_screener_route
+from dashboard.screener import ROUTE as SCREENER_ROUTE
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"

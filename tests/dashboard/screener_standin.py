@@ -32,14 +32,13 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
 from dashboard.background_loop import LoopThread
 from embedded_server import EmbeddedServer, bind_socket, start_serving, stop_serving
-
-import uvicorn
 
 HIST = 60
 NAMES = ("btc", "eth", "sol", "bnb", "xrp", "doge", "ada", "avax", "link", "dot", "ltc", "trx", "matic", "uni",
@@ -132,8 +131,8 @@ class ScreenerStandIn:
     def _push(self, symbol: str, row: dict[str, Any]) -> None:
         spread_h, depth_h = self.hist[symbol]
         spread_h.append(row["spread_bps"])
-        d = None if row["depth25_bid"] is None or row["depth25_ask"] is None else row["depth25_bid"] + row["depth25_ask"]
-        depth_h.append(d)
+        bid, ask = row["depth25_bid"], row["depth25_ask"]
+        depth_h.append(None if bid is None or ask is None else bid + ask)
 
     def tick(self) -> dict[str, Any]:
         """One second: half of the rows change (unless frozen); every client gets the update."""

@@ -181,12 +181,12 @@ def test_sorting_by_two_columns_matches_sorting_the_served_rows(browser: Browser
         page.click(head.format("spread_bps") + " button")
         assert page_order(page) == expected(rows, "spread_bps", "desc")
         assert page.get_attribute(head.format("spread_bps"), "aria-sort") == "descending"
-        assert "\u25bc" in page.text_content(head.format("spread_bps"))
+        assert "\u25bc" in page.inner_text(head.format("spread_bps"))
         assert page.get_attribute(head.format("quote_volume_24h"), "aria-sort") == "none"
         page.click(head.format("spread_bps") + " button")
         assert page_order(page) == expected(rows, "spread_bps", "asc")
         assert page.get_attribute(head.format("spread_bps"), "aria-sort") == "ascending"
-        assert "\u25b2" in page.text_content(head.format("spread_bps"))
+        assert "\u25b2" in page.inner_text(head.format("spread_bps"))
         assert page_order(page)[-1] in {r["symbol"] for r in rows if r["spread_bps"] is None}
         page.click(head.format("funding_rate") + " button")
         assert page_order(page) == expected(rows, "funding_rate", "desc")
@@ -225,7 +225,7 @@ def test_filters_match_the_served_rows_filtered(browser: Browser, dash_url: str,
         page.uncheck("#scr-liq")
         page.fill("#scr-min-volume", "lots")
         assert page.get_attribute("#scr-min-volume", "aria-invalid") == "true"
-        assert "not applied" in page.text_content("#scr-filter-msg")
+        assert "not applied" in page.inner_text("#scr-filter-msg")
         assert len(page_order(page)) == N
     finally:
         page.close()
@@ -280,7 +280,7 @@ def test_click_promotes_and_opens_the_full_dashboard_at_that_symbol(browser: Bro
         # solusdt was not in the page's start list: taken from GET /symbols
         page.wait_for_function("() => window.LIQ?.debug?.()?.symbol === 'solusdt'")
         page.wait_for_function("() => !!document.querySelector('#symbol input[value=solusdt]:checked')")
-        assert page.text_content("#symbol").count("SOLUSDT") == 1
+        assert page.inner_text("#symbol").count("SOLUSDT") == 1
         # its sync chip: the usual state of a book still syncing
         page.wait_for_function("() => document.querySelector('#sync-chips [data-symbol=solusdt]')"
                                "?.textContent === 'SOLUSDT awaiting snapshot'")
@@ -314,7 +314,7 @@ def test_a_full_focus_set_is_a_message_and_no_navigation(browser: Browser, dash_
         page.wait_for_function("() => SCREENER.debug().order.join() === 'dogeusdt'")
         page.click("#scr-body tr[data-symbol=dogeusdt]")
         page.wait_for_selector("#scr-message:not([hidden])")
-        text = page.text_content("#scr-message")
+        text = page.inner_text("#scr-message")
         assert "DOGEUSDT" in text and "focus set is full" in text
         assert page.get_attribute("#scr-message", "role") == "alert"
         assert ("dogeusdt", 409) in market.call(lambda: list(market.standin.posts))
