@@ -15,6 +15,7 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
+from api.heap_trim import HeapTrimmer
 from api.hub import FrameHub
 from api.publisher import FramePublisher
 from api.server import ApiServer, bind_api_socket
@@ -88,6 +89,8 @@ class Stack:
         self.api = ApiServer(self.services, sock, log_level="warning")
         await self.api.start()
         self.tasks.supervise(self.publisher.run, name="frame-publisher")
+        self.heap_trimmer = HeapTrimmer(self.hub)
+        self.tasks.supervise(self.heap_trimmer.run, name="heap-trim")
         # What lives from start-up on (modules, the first books, the simulated
         # exchange's warm market) leaves the collector's view: full collections then
         # walk only young objects, which keeps their pauses off the frames' tail.

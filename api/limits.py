@@ -18,16 +18,29 @@ with four limits added:
 * **a way to abort** an upgraded connection from the application: the scope of
   every websocket carries ``extensions["liq.abort"]``, which drops the transport
   and its buffered bytes at once (a client that stopped reading cannot be handed a
-  close frame).
+  close frame);
+* **a measure of what a websocket has not delivered**: ``extensions["liq.outstanding"]``
+  gives the bytes written to the connection that its peer has not acknowledged yet
+  (the transport's buffer plus the kernel's send queue): a client that stopped
+  reading leaves them there, while every write still returns at once until the
+  kernel's buffers (hundreds of KB: minutes of frames) are full;
+* **a way to stop reading** an upgraded connection: ``extensions["liq.stop_reading"]``.
+  After its close frame, a connection waits for the peer's close reply, reading and
+  parsing whatever else the peer sends for up to 10 s: a client closed for flooding
+  would cost that much parsing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import resource
+import sys
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import h11
@@ -35,6 +48,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 ABORT_EXTENSION = "liq.abort"
+OUTSTANDING_EXTENSION = "liq.outstanding"
+STOP_READING_EXTENSION = "liq.stop_reading"
 
 # The longest request target and header line a websocket upgrade may carry. Ours
 # are "/ws/<symbol>" and browser headers; the websocket parser refuses lines over
@@ -127,7 +142,40 @@ class _AbortableWebSocket(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:  # the handshake went on to the application
-            cast(dict[str, Any], scope["extensions"])[ABORT_EXTENSION] = self.transport.abort
+            extensions = cast(dict[str, Any], scope["extensions"])
+            extensions[ABORT_EXTENSION] = self.transport.abort
+            extensions[OUTSTANDING_EXTENSION] = partial(outstanding_bytes, self.transport)
+            extensions[STOP_READING_EXTENSION] = self.transport.pause_reading
+
+
+def outstanding_bytes(transport: asyncio.Transport) -> int | None:
+    """Bytes written to ``transport`` that its peer has not acknowledged: the
+    transport's own buffer plus the kernel's send queue (``SIOCOUTQ``, Linux); None
+    when the kernel's part cannot be read."""
+    if transport.is_closing():
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ is TIOCOUTQ
+    except (OSError, ValueError):
+        return None
+    return transport.get_write_buffer_size() + int.from_bytes(raw, sys.byteorder, signed=True)
+
+
+def stop_reading_of(scope: dict[str, Any] | Any) -> Callable[[], None] | None:
+    """The pause-reading callable of a websocket's scope (None when served another way)."""
+    extensions = scope.get("extensions") or {}
+    fn = extensions.get(STOP_READING_EXTENSION)
+    return fn if callable(fn) else None
+
+
+def outstanding_of(scope: dict[str, Any] | Any) -> Callable[[], int | None] | None:
+    """The outstanding-bytes callable of a websocket's scope (None when served another way)."""
+    extensions = scope.get("extensions") or {}
+    fn = extensions.get(OUTSTANDING_EXTENSION)
+    return fn if callable(fn) else None
 
 
 def guarded_protocols(limits: ConnectionLimits) -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:

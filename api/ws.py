@@ -8,8 +8,10 @@ How a client ends, and the close code it gets:
 * beyond the hub's limits: 1013;
 * a client that sends more than it may (it has nothing to say beyond control
   frames; ``ws_client_msgs_per_s``, burst of twice that): 1008;
-* a client whose frame waits ``ws_stall_timeout_s`` to be written (it stopped
-  reading), or that keeps dropping frames that long (it reads too slowly): 1008,
+* a client whose frame waits ``ws_stall_timeout_s`` to be written, or whose
+  connection delivers nothing for that long while bytes wait for it (it stopped
+  reading: the kernel's buffers would hold minutes of frames before a write
+  waited), or that keeps dropping frames that long (it reads too slowly): 1008,
   then its connection is aborted if the close frame cannot be written either, so
   its slot and buffers are freed within seconds whatever the peer does;
 * every client at shutdown: 1001.
@@ -29,7 +31,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import ApiError
 from api.hub import FrameHub, LimitExceeded, Subscriber
-from api.limits import abort_of
+from api.limits import abort_of, outstanding_of, stop_reading_of
 from api.rest import parse_number
 from api.services import Services
 from features.frame import json_schema
@@ -44,6 +46,37 @@ def close_reason(text: str, limit: int = CLOSE_REASON_MAX_BYTES) -> str:
     if len(raw) <= limit:
         return text
     return raw[:limit].decode("utf-8", errors="ignore")
+
+
+class StallWatch:
+    """Whether a client still takes what is written to it. It has made progress when
+    its connection holds nothing unacknowledged, or when more has left for it than
+    ever before (characters written, a lower bound of the bytes, minus the bytes
+    outstanding); it is stalled when neither happened for ``stall_s``. Checked after
+    each write, so at the frame cadence: one system call a frame."""
+
+    def __init__(self, outstanding: Callable[[], int | None] | None, stall_s: float, now: float) -> None:
+        self.outstanding = outstanding
+        self.stall_s = stall_s
+        self.written = 0
+        self.delivered = 0
+        self.since = now
+
+    def stalled_after(self, chars: int, now: float) -> bool:
+        """Count ``chars`` more written (at monotonic time ``now``); True when the
+        client made no progress for ``stall_s``."""
+        self.written += chars
+        if self.outstanding is None:
+            return False
+        waiting = self.outstanding()
+        if waiting is None:
+            return False
+        delivered = self.written - waiting
+        if waiting == 0 or delivered > self.delivered:
+            self.delivered = max(self.delivered, delivered)
+            self.since = now
+            return False
+        return now - self.since > self.stall_s
 
 
 def add_ws_routes(app: FastAPI, services: Services) -> None:
@@ -106,8 +139,12 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
     try:
         # The history message is shared by every client of this tick and not kept
         # here once written: a client pins no more than its queue of shared frames.
+        watch = StallWatch(outstanding_of(websocket.scope), stall_s, time.monotonic())
+        history = services.publisher.buffers[sym].history_text()
         async with asyncio.timeout(stall_s):
-            await websocket.send_text(services.publisher.buffers[sym].history_text())
+            await websocket.send_text(history)
+        watch.stalled_after(len(history), time.monotonic())
+        del history
         # The reader notices the client leaving (or talking too much) and closes the
         # subscription, which wakes this loop: one task step per frame sent.
         reader = asyncio.ensure_future(_drain_client(websocket, hub, sub, settings.ws_client_msgs_per_s))
@@ -118,6 +155,8 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
             async with asyncio.timeout(stall_s):
                 await websocket.send_text(message)
             sub.sent += 1
+            if watch.stalled_after(len(message), time.monotonic()):
+                raise TimeoutError
     except TimeoutError:
         sub.evict(1008, f"not reading: a frame waited {stall_s:g} s to be written")
     except (WebSocketDisconnect, RuntimeError, OSError):
@@ -183,12 +222,15 @@ async def serve_history(services: Services, websocket: WebSocket, symbol: str) -
     try:
         async with asyncio.timeout(stall_s):
             await websocket.send_text(f'{{"type":"history","symbol":"{sym}","frames":[]}}')
+        watch = StallWatch(outstanding_of(websocket.scope), stall_s, time.monotonic())
         async for encoded in frames:
             if sub.closed or hub.closing:
                 break
             async with asyncio.timeout(stall_s):
                 await websocket.send_text(encoded.decode())
             sent += 1
+            if watch.stalled_after(len(encoded), time.monotonic()):
+                raise TimeoutError
         else:
             if sent == 0:
                 sub.evict(1008, f"nothing recorded for {sym} at or after {start:.0f}")
@@ -214,15 +256,24 @@ async def serve_history(services: Services, websocket: WebSocket, symbol: str) -
 
 async def _close_or_abort(websocket: WebSocket, code: int, reason: str, abort: Callable[[], None] | None) -> None:
     """Close with ``code``; if the close frame cannot be written within a second (the
-    client is not reading), drop the connection and its buffered bytes."""
+    client is not reading), drop the connection and its buffered bytes. Once the close
+    frame is written, nothing more is read from the client (a flooder is not parsed
+    while its close reply is awaited) and the connection is dropped a second later."""
     closed = False
     if websocket.application_state is WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_WAIT_S):
                 await websocket.close(code=code, reason=close_reason(reason))
                 closed = True
-    if not closed and abort is not None:
+    if abort is None:
+        return
+    if not closed:
         abort()
+        return
+    stop_reading = stop_reading_of(websocket.scope)
+    if stop_reading is not None:
+        stop_reading()
+    asyncio.get_running_loop().call_later(CLOSE_WAIT_S, abort)
 
 
 async def _drain_client(websocket: WebSocket, hub: FrameHub, sub: Subscriber, per_second: float) -> None:

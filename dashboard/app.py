@@ -98,6 +98,8 @@ def _banner(source_label: str | None) -> html.Div:
     return html.Div(
         [
             html.Span(source_label or "source: asking the API\u2026", id="src-badge", className="badge src-unknown"),
+            # shown while the page shows the recorded history (assets/15-timeline.js)
+            html.Span("HISTORY", id="hist-badge", className="badge src-history", hidden=True),
             html.Span("", id="src-reason", className="reason"),
             html.Span(id="sync-chips", className="chips"),
             html.Span("connecting\u2026", id="conn-status", className="conn conn-connecting"),
@@ -107,6 +109,65 @@ def _banner(source_label: str | None) -> html.Div:
         ],
         id="banner",
         className="banner banner-unknown",
+    )
+
+
+def _timeline() -> html.Div:
+    """The recorded history under the banner (assets/15-timeline.js): coverage, gaps and
+    alert markers on a strip to click or drag, play / pause, speed, previous / next
+    alert and Live. Hidden until the API says it has history."""
+
+    def button(text: str, ident: str, label: str, keys: str | None = None) -> html.Button:
+        extra = _aria(label=label, **({"keyshortcuts": keys} if keys else {}))
+        return html.Button(text, id=ident, className="ctl tl-btn", type="button", title=label, **extra)
+
+    controls = html.Div(
+        [
+            button("Live", "tl-live", "Back to live (L)", "L"),
+            button("\u2039 alert", "tl-prev", "Previous alert (\u2190 in history)"),
+            button("\u275a\u275a", "tl-play", "Pause (space)", "Space"),
+            button("alert \u203a", "tl-next", "Next alert (\u2192 in history)"),
+            html.Label(
+                [
+                    html.Span("speed", className="tl-key"),
+                    html.Select(
+                        [html.Option(f"{x}\u00d7", value=str(x)) for x in (1, 2, 5, 10)],
+                        id="tl-speed", className="ctl tl-speed", **_aria(label="Playback speed"),
+                    ),
+                ],
+                className="tl-speed-box",
+            ),
+        ],
+        className="tl-controls",
+        role="group",
+        **_aria(label="Recorded history"),
+    )
+    track = html.Div(
+        [
+            html.Div(id="tl-bars", className="tl-bars"),
+            html.Div(id="tl-marks", className="tl-marks"),
+            html.Div(id="tl-cursor", className="tl-cursor tl-cursor-live"),
+        ],
+        id="tl-track",
+        className="tl-track",
+        role="slider",
+        tabIndex="0",
+        **_aria(label="Recorded time: click or drag to seek", valuetext="live"),
+    )
+    return html.Div(
+        [
+            controls,
+            track,
+            html.Div(
+                [html.Span("live", id="tl-time", className="tl-time"),
+                 html.Span("", id="tl-span", className="tl-span")],
+                className="tl-info",
+            ),
+        ],
+        id="timeline",
+        className="timeline",
+        hidden=True,
+        **_data(available="unknown", mode="live"),
     )
 
 
@@ -286,6 +347,7 @@ def create_app(api_url: str, symbols: Sequence[str], source_label: str | None = 
             dcc.Store(id="liq-impact-done"),
             dcc.Store(id="liq-panels-done"),
             _banner(source_label),
+            _timeline(),
             _toolbar(symbols),
             _main_grid(),
             _lower_grid(),

@@ -3,6 +3,12 @@ the JS heap stays flat. Headless Debian Chromium, all panels on, simulated marke
 
     python -m dashboard.bench_browser [--minutes 1] [--cadence 1.0] [--fast-minutes 0.5]
     python -m dashboard.bench_browser --against ../other-checkout [--minutes 1] [--runs 3]
+    python -m dashboard.bench_browser --history-load [--loads 5]
+
+``history_load()`` waits until the API holds its full 180 s of frames, then opens
+the page ``loads`` times (a fresh browser context each) and reports the longest
+browser long task from the arrival of the first ``history`` message until the page
+has drawn it (PerformanceObserver 'longtask', installed before the page's scripts).
 
 ``measure()`` drives one page at one push cadence: the frame handler is timed with
 performance.now() inside the page (JSON parse + every panel), long tasks come from a
@@ -103,6 +109,83 @@ def measure(
     return out
 
 
+# Long tasks of the page, recorded from before its first script runs.
+LONG_TASKS_INIT_JS = """
+window.__longTasks = [];
+try {
+  new PerformanceObserver(function (list) {
+    for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, ms: e.duration });
+  }).observe({ type: 'longtask' });
+} catch (e) { /* no long task timing in this browser */ }
+"""
+# The history message arrived (the page marks it) and everything it asked to draw is drawn.
+HISTORY_DRAWN_JS = """() => {
+  const LIQ = window.dash_clientside && window.dash_clientside.liq;
+  if (!LIQ || !performance.getEntriesByName('liq-history').length) return false;
+  const d = LIQ.debug();
+  return d.stats.historyMs > 0 && d.columns > 0 && !d.surfaceBusy && !d.historyPending
+    && Boolean(document.getElementById('heatmap')._fullLayout);
+}"""
+HISTORY_TASKS_JS = """() => {
+  const mark = performance.getEntriesByName('liq-history')[0].startTime;
+  const all = window.__longTasks || [];
+  const after = all.filter(t => t.start + t.ms >= mark);
+  const LIQ = window.dash_clientside.liq;
+  return { after: after, all: all, historyMs: LIQ.debug().stats.historyMs, frames: LIQ.debug().series,
+           bytes: LIQ.debug().stats.historyBytes || null };
+}"""
+
+
+def history_load(loads: int = 5, settle_s: float = 2.0, url: str | None = None) -> dict[str, Any]:
+    """Open the page ``loads`` times once the API's 180 s buffer is full; per load the
+    longest long task from the history message's arrival until it is drawn (and
+    ``settle_s`` after), and the longest of the whole page load (scripts included).
+
+    ``url``: an already running dashboard whose buffer is full (else one is started
+    here and its buffer waited for, 180 s at 1 frame a second)."""
+    from playwright.sync_api import sync_playwright
+
+    def run(page_url: str) -> dict[str, Any]:
+        rows = []
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            try:
+                for _ in range(loads):
+                    context = browser.new_context(viewport={"width": 1400, "height": 900})
+                    context.add_init_script(LONG_TASKS_INIT_JS)
+                    page = context.new_page()
+                    page.goto(page_url)
+                    page.wait_for_function(HISTORY_DRAWN_JS, timeout=120_000)
+                    page.wait_for_timeout(settle_s * 1000)  # long tasks drawn just after it, not a race guard
+                    got = page.evaluate(HISTORY_TASKS_JS)
+                    context.close()
+                    rows.append({
+                        "frames": got["frames"],
+                        "longest_after_history_ms": round(max((t["ms"] for t in got["after"]), default=0.0), 1),
+                        "long_tasks_after_history": [round(t["ms"], 1) for t in got["after"]],
+                        "longest_whole_load_ms": round(max((t["ms"] for t in got["all"]), default=0.0), 1),
+                        "history_handling_ms": round(got["historyMs"], 1),
+                    })
+            finally:
+                browser.close()
+        worst = sorted(r["longest_after_history_ms"] for r in rows)
+        return {"loads": rows, "longest_after_history_ms_median": worst[len(worst) // 2],
+                "longest_after_history_ms_max": worst[-1]}
+
+    if url is not None:
+        return run(url)
+    with running_dashboard(push_interval_s=1.0) as rd:
+        publisher = rd.stack.stack.publisher
+        assert publisher is not None
+        buffers = publisher.buffers
+        deadline = time.monotonic() + 600
+        while not all(len(b) >= b.maxlen for b in buffers.values()):
+            if time.monotonic() > deadline:
+                raise SystemExit("the API's frame buffer did not fill in 10 minutes")
+            time.sleep(1.0)
+        return run(rd.url)
+
+
 def _create_app_of(checkout: Path) -> Any:
     """``create_app`` of another checkout's dashboard (its app.py, hence its assets)."""
     spec = importlib.util.spec_from_file_location("other_dashboard_app", checkout / "dashboard" / "app.py")
@@ -183,8 +266,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--against", type=Path, help="another checkout: measure both pages side by side instead")
     parser.add_argument("--runs", type=int, default=3, help="with --against: side-by-side runs")
+    parser.add_argument("--history-load", action="store_true",
+                        help="the longest long task on loading the API's 180 s of frames, instead")
+    parser.add_argument("--loads", type=int, default=5, help="with --history-load: page loads")
+    parser.add_argument("--url", help="with --history-load: a running dashboard whose 180 s buffer is full")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.history_load:
+        print(json.dumps(history_load(args.loads, url=args.url), indent=2))
+        return
     if args.against is not None:
         print(json.dumps(compare(args.against, args.minutes, args.cadence, args.runs), indent=2))
         return

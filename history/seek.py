@@ -276,6 +276,10 @@ async def history_frames(
     first = _start_index(members, start_ns - int(warmup_s * 1e9))
     if first is None:
         first = _start_index(members, start_ns)
+    if first is None and members and start_ns >= members[0].t0_ns:
+        # inside the recording, before its first checkpoint (a run's first minute): the
+        # frames start where the book can first be rebuilt
+        first = next((i for i, m in enumerate(members) if m.checkpoint_u is not None), None)
     if first is None:
         return
     features = SymbolFeatures(symbol, settings, spec)

@@ -16,9 +16,10 @@
  * LIQ.data (the frame store), the shared helpers LIQ.dom, LIQ.format, LIQ.plot, the
  * machinery LIQ.store, LIQ.schedule, LIQ.connection, LIQ.pause, and one object per
  * panel under LIQ.panels (banner, metrics, ladder, heatmap, profile, depth, surface,
- * alerts, impact, feed); around them the page's own controls: LIQ.alertSteps,
- * LIQ.layout (which panels show, the screen size), LIQ.url (the view in the address
- * bar) and LIQ.keys (keyboard shortcuts). No build step:
+ * alerts, impact, feed); around them the page's own controls: LIQ.timeline (the
+ * recorded history under the banner), LIQ.alertSteps, LIQ.layout (which panels show,
+ * the screen size), LIQ.url (the view in the address bar) and LIQ.keys (keyboard
+ * shortcuts). No build step:
  * Dash serves every .js in assets/ as a plain script, in file-name order, so the
  * number prefix is the load order. This file must come first (the others read
  * window.LIQ and this file's helpers when they load); everything else only defines
@@ -55,6 +56,12 @@
     impactSteps: [0.1, 0.2, 0.5, 1, 2, 5, 10],   // curve sizes, in default sizes (BTC: 0.1 .. 10 BTC)
     statsKept: 2000,
     pauseHeldMax: 900,       // messages kept while paused (15 min at 1 frame/s); past it, play reloads the history
+    sliceMs: 12,             // a history message is taken in slices of about this much work, one task each
+    timelineEveryMs: 30000,  // the timeline asks the API for coverage and alerts this often
+    speeds: [1, 2, 5, 10],   // playback speeds of the recorded history
+    liveEdgeS: 3,            // a seek closer than this to now goes back to live instead
+    seekStepS: 10,           // the timeline's slider: arrow keys move this much (Page Up / Down: 6x)
+    maxMarks: 1000,          // alert markers drawn on the timeline (the newest)
   };
   const CFG = LIQ.cfg;
 
@@ -80,10 +87,13 @@
   LIQ.state = {
     /* what the page was started with and what the API said about itself */
     session: { config: null, apiBase: '', symbol: null, health: null, timers: [] },
-    /* the websocket: state is connecting, connected, reconnecting, disconnected (or idle) */
+    /* the websocket: state is connecting, connected, reconnecting, disconnected (or idle);
+     * for the recorded history also stopped (paused: no socket) and closed (the recording ended) */
     conn: {
       ws: null, gen: 0, state: 'idle', detail: '', retryMs: CFG.backoffStartMs, attempts: 0,
       retryTimer: null, retryAt: 0, downSince: 0, lastMsgAt: 0,
+      history: null,   // {from, speed}: the socket reads the recording (/ws/<symbol>?from=&speed=)
+      loading: null,   // a history message being taken in slices, and the frames that came meanwhile
     },
     /* DOM and Plotly objects kept across redraws */
     view: { ladder: null, feedCells: null, feedKeys: null, textCache: new Map(), layouts: {} },
@@ -91,6 +101,7 @@
     schedule: {
       inHandler: false, lastDepth: 0, depthTimer: null, heatPending: false, lastHeavy: 0,
       surfaceBusy: false, surfaceVisible: true, surfaceStale: false, surfaceObserver: null, lastSurface: 0,
+      steps: 0, stepsLeft: 0,   // renderInSteps: its generation and the steps still to run
     },
     /* the impact calculator (60-impact.js) */
     impact: {
@@ -103,6 +114,14 @@
     /* the paused view (11-pause.js): the moment shown and the messages held meanwhile;
      * target: the moment a link asked for, until the history arrives */
     pause: { active: false, moment: null, held: [], overflow: false, target: null, notice: '' },
+    /* the recorded history (15-timeline.js): what the API holds (available: null until
+     * asked, coverage, alert markers) and what is shown: mode live or history, the moment
+     * (time), speed, playing, finished; link: a link's moment waiting for the coverage */
+    timeline: {
+      available: null, why: '', coverage: null, fetchedAt: 0, marks: new Map(), marksTo: null, gen: 0,
+      mode: 'live', from: null, time: null, loaded: false, step: null, speed: 1, playing: false, finished: false, pauseOnFrame: false,
+      link: null, drag: null, drawnHi: 0, drawnKey: '', urlAt: 0, waiting: false,
+    },
     /* what drawing cost (LIQ.debug().stats), from LIQ.schedule.freshStats() */
     stats: null,
   };
@@ -170,7 +189,12 @@
     return t.toLocaleTimeString('en-GB', { hour12: false });
   }
 
-  LIQ.format = { num: fmt, price: fmtPrice, qty: fmtQty, dirClass: dirClass, clockTime: clockTime };
+  /* a recorded moment: 2026-11-28 09:15:02 UTC */
+  function utcTime(tsSeconds) {
+    return new Date(tsSeconds * 1000).toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
+  }
+
+  LIQ.format = { num: fmt, price: fmtPrice, qty: fmtQty, dirClass: dirClass, clockTime: clockTime, utcTime: utcTime };
 
   /* ---------------------------------------------------------------- plot styling */
 

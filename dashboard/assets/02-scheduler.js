@@ -1,8 +1,10 @@
 /*
  * The scheduler: what redraws when, and what it cost. LIQ.schedule.renderAll is
- * called after every frame (and once for a history): light panels are drawn in the
- * handler, the depth curve at most every depthEveryMs, the heatmap and the 3D surface
- * in their own tasks right after it. A panel the user has hidden (80-layout.js) is not
+ * called after every frame: light panels are drawn in the handler, the depth curve at
+ * most every depthEveryMs, the heatmap and the 3D surface in their own tasks right
+ * after it. A history message is drawn by renderInSteps: the light panels, then the
+ * depth curve, the heatmap and the surface each in a task of its own, the surface only
+ * when it is on screen. A panel the user has hidden (80-layout.js) is not
  * drawn at all; LIQ.schedule.redraw draws it the moment it is shown again. Every draw
  * goes through timed(), which fills LIQ.state.stats (read by LIQ.debug() and
  * dashboard/bench_browser.py).
@@ -63,6 +65,49 @@
     scheduleHeavy(force);
   }
 
+  /* Everything, once, after a history message: one task per step, so no single task
+   * carries the whole page. The surface is drawn only when on screen (else marked stale
+   * and drawn when it scrolls into view). */
+  function renderInSteps() {
+    if (!data.last) return;
+    sched.steps += 1;
+    const gen = sched.steps;
+    const steps = [
+      function () {
+        timed('metrics', LIQ.panels.metrics.render);
+        if (shown('ladder')) timed('ladder', LIQ.panels.ladder.render);
+        if (shown('feed')) timed('feed', LIQ.panels.feed.render);
+        timed('sync', LIQ.panels.banner.renderSync);
+        LIQ.panels.banner.renderConn();
+        if (shown('alerts')) timed('alerts', LIQ.panels.alerts.render);
+      },
+      function () {
+        // a figure drawn for the first time costs the most: its axes first, its data next
+        if (shown('depth') && !LIQ.panels.depth.drawn()) timed('depth', function () { LIQ.panels.depth.render(true); });
+      },
+      function () { if (shown('depth')) scheduleDepth(true); },
+      function () {
+        // the heatmap's first draw: a small image first, the whole figure next
+        if (shown('heatmap') && !LIQ.panels.heatmap.drawn()) {
+          timed('heatmap', function () { LIQ.panels.heatmap.render(true); });
+        }
+      },
+      function () {
+        sched.lastHeavy = performance.now();
+        if (shown('heatmap')) timed('heatmap', LIQ.panels.heatmap.render);
+      },
+      function () { scheduleSurface(false, true); },
+    ];
+    sched.stepsLeft = steps.length;
+    const run = function (i) {
+      if (gen !== sched.steps || !data.last) { sched.stepsLeft = 0; return; }
+      steps[i]();
+      sched.stepsLeft = steps.length - i - 1;
+      if (i + 1 < steps.length) setTimeout(function () { run(i + 1); }, 0);
+    };
+    run(0);
+  }
+
   /* A panel shown again is drawn at once from what the store holds (the paused moment,
    * when paused). The impact panel redraws itself when it comes into view (60-impact.js). */
   function redraw(name) {
@@ -108,11 +153,12 @@
     sched.surfaceObserver.observe(div);
   }
 
-  function scheduleSurface(force) {
+  /* due: draw now if it is on screen, whatever the time since the last draw */
+  function scheduleSurface(force, due) {
     if (!sched.surfaceObserver) watchSurface();
     if (!shown('surface')) { sched.surfaceStale = true; return; }
     const now = performance.now();
-    if (sched.surfaceBusy || (!force && now - sched.lastSurface < CFG.surfaceEveryMs)) return;
+    if (sched.surfaceBusy || (!force && !due && now - sched.lastSurface < CFG.surfaceEveryMs)) return;
     sched.lastSurface = now;
     if (!force && (!sched.surfaceVisible || pageHidden())) {
       sched.surfaceStale = true;
@@ -142,6 +188,6 @@
 
   LIQ.schedule = {
     freshStats: freshStats, record: record, timed: timed, renderAll: renderAll,
-    heavy: scheduleHeavy, watchSurface: watchSurface, redraw: redraw,
+    heavy: scheduleHeavy, watchSurface: watchSurface, redraw: redraw, renderInSteps: renderInSteps,
   };
 })(window.LIQ);

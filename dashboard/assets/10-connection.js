@@ -1,8 +1,14 @@
 /*
- * The connection: the websocket to ws://<api>/ws/<symbol>, reconnects with backoff,
- * the watchdog for a silent socket, and the intake of its messages (a `history`
- * replaces the store and redraws everything; each `frame` is ingested and drawn;
- * while the view is paused both are handed to LIQ.pause instead).
+ * The connection: the websocket to ws://<api>/ws/<symbol> (or, for the recorded
+ * history, /ws/<symbol>?from=<t>&speed=<x>), reconnects with backoff, the watchdog
+ * for a silent socket, and the intake of its messages (a `history` replaces the store
+ * and redraws everything; each `frame` is ingested and drawn; while the view is
+ * paused both are handed to LIQ.pause instead).
+ *
+ * A history message (the last 180 s, about a megabyte) is parsed at once and then
+ * taken in slices of about cfg.sliceMs of work, one task each, frames that arrive
+ * meanwhile queued behind it; the panels are drawn once at the end, each heavy one in
+ * its own task (02-scheduler.js), so loading it never blocks the page for long.
  * Owns LIQ.state.conn and the API's base URL (LIQ.connection.apiUrl for fetches).
  * The configured API may be several addresses separated by commas (API nodes of one
  * cluster): the page uses the first and moves to the next each time its socket drops.
@@ -40,7 +46,9 @@
   }
 
   function wsUrl(symbol) {
-    return session.apiBase.replace(/^http/, 'ws') + '/ws/' + encodeURIComponent(symbol);
+    let url = session.apiBase.replace(/^http/, 'ws') + '/ws/' + encodeURIComponent(symbol);
+    if (conn.history) url += '?from=' + conn.history.from.toFixed(3) + '&speed=' + conn.history.speed;
+    return url;
   }
 
   function apiUrl(path) {
@@ -49,6 +57,7 @@
 
   function closeSocket() {
     conn.gen += 1;           // late events of the old socket are ignored
+    conn.loading = null;     // and a history being taken in slices is dropped
     if (conn.ws) {
       try { conn.ws.close(1000, 'switching'); } catch (e) { /* already closed */ }
     }
@@ -65,7 +74,10 @@
     else setConn('connecting', '');
     ws.onmessage = function (ev) { if (gen === conn.gen) onMessage(ev); };
     ws.onclose = function (ev) {
-      if (gen === conn.gen) scheduleReconnect(ev.reason || 'closed (' + ev.code + ')', ev.code === 1008);
+      if (gen !== conn.gen) return;
+      // the recording ended (its last frame said so): nothing to retry
+      if (conn.history && ev.code === 1000) { ended(ev.reason); return; }
+      scheduleReconnect(ev.reason || 'closed (' + ev.code + ')', ev.code === 1008);
     };
     ws.onerror = function () { /* onclose follows and reconnects */ };
   }
@@ -91,6 +103,12 @@
     conn.retryTimer = setTimeout(connect, delay);
   }
 
+  function ended(why) {
+    closeSocket();
+    setConn('closed', why || '');
+    LIQ.timeline.ended();
+  }
+
   /* Drop the socket and forget its retries: a new symbol starts clean (then connect()). */
   function reset() {
     clearTimeout(conn.retryTimer);
@@ -101,6 +119,24 @@
     conn.downSince = 0;
   }
 
+  /* The recorded history from `from` (epoch s) at `speed`, or live (from null). */
+  function open(from, speed) {
+    conn.history = from === null ? null : { from: from, speed: speed };
+    reset();
+    connect();
+  }
+
+  /* A paused history: no socket and no retries until play. */
+  function stop() {
+    reset();
+    setConn('stopped', '');
+  }
+
+  /* Where a reconnect of the history socket starts: after the last frame shown. */
+  function resumeAt(from) {
+    if (conn.history) conn.history.from = from;
+  }
+
   function onMessage(ev) {
     const t0 = performance.now();
     conn.lastMsgAt = Date.now();
@@ -109,6 +145,7 @@
     if (msg.symbol && msg.symbol !== session.symbol) return;
     if (msg.type !== 'history' && msg.type !== 'frame') return;
     if (msg.type === 'history') {
+      if (!performance.getEntriesByName('liq-history').length) performance.mark('liq-history');
       // the socket delivers: connected, whether the view is paused or not
       conn.retryMs = CFG.backoffStartMs;
       conn.attempts = 0;
@@ -118,14 +155,19 @@
     // a paused view keeps the message for later (11-pause.js); a link's moment cuts the history
     if (LIQ.pause.hold(msg, ev.data)) return;
     if (msg.type === 'history') {
-      LIQ.store.reset();
-      for (const f of msg.frames || []) LIQ.store.ingest(f);
-      LIQ.schedule.renderAll(true);
-      LIQ.state.stats.historyMs = performance.now() - t0;
-      LIQ.panels.banner.refreshHealth();
-      LIQ.panels.impact.maybe(true);
+      // the recorded history's socket starts with an empty one: the timeline has
+      // already emptied the store for a seek, and keeps it when playing on
+      if (LIQ.timeline.inHistory() && !(msg.frames || []).length) return;
+      takeHistory(msg.frames || [], t0);
       return;
     }
+    if (conn.loading) { conn.loading.queued.push(msg); return; }
+    drawFrame(msg, t0);
+  }
+
+  function drawFrame(msg, t0) {
+    const history = LIQ.timeline.inHistory();
+    if (history) LIQ.timeline.onFrame(msg);
     sched.inHandler = true;
     try {
       LIQ.store.ingest(msg);
@@ -134,10 +176,39 @@
       sched.inHandler = false;
     }
     LIQ.schedule.record(performance.now() - t0);
+    if (history) LIQ.timeline.afterFrame();
     LIQ.panels.impact.maybe(false);
   }
 
-  /* conn.state is the socket's state: connecting, connected, reconnecting, disconnected. */
+  /* The history's frames go into an emptied store a slice at a time (one task each);
+   * frames arriving meanwhile wait behind them. A newer socket or symbol drops the job. */
+  function takeHistory(frames, t0) {
+    const job = { frames: frames, i: 0, queued: [], t0: t0 };
+    conn.loading = job;
+    LIQ.store.reset();
+    slice(job);
+  }
+
+  function slice(job) {
+    if (conn.loading !== job) return;
+    const until = performance.now() + CFG.sliceMs;
+    const frames = job.frames;
+    while (job.i < frames.length) {
+      LIQ.store.ingest(frames[job.i]);
+      job.i += 1;
+      if (performance.now() >= until) break;
+    }
+    if (job.i < frames.length) { setTimeout(function () { slice(job); }, 0); return; }
+    for (const f of job.queued) LIQ.store.ingest(f);
+    conn.loading = null;
+    LIQ.schedule.renderInSteps();
+    LIQ.state.stats.historyMs = performance.now() - job.t0;
+    LIQ.panels.banner.refreshHealth();
+    LIQ.panels.impact.maybe(true);
+  }
+
+  /* conn.state is the socket's state: connecting, connected, reconnecting, disconnected;
+   * stopped (a paused history) and closed (the recording ended). */
   function setConn(state, detail) {
     conn.state = state;
     conn.detail = detail;
@@ -157,7 +228,10 @@
     }
   }
 
+  function loading() { return conn.loading !== null; }
+
   LIQ.connection = {
     apiBase: apiBase, apiUrl: apiUrl, reset: reset, connect: connect, watchdog: watchdog,
+    open: open, stop: stop, resumeAt: resumeAt, loading: loading,
   };
 })(window.LIQ);

@@ -11,9 +11,12 @@
  *
  * A link can ask for a moment (the URL's t, 81-url.js): when the history arrives, its
  * frames up to that moment are drawn, the later ones kept, and the view is paused
- * there. A moment older than the history (the API keeps 180 s) is said so, and the
- * view stays live. Owns LIQ.state.pause and #view-state; the automatic refreshes of
- * the impact panel stop while paused (it walks the server's current book).
+ * there. A moment older than the history (the API keeps 180 s) is opened from the
+ * recorded history (15-timeline.js) when the API has it, else said so, and the view
+ * stays live. While the recorded history is shown, pause and play are the timeline's
+ * (the socket is closed while paused and reopened on play). Owns LIQ.state.pause and
+ * #view-state; the automatic refreshes of the impact panel stop while paused or in
+ * history (it walks the server's current book).
  */
 (function (LIQ) {
   'use strict';
@@ -23,15 +26,13 @@
   const data = LIQ.data;
   const { byId, setText } = LIQ.dom;
 
-  function active() { return pz.active; }
+  /* the view does not follow the live data: paused, or showing the recorded history */
+  function active() { return pz.active || LIQ.timeline.inHistory(); }
 
   /* Called by the connection with every history and frame message. True: kept for
    * later, not to be drawn now. A history met by a link's moment is cut at it. */
   function hold(msg, raw) {
-    if (pz.target !== null && msg.type === 'history' && !pz.active) {
-      cutAt(msg);
-      return false;
-    }
+    if (pz.target !== null && msg.type === 'history' && !pz.active) return cutAt(msg);
     if (!pz.active) return false;
     if (pz.overflow) return true;
     if (pz.held.length >= CFG.pauseHeldMax) {
@@ -43,7 +44,8 @@
     return true;
   }
 
-  /* The history's frames up to the link's moment are drawn; the rest wait for play. */
+  /* The history's frames up to the link's moment are drawn; the rest wait for play.
+   * True when the message is not to be drawn: the recorded history takes over. */
   function cutAt(msg) {
     const target = pz.target;
     pz.target = null;
@@ -52,12 +54,11 @@
     // a frame's time is written to the URL to the millisecond: allow that rounding
     for (let i = 0; i < frames.length; i += 1) if (frames[i].timestamp <= target + 0.001) k = i;
     if (k < 0) {
-      pz.notice = frames.length
-        ? 'the link\u2019s moment (' + momentText(target) + ') is older than the last ' + CFG.windowS + ' s: showing live'
-        : '';
+      if (frames.length && LIQ.timeline.openAt(target)) return true;
+      pz.notice = frames.length ? olderNotice(target) : '';
       render();
       LIQ.url.write(false);
-      return;
+      return false;
     }
     pz.held = frames.slice(k + 1);   // frames (objects), drawn on play like kept messages
     msg.frames = frames.slice(0, k + 1);
@@ -66,6 +67,18 @@
     pz.notice = '';
     render();
     LIQ.url.write(false);            // the moment of the frame shown, to the millisecond
+    return false;
+  }
+
+  function olderNotice(target) {
+    return 'the link\u2019s moment (' + momentText(target) + ') is older than the last ' + CFG.windowS
+      + ' s: showing live';
+  }
+
+  /* A note in #view-state (the timeline's: a moment it could not open). */
+  function notify(text) {
+    pz.notice = text;
+    render();
   }
 
   /* A moment for the URL's t: seconds since the epoch (ISO 8601 or a plain number). */
@@ -89,6 +102,7 @@
   }
 
   function pause() {
+    if (LIQ.timeline.inHistory()) return LIQ.timeline.pause();
     if (pz.active || !data.last) return false;
     pz.active = true;
     pz.moment = data.last.timestamp;
@@ -100,6 +114,7 @@
 
   /* Draw what came meanwhile and follow the data again. */
   function play() {
+    if (LIQ.timeline.inHistory()) return LIQ.timeline.play();
     if (!pz.active) return false;
     const held = pz.held;
     const reload = pz.overflow;
@@ -128,7 +143,10 @@
     return true;
   }
 
-  function toggle() { return pz.active ? play() : pause(); }
+  function toggle() {
+    if (LIQ.timeline.inHistory()) return LIQ.timeline.toggle();
+    return pz.active ? play() : pause();
+  }
 
   /* A new symbol starts live: what was kept belongs to the old one. */
   function reset() {
@@ -144,27 +162,34 @@
   /* A replay's moments are recorded times: shown in UTC like the banner's; live ones
    * in local clock time like every other time on the page. */
   function momentText(ts) {
-    if (LIQ.panels.banner.isReplay()) return new Date(ts * 1000).toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
+    if (LIQ.panels.banner.isReplay() || LIQ.timeline.inHistory()) return LIQ.format.utcTime(ts);
     return LIQ.format.clockTime(ts);
   }
 
+  /* The Pause button and #view-state; the timeline's play button says the same. */
   function render() {
     const root = byId('liq-root');
-    if (root) root.dataset.paused = pz.active ? '1' : '0';
+    const historyPaused = LIQ.timeline.inHistory() && !LIQ.timeline.playing();
+    const frozen = pz.active || historyPaused;
+    if (root) root.dataset.paused = frozen ? '1' : '0';
     if (pz.active) {
       setText('view-state', 'paused at ' + momentText(pz.moment) + ' (space or L: back to live)', 'view-state paused');
+    } else if (historyPaused && LIQ.timeline.moment() !== null) {
+      setText('view-state', 'paused at ' + momentText(LIQ.timeline.moment()) + ' (space: play, L: live)',
+        'view-state paused');
     } else {
       setText('view-state', pz.notice, pz.notice ? 'view-state notice' : 'view-state');
     }
     const button = byId('pause');
     if (button) {
-      const label = pz.active ? 'Play' : 'Pause';
+      const label = frozen ? 'Play' : 'Pause';
       if (button.textContent !== label) button.textContent = label;
     }
+    LIQ.timeline.renderPlay(frozen);
   }
 
   LIQ.pause = {
     active: active, hold: hold, openAt: openAt, pause: pause, play: play, toggle: toggle, reset: reset,
-    render: render,
+    render: render, notify: notify, olderNotice: olderNotice,
   };
 })(window.LIQ);

@@ -2,8 +2,10 @@
  * The status banner: the source badge (LIVE / SIMULATED / REPLAY, from /health or the
  * configured label), the connection status as the user should read it (connected,
  * replaying, replay finished, reconnecting, ...), the sync chip of every symbol, and
- * the age of the last message. Fetches /health (on connect and every 10 s) into
- * LIQ.state.session.health.
+ * the age of the last message. While the recorded history is shown (15-timeline.js)
+ * the banner takes a colour of its own, a HISTORY badge and the recorded time shown
+ * (UTC) instead of "connected": history is never mistaken for live. Fetches /health
+ * (on connect and every 10 s) into LIQ.state.session.health.
  */
 (function (LIQ) {
   'use strict';
@@ -27,6 +29,10 @@
    * connected socket is "connected" for live and simulated data; for a replay it is
    * "replaying", then "replay finished" (the frame's replay.finished). */
   function connStatus() {
+    if (LIQ.timeline.inHistory()) {
+      // the socket of a paused history is closed on purpose, and closes at the recording's end
+      return ['connected', 'stopped', 'closed'].includes(conn.state) ? 'history' : conn.state;
+    }
     if (conn.state !== 'connected') return conn.state;
     if (!isReplay()) return 'connected';
     return replayFinished() ? 'finished' : 'replaying';
@@ -34,15 +40,24 @@
 
   const CONN_TEXT = {
     connecting: 'connecting\u2026', connected: 'connected', replaying: 'replaying', finished: 'replay finished',
-    reconnecting: 'reconnecting', disconnected: 'disconnected', idle: 'idle',
+    reconnecting: 'reconnecting', disconnected: 'disconnected', idle: 'idle', stopped: 'stopped', closed: 'closed',
   };
 
   function renderConn() {
     const status = connStatus();
-    const detail = conn.state === 'connected' ? '' : conn.detail;
-    setText('conn-status', CONN_TEXT[status] + (detail ? ' ' + detail : ''), 'conn conn-' + status);
+    const history = LIQ.timeline.inHistory();
+    if (status === 'history') {
+      setText('conn-status', LIQ.timeline.statusText(), 'conn conn-history');
+    } else {
+      const detail = conn.state === 'connected' ? '' : conn.detail;
+      setText('conn-status', CONN_TEXT[status] + (detail ? ' ' + detail : ''), 'conn conn-' + status);
+    }
     const root = byId('liq-root');
     if (root && root.dataset.status !== status) root.dataset.status = status;
+    const banner = byId('banner');
+    if (banner && banner.classList.contains('banner-history') !== history) banner.classList.toggle('banner-history', history);
+    const badge = byId('hist-badge');
+    if (badge && badge.hidden === history) badge.hidden = !history;
   }
 
   function sourceOf(health) {
@@ -90,17 +105,18 @@
 
   /* Age of the last message; in a replay also the recorded time being shown (UTC). */
   function renderAge() {
+    if (LIQ.timeline.inHistory()) { setText('update-age', 'from the recording', 'age'); return; }
     if (!conn.lastMsgAt) { setText('update-age', 'no data yet', 'age'); return; }
     const age = (Date.now() - conn.lastMsgAt) / 1000;
     let text = 'updated ' + age.toFixed(1) + ' s ago';
-    if (isReplay() && data.last) text += ' \u00b7 recorded ' + new Date(data.last.timestamp * 1000).toISOString().slice(0, 19).replace('T', ' ') + ' UTC';
+    if (isReplay() && data.last) text += ' \u00b7 recorded ' + LIQ.format.utcTime(data.last.timestamp);
     setText('update-age', text, age > 3 ? 'age age-old' : 'age');
   }
 
   function refreshHealth() {
     fetch(LIQ.connection.apiUrl('/health'))
       .then(function (r) { return r.json(); })
-      .then(function (body) { session.health = body; renderSource(); renderSync(); })
+      .then(function (body) { session.health = body; renderSource(); renderSync(); LIQ.timeline.onHealth(); })
       .catch(function () { /* the socket state already tells the story */ });
   }
 

@@ -5,6 +5,13 @@
  * violet: a short, a forced buy), the open interest as a thin line on its own scale
  * across the top, and the volume profile (41-profile.js) on a second x axis sharing
  * the price axis. Drawn by the scheduler in its own task, about once a second.
+ *
+ * No WebGL: the trades are painted on a 2D canvas laid over the plot area (through the
+ * figure's own axes, again after every redraw, zoom or pan of the figure), and the
+ * best bid/ask, the liquidations (one a second at most: a few hundred points, with
+ * their hover) and the open interest are SVG. Plotly's WebGL traces cost the page's
+ * first draw about half a second of set-up in one piece (software GL), a long task no
+ * slicing can split.
  */
 (function (LIQ) {
   'use strict';
@@ -30,8 +37,9 @@
     return Math.max(1, Math.round(median / CFG.columnS)) * CFG.columnS;
   }
 
-  function heatGrid() {
-    const cols = data.columns;
+  /* newest: only that many of the newest columns (a figure's first draw is split: a small image first) */
+  function heatGrid(newest) {
+    const cols = newest ? data.columns.slice(-newest) : data.columns;
     const last = cols[cols.length - 1];
     let lo = Infinity;
     let hi = -Infinity;
@@ -80,23 +88,17 @@
     return sample[Math.floor(sample.length * 0.97)] || sample[sample.length - 1];
   }
 
-  function tradeTrace(side, maxQty) {
-    const x = [];
-    const y = [];
-    const size = [];
-    for (const tr of data.trades) {
-      if (tr.side !== side) continue;
-      x.push(tr.ts * 1000);
-      y.push(tr.price);
-      size.push(4 + 22 * Math.sqrt(tr.qty / maxQty));
+  /* The canvas over the figure's plot area (inside #panel-heatmap, which is its offset parent). */
+  function tradeCanvas(div) {
+    let canvas = byId('heatmap-trades');
+    if (!canvas) {
+      canvas = document.createElement('canvas');
+      canvas.id = 'heatmap-trades';
+      canvas.className = 'trades-layer';
+      canvas.setAttribute('aria-hidden', 'true');
+      div.parentNode.appendChild(canvas);
     }
-    return {
-      type: 'scattergl', mode: 'markers', name: side === 'buy' ? 'buys' : 'sells', x: x, y: y,
-      // shape as well as colour: up for a buy, down for a sell
-      marker: { size: size, color: side === 'buy' ? COLOR.bid : COLOR.ask, opacity: 0.7, line: { width: 0 },
-                symbol: side === 'buy' ? 'triangle-up' : 'triangle-down' },
-      hovertemplate: side + ' %{y}<extra></extra>',
-    };
+    return canvas;
   }
 
   /* Liquidations: a shape (diamond) and an outline no trade has; colour by the side
@@ -117,7 +119,7 @@
     }
     const longs = side === 'sell';
     return {
-      type: 'scattergl', mode: 'markers', name: longs ? 'longs liquidated' : 'shorts liquidated', x: x, y: y,
+      type: 'scatter', mode: 'markers', name: longs ? 'longs liquidated' : 'shorts liquidated', x: x, y: y,
       text: text,
       marker: { size: size, color: longs ? COLOR.liqLong : COLOR.liqShort, opacity: 0.9, symbol: 'diamond',
                 line: { width: 2, color: COLOR.text } },
@@ -127,31 +129,92 @@
 
   function openInterestTrace() {
     return {
-      type: 'scattergl', mode: 'lines', name: 'open interest', x: data.oi.t, y: data.oi.v, yaxis: 'y3',
+      type: 'scatter', mode: 'lines', name: 'open interest', x: data.oi.t, y: data.oi.v, yaxis: 'y3',
       line: { color: COLOR.profile, width: 1, dash: 'dot' }, hovertemplate: 'open interest %{y:,.3f}<extra></extra>',
     };
   }
 
-  function render() {
+  /* shape as well as colour: up for a buy aggressor, down for a sell */
+  const SHAPES = { buy: 'triangle-up', sell: 'triangle-down' };
+
+  /* Trades as triangles, area ~ quantity (4 to 26 px across, as the marker sizes were):
+   * up and green for a buy aggressor, down and red for a sell. */
+  function drawTrades() {
     const div = byId('heatmap');
-    if (!div || !data.columns.length) return;
-    const g = heatGrid();
+    const full = div && div._fullLayout;
+    if (!full || !full.xaxis || !full.yaxis || div.offsetParent === null) return;
+    const xa = full.xaxis;
+    const ya = full.yaxis;
+    const canvas = tradeCanvas(div);
+    const w = Math.max(1, Math.round(xa._length));
+    const h = Math.max(1, Math.round(ya._length));
+    const ratio = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) {
+      canvas.width = Math.round(w * ratio);
+      canvas.height = Math.round(h * ratio);
+      canvas.style.width = w + 'px';
+      canvas.style.height = h + 'px';
+    }
+    canvas.style.left = (div.offsetLeft + xa._offset) + 'px';
+    canvas.style.top = (div.offsetTop + ya._offset) + 'px';
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, w, h);
     let maxQty = 1e-9;
     for (const tr of data.trades) maxQty = Math.max(maxQty, tr.qty);
+    const counts = { buy: 0, sell: 0 };
+    ctx.globalAlpha = 0.7;
+    for (const side of ['buy', 'sell']) {
+      const up = SHAPES[side] === 'triangle-up';
+      ctx.fillStyle = side === 'buy' ? COLOR.bid : COLOR.ask;
+      ctx.beginPath();
+      for (const tr of data.trades) {
+        if (tr.side !== side) continue;
+        const px = xa.c2p(tr.ts * 1000);
+        const py = ya.c2p(tr.price);
+        const r = (4 + 22 * Math.sqrt(tr.qty / maxQty)) / 2;
+        if (!(px >= -r && px <= w + r && py >= -r && py <= h + r)) continue;
+        const tip = up ? -r : r;
+        ctx.moveTo(px, py + tip);
+        ctx.lineTo(px + r * 0.9, py - tip * 0.6);
+        ctx.lineTo(px - r * 0.9, py - tip * 0.6);
+        ctx.closePath();
+        counts[side] += 1;
+      }
+      ctx.fill();
+    }
+    canvas.dataset.buys = String(counts.buy);
+    canvas.dataset.sells = String(counts.sell);
+    canvas.dataset.buyShape = SHAPES.buy;
+    canvas.dataset.sellShape = SHAPES.sell;
+  }
+
+  /* Once per figure (a purge forgets its listeners): trades follow every redraw, zoom and pan. */
+  function followFigure(div) {
+    if (typeof div.on !== 'function' || div._liqTradesHook === div._ev) return;
+    div.on('plotly_afterplot', drawTrades);
+    div._liqTradesHook = div._ev;
+  }
+
+  /* gridOnly: the resting sizes of the newest columns alone (the figure's first draw is
+   * split in two tasks: the figure with a small image, then everything). */
+  function render(gridOnly) {
+    const div = byId('heatmap');
+    if (!div || !data.columns.length) return;
+    const g = heatGrid(gridOnly === true ? 8 : 0);
     const traces = [
       { type: 'heatmap', name: 'resting size', x: g.x, y: g.y, z: g.z, zmin: 0, zmax: colourTop(g.z),
         colorscale: LIQ.style.heatScale, showscale: false, hovertemplate: '%{y}<br>%{z:.3f}<extra></extra>' },
-      { type: 'scattergl', mode: 'lines', name: 'best bid', x: data.series.t, y: data.series.bid,
+      { type: 'scatter', mode: 'lines', name: 'best bid', x: data.series.t, y: data.series.bid,
         line: { color: COLOR.bid, width: 1.5, shape: 'hv' }, hoverinfo: 'skip' },
-      { type: 'scattergl', mode: 'lines', name: 'best ask', x: data.series.t, y: data.series.ask,
+      { type: 'scatter', mode: 'lines', name: 'best ask', x: data.series.t, y: data.series.ask,
         line: { color: COLOR.ask, width: 1.5, shape: 'hv' }, hoverinfo: 'skip' },
-      tradeTrace('buy', maxQty),
-      tradeTrace('sell', maxQty),
       liquidationTrace('sell'),
       liquidationTrace('buy'),
       openInterestTrace(),
       LIQ.panels.profile.trace(g),
     ];
+    if (gridOnly === true) traces.length = 1;
     const layout = keptLayout('heatmap', function () {
       return baseLayout({
         margin: { l: 64, r: 8, t: 6, b: 28 },
@@ -165,7 +228,20 @@
       });
     });
     Plotly.react(div, traces, layout, LIQ.style.plotConfig);
+    followFigure(div);
+    drawTrades();
   }
 
-  LIQ.panels.heatmap = { render: render };
+  /* A new symbol: no trades of the old one left on the canvas. */
+  function reset() {
+    const canvas = byId('heatmap-trades');
+    if (canvas) canvas.getContext('2d').clearRect(0, 0, canvas.width, canvas.height);
+  }
+
+  function drawn() {
+    const div = byId('heatmap');
+    return Boolean(div && div._fullLayout && div.data && div.data.length);
+  }
+
+  LIQ.panels.heatmap = { render: render, reset: reset, drawTrades: drawTrades, drawn: drawn };
 })(window.LIQ);

@@ -18,11 +18,12 @@
     return { x: x, y: y };
   }
 
-  function render() {
+  /* empty: the figure and its axes only (a first draw costs the most, split in two tasks) */
+  function render(empty) {
     const div = byId('depth');
     if (!div) return;
-    const b = cumulative(data.last.bid_levels || []);
-    const a = cumulative(data.last.ask_levels || []);
+    const b = cumulative(empty === true ? [] : data.last.bid_levels || []);
+    const a = cumulative(empty === true ? [] : data.last.ask_levels || []);
     const traces = [
       { type: 'scatter', mode: 'lines', name: 'bids', x: b.x, y: b.y, fill: 'tozeroy',
         line: { color: COLOR.bid, shape: 'hv', width: 1.5 }, fillcolor: 'rgba(38,166,154,0.25)' },
@@ -36,8 +37,13 @@
         yaxis: axis({ title: { text: 'cumulative size', font: { size: 10 } } }),
       });
     });
-    Plotly.react(div, traces, layout, LIQ.style.plotConfig);
+    Plotly.react(div, empty === true ? traces.slice(0, 1) : traces, layout, LIQ.style.plotConfig);
   }
 
-  LIQ.panels.depth = { render: render };
+  function drawn() {
+    const div = byId('depth');
+    return Boolean(div && div._fullLayout);
+  }
+
+  LIQ.panels.depth = { render: render, drawn: drawn };
 })(window.LIQ);

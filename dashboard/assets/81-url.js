@@ -8,10 +8,10 @@
  *   panels  the visible panels, in any order (an empty list hides them all)
  *   side    the impact calculator's side, when not buy
  *   size    the impact calculator's typed size, when not the default
- *   t       the moment shown, while the view is paused (ISO 8601 UTC, or seconds since
- *           the epoch); a link with t opens paused there if the API's history (180 s)
- *           still holds it. When the history can be browsed further back, the same
- *           parameter names the moment to load.
+ *   t       the moment shown, while the view is paused or shows the recorded history
+ *           (ISO 8601 UTC, or seconds since the epoch); a link with t opens paused
+ *           there: from the API's last 180 s when they still hold it, else from the
+ *           recorded history (15-timeline.js) when the API has it.
  *
  * The page rewrites the address (history.replaceState) whenever one of these changes
  * and adds a browser history entry (pushState) only when the symbol changes, so back
@@ -52,7 +52,9 @@
     const parts = ['symbol=' + enc(session.symbol), 'panels=' + enc(LIQ.layout.visible().join(','))];
     if (imp.side !== 'buy') parts.push('side=' + enc(imp.side));
     if (imp.size !== null) parts.push('size=' + enc(String(imp.size)));
-    const moment = pz.active ? pz.moment : pz.target;   // a link's moment stays until its history arrives
+    // a link's moment stays until its history (or the recorded one) arrives
+    let moment = LIQ.timeline.moment();
+    if (moment === null) moment = pz.active ? pz.moment : pz.target;
     if (moment !== null) parts.push('t=' + enc(new Date(moment * 1000).toISOString()));
     return '?' + parts.join('&');
   }

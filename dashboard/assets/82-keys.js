@@ -18,10 +18,12 @@
   const SHORTCUTS = [
     { keys: ['1', '9'], range: true, what: 'switch to the 1st \u2026 9th symbol of the switcher' },
     { keys: ['?'], what: 'show or hide this sheet' },
-    { keys: ['L'], what: 'back to live: play if paused, and the heatmap\u2019s time axis back on the newest data' },
-    { keys: ['Space'], what: 'pause / play: freeze the view on its moment (the link then carries it), then catch up' },
-    { keys: ['\u2190'], what: 'previous (older) alert in the alerts panel' },
-    { keys: ['\u2192'], what: 'next (newer) alert' },
+    { keys: ['L'], what: 'back to live: from the recorded history, or play if paused; the heatmap\u2019s time axis '
+      + 'back on the newest data' },
+    { keys: ['Space'], what: 'pause / play: freeze the view on its moment (the link then carries it), then catch up; '
+      + 'in the recorded history, pause or play it' },
+    { keys: ['\u2190'], what: 'previous (older) alert in the alerts panel; in the recorded history, seek to it' },
+    { keys: ['\u2192'], what: 'next (newer) alert; in the recorded history, seek to it' },
     { keys: ['I'], what: 'the impact calculator\u2019s size field' },
     { keys: ['Esc'], what: 'close this sheet or the panel menu' },
   ];
@@ -135,6 +137,7 @@
     if (ownsKeys(ev.target)) return false;
     if (key === ' ' || key === 'Spacebar') { LIQ.pause.toggle(); return true; }
     if (key === 'ArrowLeft' || key === 'ArrowRight') {
+      if (LIQ.timeline.inHistory()) { LIQ.timeline.stepAlert(key === 'ArrowLeft' ? -1 : 1); return true; }
       LIQ.layout.show('alerts');
       LIQ.alertSteps.step(key === 'ArrowLeft' ? -1 : 1);
       return true;

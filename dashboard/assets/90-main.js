@@ -1,7 +1,7 @@
 /*
  * Start and symbol switch, and the public API at the top of the namespace: the
  * clientside callbacks Dash calls (LIQ.start, LIQ.impact, LIQ.panelMenu), what the
- * keyboard and the address bar call (LIQ.selectSymbol, LIQ.backToLive) and what tests
+ * keyboard, the timeline and the address bar call (LIQ.selectSymbol, LIQ.backToLive) and what tests
  * and the benchmark read (LIQ.debug, LIQ.lastFrame, LIQ.resetStats). Loaded last.
  */
 (function (LIQ) {
@@ -27,6 +27,7 @@
       const div = byId(id);
       if (div && div.data) Plotly.purge(div);
     }
+    panels.heatmap.reset();
     panels.alerts.reset();
     panels.impact.reset();
     const root = byId('liq-root');
@@ -40,11 +41,13 @@
     const first = session.symbol === null;
     LIQ.pause.reset();
     LIQ.alertSteps.reset();
+    LIQ.timeline.reset();
     LIQ.connection.reset();
     session.symbol = symbol;
     LIQ.store.reset();
     clearPanels();
-    LIQ.connection.connect();
+    LIQ.connection.open(null);
+    LIQ.timeline.refresh();
     LIQ.url.write(how === 'user' && !first);
     return true;
   }
@@ -103,6 +106,7 @@
     LIQ.state.stats = LIQ.schedule.freshStats();
     LIQ.layout.init(link.panels);
     LIQ.keys.init();
+    LIQ.timeline.init();
     labelDashControls();
     LIQ.pause.render();
     observeLongTasks();
@@ -148,9 +152,11 @@
       showInSwitcher(symbol);
       return changed;
     },
-    /* L: play if paused, and the heatmap's time axis back on the newest data */
+    /* L and the Live button: from the recorded history back to the live socket, or play
+     * if paused; and the heatmap's time axis back on the newest data */
     backToLive: function () {
-      LIQ.pause.play();
+      if (LIQ.timeline.inHistory()) LIQ.timeline.live();
+      else LIQ.pause.play();
       const div = byId('heatmap');
       if (div && div._fullLayout && LIQ.layout.shown('heatmap')) {
         Promise.resolve(Plotly.relayout(div, { 'xaxis.autorange': true })).catch(function () { /* redrawn next frame */ });
@@ -175,6 +181,8 @@
                   skipped: imp.skipped },
         view: { size: LIQ.layout.size(), panels: LIQ.layout.visible(), paused: pause.active, moment: pause.moment,
                 held: pause.held.length, selectedAlert: LIQ.alertSteps.selected() },
+        timeline: LIQ.timeline.debug(),
+        historyPending: LIQ.connection.loading() || sched.stepsLeft > 0,
         stats: stats ? JSON.parse(JSON.stringify(stats)) : null,
       };
     },

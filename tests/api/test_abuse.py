@@ -24,7 +24,7 @@ from api.limits import MAX_UPGRADE_TARGET_BYTES
 from api.ws import CLOSE_REASON_MAX_BYTES
 from tests.api.wsclient import expect_close, read_until_closed, recv_frames, recv_json, stalled_client, ws_connect
 from tests.stack import StackHandle, book_mismatches, running_stack
-from tests.waiting import CEILING_S
+from tests.waiting import CEILING_S, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -90,15 +90,24 @@ async def test_stalled_clients_are_closed_and_their_slots_freed(h: StackHandle) 
     try:
         async with ws_connect(f"{h.ws_url}/ws/btcusdt", "127.0.0.2") as honest:
             assert (await recv_json(honest))["type"] == "history"
-            received = []
-            deadline = time.monotonic() + CEILING_S
-            while h.stack.hub.stats.clients_evicted < evicted + len(stalled):
-                assert time.monotonic() < deadline, "the stalled clients were never closed"
-                received += await recv_frames(honest, 1)
-            ends = [await read_until_closed(sock) for sock in stalled]
-            # The honest client is still served, in order, with nothing missed.
-            received += await recv_frames(honest, 5)
-            assert h.stack.hub.client_count == 1
+            received: list[tuple[float, dict[str, Any]]] = []
+
+            async def read_all_along() -> None:  # an honest client reads all the time
+                while True:
+                    received.extend(await recv_frames(honest, 1))
+
+            reading = asyncio.create_task(read_all_along())
+            try:
+                await wait_until(lambda: reading.done() or h.stack.hub.stats.clients_evicted >= evicted + len(stalled),
+                                 what="the stalled clients closed")
+                ends = [await read_until_closed(sock) for sock in stalled]
+                # The honest client is still served, in order, with nothing missed.
+                seen = len(received)
+                await wait_until(lambda: reading.done() or len(received) >= seen + 5, what="five more frames")
+                assert not reading.done(), reading.exception()
+                assert h.stack.hub.client_count == 1
+            finally:
+                reading.cancel()
     finally:
         for sock in stalled:
             sock.close()
@@ -131,6 +140,38 @@ async def test_a_client_that_talks_too_much_is_closed_with_1008(h: StackHandle) 
             await polite.send("hello")
             await recv_frames(polite, 3)
         assert polite.protocol.close_rcvd is None and h.stack.hub.client_count == 1
+
+
+async def test_a_flooder_closed_for_it_is_not_read_any_more(h: StackHandle) -> None:
+    """Once its close frame is written, nothing more is read from a flooder that goes on
+    sending and never answers the close (the server would otherwise parse its messages
+    until the close handshake timed out, 10 s), and the connection is dropped."""
+    sock = await stalled_client(f"{h.ws_url}/ws/btcusdt", rcvbuf=1 << 20)
+    port = sock.getsockname()[1]
+    assert h.stack.api is not None
+    server_side = [c for c in h.stack.api.server.server_state.connections
+                   if (c.transport.get_extra_info("peername") or (None, None))[1] == port]
+    assert len(server_side) == 1
+    transport = server_side[0].transport
+    payload = b"x" * 100
+    frame = bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload  # masked with zeros
+    received = b""
+    try:
+        while b"too many messages" not in received:
+            with contextlib.suppress(BlockingIOError):
+                sock.send(frame * 50)
+            with contextlib.suppress(BlockingIOError):
+                data = sock.recv(1 << 16)
+                assert data, "closed without a close frame"
+                received += data
+            await asyncio.sleep(0)
+        # The close frame is out: the server reads nothing more from this client.
+        assert transport.is_closing() or not transport.is_reading()
+        with contextlib.suppress(BlockingIOError, ConnectionResetError, BrokenPipeError):
+            sock.send(frame * 50)
+        assert await read_until_closed(sock) in ("eof", "reset")
+    finally:
+        sock.close()
 
 
 def _coroutine_chain(task: asyncio.Task[Any]) -> list[Any]:

@@ -11,10 +11,12 @@ import resource
 import pytest
 
 from api.hub import FrameHub
-from api.limits import raise_open_files_limit
+from api.heap_trim import HeapTrimmer
+from api.limits import outstanding_bytes, raise_open_files_limit
 from api.origins import OriginPolicy
-from api.ws import CLOSE_REASON_MAX_BYTES, close_reason
+from api.ws import CLOSE_REASON_MAX_BYTES, StallWatch, close_reason
 from data_ingestion.tasks import LoopErrorLog, TaskRegistry
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize("text", ["é" * 60, "a" * 200, "€" * 50, "ab" + "😀" * 40, "short"])
@@ -125,3 +127,80 @@ def test_origin_policy() -> None:
     assert OriginPolicy(["*"]).allows("https://anything.example", "h")
     with pytest.raises(ValueError):
         OriginPolicy(["not an origin"])
+
+
+def test_a_client_that_delivers_nothing_for_the_stall_time_is_stalled() -> None:
+    """Every write returned at once (the kernel's buffers took it), yet nothing left:
+    stalled after ``stall_s``; a client whose connection drains, or keeps taking more
+    than ever before, is not."""
+    waiting = [0]
+    watch = StallWatch(lambda: waiting[0], stall_s=10.0, now=0.0)
+    waiting[0] = 5_000
+    assert not watch.stalled_after(5_000, now=1.0)  # nothing was delivered yet: the clock runs from 0
+    waiting[0] = 10_000
+    assert not watch.stalled_after(5_000, now=9.0)
+    waiting[0] = 15_000
+    assert watch.stalled_after(5_000, now=10.5)  # 15,000 written, none delivered, for 10.5 s
+    slow = StallWatch(lambda: waiting[0], stall_s=10.0, now=0.0)
+    for t, written, out in [(5.0, 8_000, 8_000), (9.0, 8_000, 12_000), (14.0, 8_000, 16_000), (25.0, 8_000, 20_000)]:
+        waiting[0] = out
+        # 0, then 4,000, 8,000 and 12,000 delivered: progress each time after the first
+        assert not slow.stalled_after(written, now=t)
+    waiting[0] = 20_000
+    assert not slow.stalled_after(0, now=34.0)
+    assert slow.stalled_after(0, now=35.5)  # 12,000 delivered since t=25 s: nothing more
+    drained = StallWatch(lambda: waiting[0], stall_s=10.0, now=0.0)
+    waiting[0] = 0
+    assert not drained.stalled_after(1_000, now=100.0)  # all of it acknowledged
+    unknown = StallWatch(lambda: None, stall_s=10.0, now=0.0)
+    assert not unknown.stalled_after(1_000, now=100.0)  # cannot tell: left to the write deadline
+
+
+async def test_outstanding_bytes_are_what_the_peer_has_not_taken() -> None:
+    """On a real loopback connection: what a peer that does not read leaves unacknowledged
+    is counted, and it goes to zero once the peer reads it all."""
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    server = await asyncio.start_server(lambda r, w: accepted.put_nowait((r, w)), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+    reader._transport.pause_reading()  # type: ignore[attr-defined]
+    peer_reader, peer_writer = await accepted.get()
+    try:
+        transport = peer_writer.transport
+        assert outstanding_bytes(transport) == 0  # type: ignore[arg-type]
+        payload = b"x" * 4_000_000
+        peer_writer.write(payload)
+        waiting = outstanding_bytes(transport)  # type: ignore[arg-type]
+        assert waiting is not None and 0 < waiting <= len(payload)
+        reader._transport.resume_reading()  # type: ignore[attr-defined]
+        assert await reader.readexactly(len(payload)) == payload
+        await wait_until(lambda: outstanding_bytes(transport) == 0, what="every byte acknowledged")  # type: ignore[arg-type]
+    finally:
+        writer.close()
+        peer_writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_heap_is_trimmed_once_a_crowd_of_clients_has_left() -> None:
+    """Fewer than ``min_left`` clients gone: no trim; a crowd gone: one trim, and the
+    ones counted are not counted again."""
+    hub = FrameHub(max_clients=100, max_per_address=100, queue_capacity=4)
+    calls: list[int] = []
+    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, trim=lambda: calls.append(1))
+    subs = [hub.subscribe("btcusdt", "127.0.0.1") for _ in range(30)]
+    for sub in subs[:5]:
+        hub.unsubscribe(sub)
+    assert trimmer.left_since() == 5
+    task = asyncio.create_task(trimmer.run())
+    try:
+        for sub in subs[5:25]:
+            hub.unsubscribe(sub)
+        assert trimmer.left_since() == 25
+        await wait_until(lambda: trimmer.trims == 1, what="a trim")
+        assert calls == [1] and trimmer.left_since() == 0
+        for sub in subs[25:]:
+            hub.unsubscribe(sub)
+        assert trimmer.left_since() == 5 and trimmer.trims == 1  # five more: not worth a trim
+    finally:
+        task.cancel()

@@ -202,22 +202,37 @@ STATE_SWATCHES_JS = r"""
   };
   let texts = 0;
   const t = (parent, tag, cls, text) => { texts += 1; return add(parent, tag, cls, text); };
-  for (const kind of ['sim', 'binance', 'replay', 'unknown']) {
-    const banner = add(root, 'div', 'banner banner-' + kind);
+  // each source's banner, live and while the recorded history is shown (its own colour)
+  for (const [kind, history] of ['sim', 'binance', 'replay', 'unknown'].flatMap(k => [[k, false], [k, true]])) {
+    const banner = add(root, 'div', 'banner banner-' + kind + (history ? ' banner-history' : ''));
     banner.style.height = 'auto';
     banner.style.flexWrap = 'wrap';
     t(banner, 'span', 'badge src-' + kind, kind.toUpperCase() + ' source');
+    if (history) t(banner, 'span', 'badge src-history', 'HISTORY');
     t(banner, 'span', 'reason', '(why this source)');
     const chips = add(banner, 'span', 'chips');
     for (const st of ['synced', 'quiet', 'resyncing', 'awaiting_snapshot', 'stale', 'unknown']) {
       t(chips, 'span', 'chip sync-' + st, 'BTCUSDT ' + st);
     }
-    for (const st of ['connecting', 'connected', 'replaying', 'finished', 'reconnecting', 'disconnected', 'idle']) {
+    for (const st of ['connecting', 'connected', 'replaying', 'finished', 'reconnecting', 'disconnected', 'idle',
+                      'history', 'stopped', 'closed']) {
       t(banner, 'span', 'conn conn-' + st, st);
     }
     t(banner, 'span', 'age', 'updated 0.4 s ago');
     t(banner, 'span', 'age age-old', 'updated 9.0 s ago');
+    t(banner, 'span', 'view-state paused', 'paused at 2026-11-28 09:15:02 UTC (space: play, L: live)');
   }
+  // the timeline strip: its controls and times, live and in history
+  const strip = add(root, 'div', 'timeline');
+  const controls = add(strip, 'div', 'tl-controls');
+  t(controls, 'button', 'ctl tl-btn', 'Live');
+  t(controls, 'button', 'ctl tl-btn', '\u2039 alert');
+  const speed = add(controls, 'label', 'tl-speed-box');
+  t(speed, 'span', 'tl-key', 'speed');
+  const info = add(strip, 'div', 'tl-info');
+  t(info, 'span', 'tl-time', 'live');
+  t(info, 'span', 'tl-time tl-time-history', '2026-11-28 09:15:02 UTC');
+  t(info, 'span', 'tl-span muted', '12 min recorded');
   const toolbar = add(root, 'div', 'toolbar');
   const metrics = add(toolbar, 'div', 'metrics');
   for (const cls of ['v', 'v up', 'v down']) {

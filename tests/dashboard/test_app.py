@@ -53,7 +53,8 @@ def test_every_panel_is_named_hideable_and_in_the_panel_menu() -> None:
         props = section.to_plotly_json()["props"]
         assert props["data-panel"] == name
         assert _find(app.layout, props["aria-labelledby"]) is not None, name
-    for ident in ("pause", "shortcuts-open", "panel-menu", "view-state"):
+    for ident in ("pause", "shortcuts-open", "panel-menu", "view-state", "timeline", "tl-track", "tl-live", "tl-speed",
+                  "hist-badge"):
         assert _find(app.layout, ident) is not None, ident
     assert '<html lang="en">' in app.index_string
 

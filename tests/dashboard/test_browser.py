@@ -129,15 +129,24 @@ def test_page_loads_without_console_errors_and_every_panel_renders(
 
 
 def check_every_panel(page: Page, errors: list[str]) -> None:
-    # the 3D surface is drawn right after the history and then every 5 s
     page.wait_for_function(
-        """() => ['heatmap', 'depth', 'surface'].every(id => {
+        """() => ['heatmap', 'depth'].every(id => {
                    const d = document.getElementById(id); return d && d.data && d.data.length; })""",
     )
     heat_types = page.evaluate("() => document.getElementById('heatmap').data.map(t => t.name + ':' + t.type)")
-    assert {"resting size:heatmap", "volume profile:bar", "best bid:scattergl", "best ask:scattergl",
-            "buys:scattergl", "sells:scattergl"} <= set(heat_types)
+    # no WebGL in the heatmap: its set-up alone was a long task of half a second
+    assert {"resting size:heatmap", "volume profile:bar", "best bid:scatter", "best ask:scatter"} <= set(heat_types)
+    # the trades painted over the plot area, buys and sells
+    page.wait_for_function(
+        """() => { const c = document.getElementById('heatmap-trades');
+                   return c && Number(c.dataset.buys) > 0 && Number(c.dataset.sells) > 0; }""")
+    # the 3D surface (below the fold) is drawn once it scrolls into view, then every 5 s
+    page.locator("#panel-surface").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.getElementById('surface').data?.length > 0")
     assert page.evaluate("() => document.getElementById('surface').data[0].type") == "surface"
+    # this stack records nothing: no timeline, the live page as it always was
+    page.wait_for_function("() => document.getElementById('timeline').dataset.available === 'false'")
+    assert page.is_hidden("#timeline") and page.is_hidden("#hist-badge")
     rows = ladder(page)
     assert [r["side"] for r in rows].count("bid") == 10 and [r["side"] for r in rows].count("ask") == 10
     assert all(r["price"] is not None for r in rows)
@@ -550,9 +559,11 @@ def test_derivatives_context_shows_in_the_metrics_bar_and_a_liquidation_on_the_h
         }""", arg=price)
     marker = page.evaluate("""() => {
         const t = document.getElementById('heatmap').data.find(x => x.name === 'longs liquidated');
-        const trade = document.getElementById('heatmap').data.find(x => x.name === 'sells');
+        // trades are painted on the canvas over the plot, sells in the best ask's colour
+        const trades = document.getElementById('heatmap-trades');
+        const ask = document.getElementById('heatmap').data.find(x => x.name === 'best ask');
         return {symbol: t.marker.symbol, line: t.marker.line.width, colour: t.marker.color,
-                tradeSymbol: trade.marker.symbol, tradeColour: trade.marker.color};
+                tradeSymbol: trades.dataset.sellShape, tradeColour: ask.line.color};
     }""")
     assert marker["symbol"] == "diamond" and marker["line"] == 2 and marker["tradeSymbol"] == "triangle-down"
     assert marker["colour"] != marker["tradeColour"]

@@ -213,8 +213,15 @@ def test_each_size_fits_the_screen_and_every_panel_it_shows_updates(
         wait_all_grow(page, ["surface"])
     else:
         assert page.evaluate("() => document.getElementById('surface').data === undefined"), "drawn while hidden"
+    # the alerts panel counts the alerts that reach its minimum-notional filter (50 at most)
     page.wait_for_function(
-        f"() => document.getElementById('alerts-count').textContent === String({LIQ}.debug().alerts)")
+        """() => {
+            const box = document.getElementById('alerts');
+            if (!box.dataset.minNotional) return false;
+            const min = Number(box.dataset.minNotional);
+            const reach = window.LIQ.data.alerts.filter(a => (a.peak_notional || 0) >= min).length;
+            return document.getElementById('alerts-count').textContent === String(Math.min(50, reach));
+        }""")
     page.evaluate("() => window.scrollTo(0, 0)")
 
     if size == "phone":
@@ -536,12 +543,10 @@ def test_every_control_is_named_and_readable_on_a_phone(page: Page, dash_env: Ru
 
 def test_bid_and_ask_are_told_apart_without_colour(page: Page, dash_env: RunningDashboard) -> None:
     open_view(page, dash_env)
-    page.wait_for_function("() => document.getElementById('heatmap')?.data?.length")
-    symbols = page.evaluate(
-        "() => Object.fromEntries(document.getElementById('heatmap').data"
-        ".filter(t => t.name === 'buys' || t.name === 'sells').map(t => [t.name, t.marker.symbol]))"
-    )
-    assert symbols == {"buys": "triangle-up", "sells": "triangle-down"}
+    # the trades, painted over the heatmap: buys pointing up, sells down
+    page.wait_for_function("() => document.getElementById('heatmap-trades')?.dataset.buyShape")
+    shapes = page.evaluate("() => Object.assign({}, document.getElementById('heatmap-trades').dataset)")
+    assert (shapes["buyShape"], shapes["sellShape"]) == ("triangle-up", "triangle-down")
     # the ladder: asks above the mid row, bids below, each side captioned
     layout = page.evaluate(
         """() => { const rows = Array.from(document.querySelectorAll('#ladder > *'));

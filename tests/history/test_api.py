@@ -49,6 +49,7 @@ async def test_the_series_equals_the_frames_pushed(h: StackHandle) -> None:
             # written (mid to two decimals past the tick, ratios to 4 significant digits).
             assert math.isclose(mid, f["mid_price"], abs_tol=0.0051) and math.isclose(spread, f["spread"], abs_tol=1e-9)
             assert math.isclose(imb, f["imbalance"], rel_tol=6e-4, abs_tol=1e-12)
+        assert (await http.get("/health")).json()["history"] == {"on": True}
         cov = (await http.get("/history/btcusdt/coverage")).json()
         assert cov["ranges"] and cov["ranges"][0][0] <= synced[lo]["timestamp"] + 1e-3
         assert cov["ranges"][-1][1] >= synced[hi]["timestamp"] - 1e-3

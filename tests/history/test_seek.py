@@ -118,6 +118,21 @@ async def test_frames_rebuilt_from_history_show_the_recorded_book(recorded: tupl
         assert [list(x) for x in seek.bids[:10]] == f["bid_levels"][:10]
 
 
+async def test_frames_from_before_the_first_checkpoint_start_at_it(recorded: tuple[StackHandle, Path]) -> None:
+    """A moment of the recording's first member, before any checkpoint (the book was not
+    in sync yet): the frames start where the book can first be rebuilt."""
+    h, data = recorded
+    members = await asyncio.to_thread(members_of, data, SYM)
+    assert members[0].checkpoint_u is None, "the run's first member starts before the book is in sync"
+    first_checkpoint = next(m for m in members if m.checkpoint_u is not None)
+    start = members[0].t0_ns / 1e9 + 0.001
+    async with ws_connect(f"{h.ws_url}/ws/{SYM}?from={start}&speed=0") as ws:
+        assert (await recv_json(ws))["type"] == "history"
+        frame = await recv_json(ws)
+    assert frame["history"]["time"] >= start and frame["sync"]["state"] == "synced"
+    assert frame["history"]["time"] <= first_checkpoint.t1_ns / 1e9 + 0.25
+
+
 async def test_bad_history_websocket_requests(recorded: tuple[StackHandle, Path]) -> None:
     h, _ = recorded
     for query, words in (("from=abc", "from must be a number"), ("from=1&speed=500", "speed must be from 0 to 100"),

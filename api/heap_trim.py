@@ -1,0 +1,62 @@
+"""Memory given back once a crowd of clients has gone.
+
+Each websocket client costs buffers while it is connected (its transport's write
+buffer alone can reach 64 KB, and the history message is written through it).
+When hundreds leave at once, Python frees those blocks but glibc's allocator keeps
+the pages in its arenas: the process's RSS stays at its peak although the memory is
+free. ``malloc_trim(0)`` hands the free pages of every arena back to the system. It
+is called here, off the event loop (ctypes releases the GIL during the call), when at
+least ``min_left`` clients have left since the last look, at most once per
+``interval_s``. Elsewhere than glibc it does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+from collections.abc import Callable
+
+from api.hub import FrameHub
+
+
+def _malloc_trim() -> Callable[[], object] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        fn = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return lambda: fn(0)
+
+
+class HeapTrimmer:
+    """Calls ``malloc_trim`` after clients have left (see the module's text)."""
+
+    def __init__(self, hub: FrameHub, interval_s: float = 5.0, min_left: int = 20,
+                 trim: Callable[[], object] | None = None) -> None:
+        self.hub = hub
+        self.interval_s = interval_s
+        self.min_left = min_left
+        self.trims = 0
+        self._trim = trim if trim is not None else _malloc_trim()
+        self._left_seen = 0
+
+    def left_since(self) -> int:
+        """Clients gone since the last trim (or the start)."""
+        st = self.hub.stats
+        return st.clients_total - self.hub.client_count - self._left_seen
+
+    async def run(self) -> None:
+        if self._trim is None:
+            return
+        while True:
+            await asyncio.sleep(self.interval_s)
+            left = self.left_since()
+            if left >= self.min_left:
+                self._left_seen += left
+                await asyncio.to_thread(self._trim)
+                self.trims += 1
