@@ -26,6 +26,8 @@ from dash.development.base_component import Component
 from flask import Response, send_file
 
 from dashboard.request_guard import guard_dash_endpoints
+from dashboard.screener import ASSETS_IGNORE, add_screener_route
+from dashboard.screener import ROUTE as SCREENER_ROUTE
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -191,6 +193,8 @@ def _view_controls() -> html.Div:
             html.Button("Pause", id="pause", className="ctl", type="button", title="Pause or play the view (space)",
                         **_aria(keyshortcuts="Space")),
             menu,
+            html.A("Screener", id="screener-link", className="ctl", href=SCREENER_ROUTE,
+                   title="Every watched symbol in one table (the screener)"),
             html.Button("?", id="shortcuts-open", className="ctl", type="button", title="Keyboard shortcuts (?)",
                         **_aria(label="Keyboard shortcuts", keyshortcuts="?")),
         ],
@@ -321,6 +325,7 @@ def create_app(api_url: str, symbols: Sequence[str], source_label: str | None = 
     app = Dash(
         __name__,
         assets_folder=str(ASSETS),
+        assets_ignore=ASSETS_IGNORE,
         title="Order book liquidity",
         update_title="",
         external_scripts=[PLOTLY_ROUTE],
@@ -328,6 +333,7 @@ def create_app(api_url: str, symbols: Sequence[str], source_label: str | None = 
     )
     guard_dash_endpoints(app)
     app.index_string = INDEX_STRING
+    add_screener_route(app.server, api_url, app.get_asset_url(""))
 
     @app.server.route(PLOTLY_ROUTE)
     def _plotly_js() -> Response:

@@ -3,7 +3,8 @@
  *
  *   ?symbol=ethusdt&panels=ladder,heatmap,depth,alerts,impact,feed&side=sell&size=20&t=2026-11-28T09:15:02.250Z
  *
- *   symbol  the symbol shown (one of the configured ones)
+ *   symbol  the symbol shown (one of the configured ones, or one the API serves since:
+ *           a symbol promoted by the screener, found in GET /symbols, 83-symbols.js)
  *   panels  the visible panels, in any order (an empty list hides them all)
  *   side    the impact calculator's side, when not buy
  *   size    the impact calculator's typed size, when not the default
@@ -72,6 +73,11 @@
     const want = read().symbol;
     if (want && session.config && session.config.symbols.includes(want) && want !== session.symbol) {
       LIQ.selectSymbol(want, 'history');
+    } else if (want && session.config && !session.config.symbols.includes(want)) {
+      // promoted after the page's list was made: ask the API, then go there if it serves it
+      LIQ.symbols.refresh().then(function () {
+        if (!LIQ.selectSymbol(want, 'history')) write(false);
+      });
     } else {
       write(false);
     }

@@ -65,7 +65,18 @@
   function startView(config, symbol) {
     const link = LIQ.url.read();
     init(config, link);
-    const first = link.symbol && config.symbols.includes(link.symbol) ? link.symbol : (symbol || config.symbols[0]);
+    if (link.symbol && !session.config.symbols.includes(link.symbol)) {
+      // a symbol promoted after the page's list was made (the screener): the API says
+      // which it serves, then the page opens at the link's symbol if it is one of them
+      LIQ.symbols.refresh().then(function () { begin(link, symbol); });
+      return window.dash_clientside.no_update;
+    }
+    return begin(link, symbol);
+  }
+
+  function begin(link, symbol) {
+    const symbols = session.config.symbols;
+    const first = link.symbol && symbols.includes(link.symbol) ? link.symbol : (symbol || symbols[0]);
     setSymbol(first, 'initial');
     panels.impact.preset(link.side, link.size);
     LIQ.pause.openAt(link.t);
@@ -89,7 +100,8 @@
   }
 
   function init(config, link) {
-    session.config = config;
+    // a copy: the symbol list grows with promoted symbols (83-symbols.js)
+    session.config = Object.assign({}, config, { symbols: config.symbols.slice() });
     session.apiBase = LIQ.connection.apiBase(config.api_url);
     LIQ.state.stats = LIQ.schedule.freshStats();
     LIQ.layout.init(link.panels);
@@ -105,6 +117,7 @@
     });
     session.timers.push(setInterval(tickClock, 500));
     session.timers.push(setInterval(panels.banner.refreshHealth, CFG.healthEveryMs));
+    session.timers.push(setInterval(LIQ.symbols.refresh, CFG.healthEveryMs));
     panels.banner.renderSource();
     panels.banner.refreshHealth();
   }
@@ -123,7 +136,8 @@
     start: function (config, symbol) {
       if (!config) return window.dash_clientside.no_update;
       if (!session.config) return startView(config, symbol);
-      setSymbol(symbol || config.symbols[0], 'user');
+      if (session.symbol === null) return window.dash_clientside.no_update;   // still asking /symbols
+      setSymbol(symbol || session.config.symbols[0], 'user');
       return symbol;
     },
     /* clientside callback: the panel menu (the user's own changes) */

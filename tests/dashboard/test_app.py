@@ -71,10 +71,12 @@ def test_server_serves_page_script_and_plotly_then_stops_and_frees_the_port() ->
         with urllib.request.urlopen(server.url + "/", timeout=5) as resp:
             assert resp.status == 200
             page = resp.read().decode()
-        # every page script is listed, in file-name order: that order is the load order
-        scripts = sorted(p.name for p in ASSETS.glob("*.js"))
+        # every page script is listed, in file-name order: that order is the load order;
+        # the screener page's own files are not
+        scripts = sorted(p.name for p in ASSETS.glob("*.js") if not p.name.startswith("screener"))
         positions = [page.index("/assets/" + name) for name in scripts]
         assert positions == sorted(positions)
+        assert "screener.js" not in page and "screener.css" not in page
         with urllib.request.urlopen(server.url + PLOTLY_ROUTE, timeout=5) as resp:
             assert b"plotly" in resp.read(2000).lower()
         with urllib.request.urlopen(server.url + "/_dash-layout", timeout=5) as resp:
@@ -88,3 +90,24 @@ def test_server_serves_page_script_and_plotly_then_stops_and_frees_the_port() ->
         urllib.request.urlopen(server.url + "/", timeout=2)
     with socket.socket() as s:  # the port is free again
         s.bind(("127.0.0.1", server.port))
+
+
+def test_screener_page_served_with_its_scripts_and_the_api_url_escaped() -> None:
+    api = 'http://127.0.0.1:9999/"><script>'
+    server = DashboardServer(create_app(api, ["btcusdt"]), "127.0.0.1", 0)
+    server.start()
+    try:
+        with urllib.request.urlopen(server.url + "/screener", timeout=5) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/html")
+            page = resp.read().decode()
+        positions = [page.index(f'src="/assets/{name}"') for name in ("00-core.js", "82-keys.js", "screener.js")]
+        assert positions == sorted(positions)
+        assert 'data-api-url="http://127.0.0.1:9999/&quot;&gt;&lt;script&gt;"' in page
+        assert "<script>\"" not in page
+        with urllib.request.urlopen(server.url + "/assets/screener.js", timeout=5) as resp:
+            assert b"SCREENER" in resp.read()
+        with urllib.request.urlopen(server.url + "/_dash-layout", timeout=5) as resp:
+            assert '"href": "/screener"' in json.dumps(json.loads(resp.read()))
+    finally:
+        server.stop()
