@@ -152,6 +152,11 @@ class Settings:
     liquidation_burst_watch_s: float = 120.0  # after this, a burst not refilled ends "not yet refilled"
     impact_max_size: float = 1e9
 
+    # --- alert rules and notifications (alerting/, README "Alert rules and notifications") ---
+    alerts_file: str = ""  # --alerts FILE: the rules and destinations (JSON or TOML); PUT /alerts/rules saves there
+    alerts_dashboard_url: str = ""  # base of the link in each alert; default the dashboard's own address
+    alerts_intake_queue: int = 10_000  # frame digests waiting for the rules; beyond, dropped (counted)
+
     # --- rolling state and push -------------------------------------------------
     buffer_seconds: float = 180.0
     push_interval_s: float = 1.0

@@ -77,6 +77,8 @@ def health_body(services: Services) -> dict[str, Any]:
                                "low_priority_limit_1m": b.low_priority_limit, "low_priority_skipped": b.low_skipped}
     body["tasks"] = {"running": len(runtime.tasks.running), "restarts": dict(runtime.tasks.restarts)}
     body["recorder"] = recorder_status(runtime.recorder)
+    if services.alerting is not None:
+        body["alerting"] = services.alerting.status()
     if runtime.replay is not None:
         replay = runtime.replay.as_dict()
         # File names, not paths: /health is readable by any client of the API.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from api.hub import FrameHub
 from data_ingestion.feed import SymbolFeed
@@ -46,13 +47,16 @@ class FramePublisher:
         push_interval_s: float,
         replay: bool = False,
         history: HistoryStore | None = None,
+        alert_tap: Callable[[Frame], None] | None = None,
     ) -> None:
+        """``alert_tap``: called with each frame built (alerting/service.py); it must not wait."""
         self.feeds = feeds
         self.features = features
         self.hub = hub
         self.push_interval_s = push_interval_s
         self.replay = replay
         self.history = history
+        self.alert_tap = alert_tap
         self.buffers = {sym: FrameBuffer(sym, buffer_seconds, push_interval_s) for sym in feeds}
         # Numbers are rounded once, here where the JSON is written, to each symbol's decimals.
         self.decimals = {sym: Decimals.of(features[sym].spec) for sym in feeds}
@@ -77,6 +81,8 @@ class FramePublisher:
         self.buffers[symbol].append(frame, encoded)
         if self.history is not None:
             self.history.add_frame(frame)
+        if self.alert_tap is not None:
+            self.alert_tap(frame)
         self.frames_built += 1
         self.build_ms_last[symbol] = (time.perf_counter() - t0) * 1000
         self.frame_bytes_last[symbol] = len(encoded)

@@ -19,6 +19,8 @@ from state.rolling_buffer import FrameBuffer
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from alerting.service import Alerting
+
 
 @dataclass(slots=True)
 class SourceInfo:
@@ -76,6 +78,7 @@ class Services:
     limits: ConnectionLimits | None = None  # set by the API server from the settings and the descriptor limit
     history: HistoryStore | None = None  # the metric history, when on
     remote: RemoteBooks | None = None  # set on an API node: the books are on ingest nodes
+    alerting: Alerting | None = None  # the alert rules and their deliveries (alerting/)
 
     def __post_init__(self) -> None:
         if self.impact is None:
