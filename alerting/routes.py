@@ -41,5 +41,6 @@ def add_alert_rule_routes(app: FastAPI, alerting: Alerting) -> None:
         except RulesError as exc:
             raise ApiError(422, f"{exc}; the rules in force are unchanged") from None
         except OSError as exc:
-            raise ApiError(503, f"could not save the rules to {Path(alerting.path or '').name} ({exc.strerror or type(exc).__name__}); "
-                                f"the rules in force are unchanged") from None
+            why = exc.strerror or type(exc).__name__
+            raise ApiError(503, f"could not save the rules to {Path(alerting.path or '').name} ({why}); the rules "
+                                f"in force are unchanged") from None

@@ -12,6 +12,7 @@ queue of each of its destinations (alerting/delivery.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -24,7 +25,7 @@ import msgspec
 from alerting.delivery import DestinationWorker, install_log_redaction
 from alerting.engine import RuleEngine
 from alerting.notification import Notification
-from alerting.rules import RuleSet, RulesError, load_file, parse, public_document, save_file, to_document
+from alerting.rules import RulesError, RuleSet, load_file, parse, public_document, save_file, to_document
 from features.frame import Frame, FrameAlert
 
 log = logging.getLogger("alerting")
@@ -172,10 +173,8 @@ class Alerting:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         for worker in self.workers.values():
             await worker.stop()
 

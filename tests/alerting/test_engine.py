@@ -28,10 +28,12 @@ def alert(kind: str = "WALL", status: str = "born", *, id: str = "btcusdt-1", sy
     if burst_notional is not None:
         burst = BurstResponse(start_ts=ts - 2, liquidation_side="sell", count=4, qty=burst_notional / price,
                               notional=burst_notional, largest_notional=burst_notional / 2)
-    return FrameAlert(id=id, type=kind, status=status, live=live, symbol=symbol, side=side, price=price,
+    labels: dict[str, Any] = {"type": kind, "status": status, "side": side}  # Literal fields, from plain str
+    return FrameAlert(id=id, live=live, symbol=symbol, price=price, **labels,
                       price_bin=None, ts=ts, born_ts=ts, age_s=6.0, size=size, notional=price * size,
                       peak_notional=price * size, distance_bps=distance_bps, depth_share=0.3, score=None,
-                      levels=levels, burst=burst, events=[AlertEvent(ts=ts, status=status, price=price, size=size)])
+                      levels=levels, burst=burst, events=[AlertEvent(ts=ts, price=price, size=size,
+                                                                     status=labels["status"])])
 
 
 def test_wall_rule_fires_on_a_big_near_wall_and_not_on_a_small_or_far_one() -> None:
