@@ -103,7 +103,9 @@ class WebhookReceiver:
                 writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nContent-Type: application/json\r\n"
                              f"{extra}\r\n{{}}".encode())
                 await writer.drain()
-        except ConnectionError:
+        except (ConnectionError, asyncio.CancelledError):
+            # Stopped by stop(): ended here, not cancelled, as asyncio's stream server
+            # (3.11) asks the task for its exception and would log a cancelled one.
             return
         finally:
             self._conns.discard(task)
