@@ -86,3 +86,16 @@ def test_redact_keeps_scheme_host_and_port() -> None:
     assert redact("https://hooks.slack.com/services/T/B/x?y=1") == "https://hooks.slack.com"
     assert redact("http://[::1]:8080/a/b") == "http://[::1]:8080"
     assert redact("user:pass@nowhere") == "(not a URL)"
+
+
+def test_a_bad_rules_file_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    from config import load_settings
+    from main import UsageError, check_settings
+
+    path = tmp_path / "alerts.json"
+    path.write_text(json.dumps({"rules": [{"name": "x", "kind": "wall", "destinations": ["slack"]}]}))
+    with pytest.raises(UsageError, match=r"^--alerts: .*alerts.json: rules\[0\].destinations: no destination named"):
+        check_settings(load_settings(environ={}, alerts_file=str(path)))
+    check_settings(load_settings(environ={}, alerts_file=str(tmp_path / "new.json")))  # created by the first PUT
+    with pytest.raises(UsageError, match="--alerts-link must be an http"):
+        check_settings(load_settings(environ={}, alerts_dashboard_url="dash:8050"))
