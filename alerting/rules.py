@@ -44,7 +44,7 @@ class Rule(Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind"):
     destinations: list[Name] = msgspec.field(default_factory=list)
     # The changes of an alert's life that are sent (births only by default); the
     # computed kinds (spread_blowout, depth_collapse) only have births.
-    events: list[Status] = msgspec.field(default_factory=lambda: ["born"])
+    events: Annotated[list[Status], Meta(min_length=1)] = msgspec.field(default_factory=lambda: ["born"])
 
     @property
     def kind_name(self) -> str:
