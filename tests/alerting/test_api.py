@@ -5,6 +5,7 @@ simulated exchange's labelled wall episode delivered to a receiver on loopback."
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -183,3 +184,27 @@ async def _wait_sent(http: httpx.AsyncClient) -> None:
         return bool((await http.get("/health")).json()["alerting"]["destinations"]["hook"]["sent"])
 
     await wait_until(sent, what="a delivery counted")
+
+
+async def test_a_failing_destination_put_over_the_api_leaves_no_secret_in_the_logs(
+        http: httpx.AsyncClient, rx: WebhookReceiver, h: StackHandle, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    rx.route(f"/down/{SECRET}", status=500)
+    rx.route(f"/gone/{SECRET}", status=403)
+    body = {"destinations": {"down": {"url": rx.url(f"/down/{SECRET}"), "backoff_initial_s": 0.01,
+                                      "backoff_max_s": 0.05},
+                             "gone": {"url": rx.url(f"/gone/{SECRET}")}},
+            "rules": [{"name": "all-walls", "kind": "wall", "cooldown_s": 0, "destinations": ["down", "gone"]}]}
+    r = await http.put("/alerts/rules", json=body)
+    assert r.status_code == 200, r.text
+    no_secret(r.text)
+    await h.sim.inject_wall("ethusdt", side="ask", distance_ticks=2, multiple=25.0, duration_s=8.0)
+    alerting = h.stack.alerting
+    assert alerting is not None
+    await h.wait_for(lambda: alerting.workers["down"].counters.failed >= 3
+                     and alerting.workers["gone"].counters.dead_letters >= 1, what="failures on both destinations")
+    health = await http.get("/health")
+    no_secret(health.text)
+    assert health.json()["alerting"]["destinations"]["gone"]["last_error"] == "HTTP 403"
+    assert "not delivered to gone: HTTP 403" in caplog.text and "alerts to down: HTTP 500" in caplog.text
+    assert SECRET not in caplog.text and "/down/" not in caplog.text and "/gone/" not in caplog.text
