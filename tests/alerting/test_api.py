@@ -17,6 +17,7 @@ import pytest_asyncio
 
 from alerting.rules import load_file
 from bench.webhook_receiver import WebhookReceiver
+from tests.api import promlint
 from tests.stack import StackHandle, running_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -138,6 +139,11 @@ async def test_bad_json_is_a_422(http: httpx.AsyncClient) -> None:
     assert r.status_code == 422 and r.json()["detail"].startswith("body: not valid JSON")
 
 
+async def test_a_body_too_large_is_a_413(http: httpx.AsyncClient) -> None:
+    r = await http.put("/alerts/rules", content=b" " * (256 * 1024 + 1), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "at most 262144 bytes" in r.json()["detail"]
+
+
 async def test_put_replaces_the_rules_and_saves_them(http: httpx.AsyncClient, rules_file: Path,
                                                      h: StackHandle) -> None:
     new = {"rules": [{"name": "eth-spread", "kind": "spread_blowout", "symbols": ["ethusdt"], "min_spread_bps": 50,
@@ -175,6 +181,7 @@ async def test_health_and_metrics_show_destinations_by_name_only(http: httpx.Asy
     assert 'liq_alert_deliveries_sent_total{destination="hook"}' in metrics.text
     assert 'liq_alert_deliveries_dead_letters_total{destination="chat"} 0.0' in metrics.text
     assert 'liq_alert_rule_matches_total{rule="btc-walls"}' in metrics.text
+    assert promlint.check(metrics.text) == []  # promtool's rules, with the alerting families filled
 
 
 async def _wait_sent(http: httpx.AsyncClient) -> None:
