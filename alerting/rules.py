@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -357,6 +358,11 @@ def save_file(path: str | Path, rules: RuleSet) -> None:
     p = Path(path)
     doc = to_document(rules)
     text = to_toml(doc) if p.suffix.lower() == ".toml" else json.dumps(doc, indent=2) + "\n"
+    # The file may hold a webhook URL: it keeps its mode, and a new one is the owner's alone.
+    mode = stat.S_IMODE(p.stat().st_mode) if p.exists() else 0o600
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
     os.replace(tmp, p)

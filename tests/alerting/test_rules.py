@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from alerting.rules import REPO_ROOT, RulesError, load_file, public_document, redact, save_file
+from alerting.rules import parse as parse_doc
 
 TOML = """
 [destinations.ops]
@@ -62,6 +63,18 @@ def test_a_json_file_round_trips(tmp_path: Path) -> None:
     save_file(path, rules)
     assert load_file(path) == rules
     assert public_document(rules)["destinations"]["d"]["url"] == "https://example.com"
+
+
+def test_saving_keeps_the_files_mode_and_a_new_file_is_the_owners(tmp_path: Path) -> None:
+    rules = parse_doc({"rules": [{"name": "w", "kind": "wall"}]})
+    old = tmp_path / "old.json"
+    old.write_text("{}")
+    old.chmod(0o640)
+    save_file(old, rules)
+    new = tmp_path / "new.toml"
+    save_file(new, rules)
+    assert (old.stat().st_mode & 0o777, new.stat().st_mode & 0o777) == (0o640, 0o600)
+    assert load_file(old) == rules == load_file(new)
 
 
 def test_errors_name_the_file_and_field(tmp_path: Path) -> None:
