@@ -112,3 +112,19 @@ def test_a_bad_rules_file_stops_the_start_with_one_line(tmp_path: Path) -> None:
     check_settings(load_settings(environ={}, alerts_file=str(tmp_path / "new.json")))  # created by the first PUT
     with pytest.raises(UsageError, match="--alerts-link must be an http"):
         check_settings(load_settings(environ={}, alerts_dashboard_url="dash:8050"))
+
+
+def test_the_readmes_example_is_a_valid_rule_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text.split("# alerts.toml\n", 1)[1].split("```", 1)[0]
+    # Its secrets where it says they are: a variable and two files (here under tmp_path).
+    monkeypatch.setenv("DESK_SLACK_HOOK", "https://hooks.slack.com/services/T/B/x")
+    for name, value in (("pager-url", "https://pager.example/hook/x"), ("telegram-token", "1:abc")):
+        (tmp_path / name).write_text(value)
+    path = tmp_path / "alerts.toml"
+    path.write_text(block.replace("/etc/liq/", f"{tmp_path}/"))
+    rules = load_file(path)
+    assert [r.kind_name for r in rules.rules] == ["wall", "spread_blowout"]
+    assert {n: d["format_in_use"] if "format_in_use" in d else d["format"]
+            for n, d in public_document(rules)["destinations"].items()} == {
+        "desk": "slack", "pager": "generic", "tg": "telegram"}
