@@ -82,7 +82,10 @@ class FramePublisher:
         if self.history is not None:
             self.history.add_frame(frame)
         if self.alert_tap is not None:
-            self.alert_tap(frame)
+            try:
+                self.alert_tap(frame)
+            except Exception:  # the alert rules must never cost a frame
+                log.exception("%s: handing the frame to the alert rules failed; the frame goes on", symbol)
         self.frames_built += 1
         self.build_ms_last[symbol] = (time.perf_counter() - t0) * 1000
         self.frame_bytes_last[symbol] = len(encoded)

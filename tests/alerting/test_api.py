@@ -193,6 +193,23 @@ async def _wait_sent(http: httpx.AsyncClient) -> None:
     await wait_until(sent, what="a delivery counted")
 
 
+async def test_a_failing_alert_tap_costs_no_frame(h: StackHandle, caplog: pytest.LogCaptureFixture) -> None:
+    publisher = h.stack.publisher
+    assert publisher is not None
+    tap = publisher.alert_tap
+
+    def broken(_frame: Any) -> None:
+        raise RuntimeError("a bug in the rules")
+
+    published = h.stack.hub.stats.frames_published
+    publisher.alert_tap = broken
+    try:
+        await h.wait_for(lambda: h.stack.hub.stats.frames_published >= published + 4, what="frames still published")
+    finally:
+        publisher.alert_tap = tap
+    assert "handing the frame to the alert rules failed; the frame goes on" in caplog.text
+
+
 async def test_a_failing_destination_put_over_the_api_leaves_no_secret_in_the_logs(
         http: httpx.AsyncClient, rx: WebhookReceiver, h: StackHandle, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
