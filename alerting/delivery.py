@@ -32,6 +32,7 @@ from alerting.rules import Destination, Format, redact, resolve_secret
 log = logging.getLogger("alerting")
 
 _JSON = {"content-type": "application/json"}
+RECENT_DEAD_LETTERS = 10  # the latest ones kept for /health
 
 
 @dataclass(slots=True)
@@ -119,6 +120,7 @@ class DestinationWorker:
         self.last_error_ts: float | None = None
         self.last_sent_ts: float | None = None
         self.in_flight: Notification | None = None
+        self.recent_dead: deque[dict[str, Any]] = deque(maxlen=RECENT_DEAD_LETTERS)
         self._ready = asyncio.Event()
         self._failing = False
         self._task: asyncio.Task[None] | None = None
@@ -249,6 +251,8 @@ class DestinationWorker:
         self.counters.failed += 1
         self.counters.dead_letters += 1
         self._note_error(reason)
+        self.recent_dead.append({"symbol": n.symbol, "kind": n.kind, "status": n.status, "rule": n.rule,
+                                 "time": n.time_iso, "alert_id": n.alert_id, "reason": reason})
         log.warning("%s: alert %s (rule %s) not delivered to %s: %s; counted as a dead letter", n.symbol,
                     n.kind, n.rule, self.name, reason)
 
@@ -262,6 +266,7 @@ class DestinationWorker:
             "throttled": c.throttled, "last_error": self.last_error,
             "last_error_age_s": None if self.last_error_ts is None else round(time.time() - self.last_error_ts, 1),
             "last_sent_age_s": None if self.last_sent_ts is None else round(time.time() - self.last_sent_ts, 1),
+            "recent_dead_letters": list(self.recent_dead),
         }
 
 

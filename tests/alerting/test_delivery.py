@@ -180,6 +180,9 @@ async def test_another_4xx_is_a_dead_letter_at_once(rx: WebhookReceiver, workers
     w.offer(note(1))
     await wait_until(lambda: w.counters.dead_letters == 2, what="two dead letters")
     assert rx.attempts["/gone"] == 2 and w.counters.retried == 0 and w.last_error == "HTTP 404"
+    assert w.status()["recent_dead_letters"] == [
+        {"symbol": "btcusdt", "kind": "wall", "status": "born", "rule": "big-walls", "time": note(i).time_iso,
+         "alert_id": f"btcusdt-{i}", "reason": "HTTP 404"} for i in range(2)]
 
 
 async def test_an_alert_undelivered_past_give_up_after_s_is_a_dead_letter(
