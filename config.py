@@ -162,6 +162,10 @@ class Settings:
     screener_refresh_s: float = 300.0  # exchangeInfo read again this often: symbols added, dropped
     focus_max: int = 10  # symbols with a full-depth book at once, start symbols included
     focus_idle_s: float = 300.0  # a promoted symbol without /ws/{symbol} client this long is released
+    # --- alert rules and notifications (alerting/, README "Alert rules and notifications") ---
+    alerts_file: str = ""  # --alerts FILE: the rules and destinations (JSON or TOML); PUT /alerts/rules saves there
+    alerts_dashboard_url: str = ""  # base of the link in each alert; default the dashboard's own address
+    alerts_intake_queue: int = 10_000  # frame digests waiting for the rules; beyond, dropped (counted)
 
     # --- rolling state and push -------------------------------------------------
     buffer_seconds: float = 180.0

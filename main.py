@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forwarded-allow-ips", default=None, metavar="IPS",
                    help=f"proxies whose X-Forwarded-For is believed (comma-separated, '*' any); by default "
                         f"none: each client counts as its own address [{_env('FORWARDED_ALLOW_IPS')}]")
+    p.add_argument("--alerts", default=None, metavar="FILE",
+                   help=f"alert rules and their destinations, JSON or TOML (README, \"Alert rules and "
+                        f"notifications\"); PUT /alerts/rules saves into it [{_env('ALERTS_FILE')}]")
+    p.add_argument("--alerts-link", default=None, metavar="URL",
+                   help=f"the dashboard address the alerts link to [{_env('ALERTS_DASHBOARD_URL')}, default "
+                        f"the dashboard's own, http://<host>:<dash-port>]")
     p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"),
                    help=f"log verbosity [{_env('LOG_LEVEL')}, default {d.log_level}]")
     p.add_argument("--log-file", default=None, help=f"also write the log to this file [{_env('LOG_FILE')}]")
@@ -169,6 +175,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "sim_speed": args.sim_speed,
         "sim_market": args.sim_market,
         "sim_seed": args.seed,
+        "alerts_file": args.alerts,
+        "alerts_dashboard_url": args.alerts_link,
         "log_level": args.log_level,
         "log_file": args.log_file,
         "allow_origins": tuple(o.strip() for a in args.allow_origin for o in a.split(",") if o.strip())
@@ -217,6 +225,18 @@ def check_settings(s: Settings) -> None:
     if s.dash_workers < 1 or s.dash_max_connections < 1 or not s.dash_request_timeout_s > 0:
         raise UsageError(f"{ENV_PREFIX}DASH_WORKERS and {ENV_PREFIX}DASH_MAX_CONNECTIONS must be at least 1 and "
                          f"{ENV_PREFIX}DASH_REQUEST_TIMEOUT_S positive")
+    if s.alerts_file:
+        from alerting.rules import RulesError, load_file
+
+        if Path(s.alerts_file).exists():
+            try:
+                load_file(s.alerts_file)
+            except RulesError as exc:
+                raise UsageError(f"--alerts: {exc}") from None
+        elif not Path(s.alerts_file).parent.is_dir():
+            raise UsageError(f"--alerts: no directory for {s.alerts_file}")
+    if s.alerts_dashboard_url and not s.alerts_dashboard_url.startswith(("http://", "https://")):
+        raise UsageError(f"--alerts-link must be an http:// or https:// URL, got {s.alerts_dashboard_url!r}")
     if s.role not in ROLES:
         raise UsageError(f"--role must be one of {', '.join(ROLES)}, got {s.role!r}")
     if s.role == "all" and (s.bus_url or s.shard):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from alerting.routes import add_alert_rule_routes
 from api.errors import install_error_handlers
 from api.health import add_health_routes
 from api.history import add_history_routes
@@ -32,6 +33,8 @@ def create_app(services: Services) -> FastAPI:
         # take the place of the ones of the same path that read local books.
         services.remote.add_routes(app)
     add_health_routes(app, services)
+    if services.alerting is not None:
+        add_alert_rule_routes(app, services.alerting)  # before /alerts/{symbol}, which would take "rules"
     add_rest_routes(app, services)
     add_history_routes(app, services)
     add_screener_routes(app, services)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from api.focus import FocusSet
+from alerting.service import Alerting
 from api.heap_trim import HeapTrimmer
 from api.hub import FrameHub
 from api.publisher import FramePublisher
@@ -68,6 +69,7 @@ class Stack:
         self.market: MarketWatch | None = None
         self.screener: ScreenerPublisher | None = None
         self.focus: FocusSet | None = None
+        self.alerting: Alerting | None = None
 
     def _make_features(self, symbol: str, spec: SymbolSpec) -> SymbolFeatures:
         features = SymbolFeatures(symbol, self.settings, spec)
@@ -88,11 +90,14 @@ class Stack:
         if s.history and s.data_dir and self.source.kind != "replay":
             self.history = HistoryStore(Path(s.data_dir) / HISTORY_DB, s.retain_s, band_fields(s.depth_bands_bps),
                                         gap_after_s=max(3.0, 3 * s.push_interval_s))
+        self.alerting = build_alerting(s)
         self.publisher = FramePublisher(
             self.runtime.feeds, self.features, self.hub, s.buffer_seconds, s.push_interval_s,
-            replay=self.source.kind == "replay", history=self.history,
+            replay=self.source.kind == "replay", history=self.history, alert_tap=self.alerting.offer_frame,
         )
-        self.services = Services(s, self.runtime, self.publisher, self.hub, self.source, history=self.history)
+        self.services = Services(s, self.runtime, self.publisher, self.hub, self.source, history=self.history,
+                                 alerting=self.alerting)
+        self.alerting.start()
         # One process only: over the bus (--role ingest/api) the screener is not carried yet.
         if s.screener and self.source.kind != "replay" and s.role == "all":
             await self._start_screener()
@@ -118,7 +123,8 @@ class Stack:
         self.market = MarketWatch(s, self.tasks, self.runtime.rest, state, self.runtime.recorder)
         await self.market.start()
         feeds = self.runtime.feeds
-        self.screener = ScreenerPublisher(state, self.hub, lambda: {sym for sym, f in feeds.items() if f.in_sync})
+        self.screener = ScreenerPublisher(state, self.hub, lambda: {sym for sym, f in feeds.items() if f.in_sync},
+                                          on_rows=self.alerting.on_screener_rows if self.alerting else None)
         self.services.market = self.market
         self.services.screener = self.screener
         self.tasks.supervise(self.screener.run, name="screener-publisher")
@@ -151,5 +157,18 @@ class Stack:
             await self.market.stop()
         await self.runtime.stop()
         await self.tasks.cancel_all()
+        if self.alerting is not None:
+            await self.alerting.stop()
         if self.history is not None:
             await asyncio.to_thread(self.history.close)
+
+
+def build_alerting(s: Settings) -> Alerting:
+    """The alert rules of ``--alerts`` (none without it; PUT /alerts/rules sets them),
+    linking to ``alerts_dashboard_url`` or the dashboard's own address."""
+    link = s.alerts_dashboard_url or f"http://{url_host(s.host)}:{s.dash_port}"
+    if s.alerts_file:
+        return Alerting.from_file(s.alerts_file, link, s.alerts_intake_queue)
+    from alerting.rules import RuleSet
+
+    return Alerting(RuleSet(), link, None, s.alerts_intake_queue)

@@ -83,6 +83,8 @@ def health_body(services: Services) -> dict[str, Any]:
             body["screener"]["focus"] = services.focus.status()
     # whether GET /history/... and /ws/{symbol}?from= have anything to serve (a page asks here first)
     body["history"] = {"on": services.history is not None}
+    if services.alerting is not None:
+        body["alerting"] = services.alerting.status()
     if runtime.replay is not None:
         replay = runtime.replay.as_dict()
         # File names, not paths: /health is readable by any client of the API.

@@ -83,6 +83,8 @@ class _Collector:
         yield from _recorder_metrics(recorder_status(runtime.recorder))
         yield from _serving_metrics(self.services)
         yield from _screener_metrics(self.services)
+        if self.services.alerting is not None:
+            yield from _alerting_metrics(self.services.alerting.status())
 
 
 def _context_metrics(feeds: dict[str, Any]) -> Iterator[Metric]:
@@ -157,6 +159,40 @@ def _screener_metrics(services: Services) -> Iterator[Metric]:
     if p50 is not None:
         yield GaugeMetricFamily("liq_screener_frame_build_seconds", "median time to build the screener's rows "
                                 "(last 10 minutes)", value=p50 / 1000)
+_DELIVERY_COUNTERS = {
+    "sent": "alerts delivered (2xx)",
+    "failed": "delivery attempts that failed (error, timeout, 4xx, 5xx, 429)",
+    "retried": "delivery attempts made again after a failure",
+    "dead_letters": "alerts given up: a 4xx other than 429, or too long undelivered",
+    "dropped": "alerts dropped from a full destination queue (the oldest waiting)",
+    "rate_limited": "sends that waited for the destination's rate limit",
+    "throttled": "429 answers from the receiver",
+}
+
+
+def _alerting_metrics(st: dict[str, Any]) -> Iterator[Metric]:
+    """Per destination name (never its URL), and per rule."""
+    dests = st["destinations"]
+    for key, doc in _DELIVERY_COUNTERS.items():
+        fam = CounterMetricFamily(f"liq_alert_deliveries_{key}", doc, labels=["destination"])
+        for name, d in dests.items():
+            fam.add_metric([name], float(d[key]))
+        yield fam
+    queued = GaugeMetricFamily("liq_alert_delivery_queued", "alerts waiting for a destination (and being sent)",
+                               labels=["destination"])
+    for name, d in dests.items():
+        queued.add_metric([name], float(d["queued"]))
+    yield queued
+    matched = CounterMetricFamily("liq_alert_rule_matches", "notifications made by a rule", labels=["rule"])
+    cooled = CounterMetricFamily("liq_alert_rule_cooldowns", "matches of a rule held back by its cooldown",
+                                 labels=["rule"])
+    for name, c in st["by_rule"].items():
+        matched.add_metric([name], float(c["matched"]))
+        cooled.add_metric([name], float(c["cooldown"]))
+    yield matched
+    yield cooled
+    yield CounterMetricFamily("liq_alert_intake_dropped", "frame digests dropped from the full intake of the rules",
+                              value=st["intake_dropped"])
 
 
 def _recorder_metrics(rec: dict[str, Any]) -> Iterator[Metric]:

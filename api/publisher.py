@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from api.hub import FrameHub
 from data_ingestion.feed import SymbolFeed
@@ -46,7 +47,9 @@ class FramePublisher:
         push_interval_s: float,
         replay: bool = False,
         history: HistoryStore | None = None,
+        alert_tap: Callable[[Frame], None] | None = None,
     ) -> None:
+        """``alert_tap``: called with each frame built (alerting/service.py); it must not wait."""
         self.feeds = feeds
         self.features = features
         self.hub = hub
@@ -54,6 +57,7 @@ class FramePublisher:
         self.replay = replay
         self.history = history
         self.buffer_seconds = buffer_seconds
+        self.alert_tap = alert_tap
         self.buffers = {sym: FrameBuffer(sym, buffer_seconds, push_interval_s) for sym in feeds}
         # Numbers are rounded once, here where the JSON is written, to each symbol's decimals.
         self.decimals = {sym: Decimals.of(features[sym].spec) for sym in feeds}
@@ -88,6 +92,11 @@ class FramePublisher:
         self.buffers[symbol].append(frame, encoded)
         if self.history is not None:
             self.history.add_frame(frame)
+        if self.alert_tap is not None:
+            try:
+                self.alert_tap(frame)
+            except Exception:  # the alert rules must never cost a frame
+                log.exception("%s: handing the frame to the alert rules failed; the frame goes on", symbol)
         self.frames_built += 1
         self.build_ms_last[symbol] = (time.perf_counter() - t0) * 1000
         self.frame_bytes_last[symbol] = len(encoded)

@@ -48,10 +48,12 @@ class ScreenerPublisher:
     """Builds every row once a second, keeps the last ones for GET /screener and
     pushes what changed to /ws/screener subscribers."""
 
-    def __init__(self, state: MarketState, hub: FrameHub, focus: Callable[[], set[str]]) -> None:
+    def __init__(self, state: MarketState, hub: FrameHub, focus: Callable[[], set[str]],
+                 on_rows: Callable[[int, list[dict[str, Any]]], None] | None = None) -> None:
         self.state = state
         self.hub = hub
         self.focus = focus
+        self.on_rows = on_rows  # each second's rows, for the alert rules over the whole market
         self.rows: list[dict[str, Any]] = []  # the last frame's rows, with their histories
         self.slim: dict[str, dict[str, Any]] = {}  # the same without histories, by symbol
         self.ts_ms = 0
@@ -75,6 +77,8 @@ class ScreenerPublisher:
         self.frame_times_ns.append(now_ns)
         self.hub.publish(HUB_KEY, orjson.dumps(
             {"type": "update", "ts": now_ms, "rows": changed, "removed": removed}).decode())
+        if self.on_rows is not None:
+            self.on_rows(now_ms, rows)
         self.build_ms.append((time.perf_counter() - t0) * 1000)
         self.build_cpu_ms.append((time.thread_time() - c0) * 1000)
 

@@ -19,6 +19,8 @@ from state.rolling_buffer import FrameBuffer
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from alerting.service import Alerting
+
 
 @dataclass(slots=True)
 class SourceInfo:
@@ -79,6 +81,7 @@ class Services:
     screener: Any = None  # api.screener.ScreenerPublisher while the screener runs
     market: Any = None  # data_ingestion.market.MarketWatch: the screener's connections
     focus: Any = None  # api.focus.FocusSet: promotion and release of full-depth books
+    alerting: Alerting | None = None  # the alert rules and their deliveries (alerting/)
 
     def __post_init__(self) -> None:
         if self.impact is None:

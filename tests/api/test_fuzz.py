@@ -91,7 +91,7 @@ def check_answer(status: int, content_type: str, body: bytes, what: str) -> None
 
 OPERATIONS = ["/health", "/symbols", "/stats", "/book/{symbol}", "/simulate/{symbol}", "/alerts/{symbol}", "/metrics",
               "/schema/frame.json", "/history/{symbol}/book", "/history/{symbol}/coverage", "/history/{symbol}/metrics",
-              "/history/{symbol}/alerts", "/screener", "/focus/{symbol}"]
+              "/history/{symbol}/alerts", "/screener", "/focus/{symbol}", "/alerts/rules"]
 METHOD = {"/focus/{symbol}": "POST"}  # every other operation is a GET
 
 

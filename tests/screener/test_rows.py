@@ -178,3 +178,26 @@ def test_select_rows_puts_nulls_last_in_either_order_and_counts_before_the_limit
     assert count == 2 and [r["symbol"] for r in got] == ["bbbusdt", "dddusdt"]  # null volume is below any minimum
     count, got = select_rows(rows, {"q": "C", "sort": "symbol"})
     assert [r["symbol"] for r in got] == ["cccusdt"]
+
+
+def test_each_second_s_rows_reach_the_alert_rules_over_the_whole_market() -> None:
+    """The screener's publisher hands every row it built to the alerting's market rules
+    (spread blow-out, depth collapse): a row whose spread blew out is notified."""
+    from alerting.rules import parse
+    from alerting.service import Alerting
+    from api.hub import FrameHub
+    from api.screener import ScreenerPublisher
+
+    st = MarketState()
+    st.watch("aaausdt", Decimals(2, 3))
+    sym = st.symbols["aaausdt"]
+    sym.bids, sym.asks, sym.book_ms = ((100.0, 1.0),), ((100.05, 1.0),), T
+    alerting = Alerting(parse({"rules": [{"name": "sp", "kind": "spread_blowout", "min_spread_bps": 20,
+                                          "cooldown_s": 0}]}), "http://127.0.0.1:8050")
+    pub = ScreenerPublisher(st, FrameHub(10, 10, queue_capacity=2), lambda: set(), on_rows=alerting.on_screener_rows)
+    pub.tick((T + 1000) * 1_000_000)  # spread 5 bps: nothing
+    sym.asks, sym.book_ms = ((100.50, 1.0),), T + 1500  # 50 bps
+    pub.tick((T + 2000) * 1_000_000)
+    assert len(alerting.intake) == 2
+    sent = [n for item in list(alerting.intake) for n in alerting.apply(item)]
+    assert [(n.symbol, n.rule) for n in sent] == [("aaausdt", "sp")]
