@@ -4,6 +4,13 @@ Each frame is encoded once per tick per symbol; every subscriber is handed the
 same string. A subscriber's queue is bounded: a slow one keeps the newest frames,
 the older ones are dropped and counted, and it never delays the others or the
 ingestion loop (publishing never awaits a socket).
+
+A subscriber that has caught up (nothing queued, nothing being sent) and whose
+connection takes more without waiting is written to directly: the frame's websocket
+bytes are built once per publish (a server's frames are not masked, so every client
+gets the same bytes) and handed to each such connection's transport in one loop, with
+no task woken per client. The others, and every frame while one is queued or being
+sent, go through the queue and the client's own task, so the order never changes.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -29,6 +37,10 @@ class Subscriber:
     closed: bool = False
     behind_since: float | None = None  # monotonic time of the first drop since the queue was last empty
     evicted: tuple[int, str] | None = None  # (close code, reason) when the server ends the client
+    # Writes a frame's websocket bytes to the connection at once, or returns False
+    # (not open, or its buffer is full); None until the client's first message is out.
+    direct: Callable[[bytes, int], bool] | None = None
+    sending: bool = False  # its task is writing a queued message
 
     def offer(self, message: str) -> bool:
         """Queue ``message``; when full, the oldest queued message is dropped.
@@ -79,6 +91,7 @@ class LimitExceeded(Exception):
 class HubStats:
     frames_published: int = 0
     frames_dropped: int = 0  # over all subscribers, including departed ones
+    frames_direct: int = 0  # frames written to a client straight from publish (no task of its own woken)
     clients_refused: int = 0
     clients_total: int = 0  # accepted since start
     clients_evicted: int = 0  # closed by the server: stalled, too slow or talking too much
@@ -145,6 +158,28 @@ class FrameHub:
     def publish(self, symbol: str, message: str) -> None:
         """Hand ``message`` to every subscriber of ``symbol``; never blocks."""
         self.stats.frames_published += 1
+        wire: bytes | None = None
         for sub in self._subs.get(symbol, ()):
+            if sub.direct is not None and not sub.queue and not sub.sending and not sub.closed:
+                if wire is None:
+                    wire = text_frame(message)
+                if sub.direct(wire, len(message)):
+                    sub.sent += 1
+                    self.stats.frames_direct += 1
+                    sub.behind_since = None
+                    continue
             if not sub.offer(message):
                 self.stats.frames_dropped += 1
+
+
+def text_frame(text: str) -> bytes:
+    """``text`` as one unmasked websocket text frame (RFC 6455, 5.2): what a server sends."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 1 << 16:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return head + payload

@@ -24,6 +24,10 @@ with four limits added:
   (the transport's buffer plus the kernel's send queue): a client that stopped
   reading leaves them there, while every write still returns at once until the
   kernel's buffers (hundreds of KB: minutes of frames) are full;
+* **a direct writer** of whole frames: ``extensions["liq.write_frame"]`` writes a
+  frame built once for every client (api/hub.py) when the connection is open and
+  takes it without waiting, so a caught-up client costs one transport write per
+  frame and no task of its own;
 * **a way to stop reading** an upgraded connection: ``extensions["liq.stop_reading"]``.
   After its close frame, a connection waits for the peer's close reply, reading and
   parsing whatever else the peer sends for up to 10 s: a client closed for flooding
@@ -46,10 +50,12 @@ from typing import Any, cast
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 ABORT_EXTENSION = "liq.abort"
 OUTSTANDING_EXTENSION = "liq.outstanding"
 STOP_READING_EXTENSION = "liq.stop_reading"
+WRITE_FRAME_EXTENSION = "liq.write_frame"
 
 # The longest request target and header line a websocket upgrade may carry. Ours
 # are "/ws/<symbol>" and browser headers; the websocket parser refuses lines over
@@ -146,6 +152,17 @@ class _AbortableWebSocket(WebSocketsSansIOProtocol):
             extensions[ABORT_EXTENSION] = self.transport.abort
             extensions[OUTSTANDING_EXTENSION] = partial(outstanding_bytes, self.transport)
             extensions[STOP_READING_EXTENSION] = self.transport.pause_reading
+            extensions[WRITE_FRAME_EXTENSION] = self.write_frame
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write ``frame`` (a whole websocket frame, as :func:`api.hub.text_frame` builds
+        it) now, if the connection is open and its buffer takes more without waiting;
+        False otherwise (the caller then sends through the application's path)."""
+        if (self.close_sent or self.disconnected or not self.writable.is_set() or self.transport.is_closing()
+                or self.conn.state is not State.OPEN):
+            return False
+        self.transport.write(frame)
+        return True
 
 
 def outstanding_bytes(transport: asyncio.Transport) -> int | None:
@@ -162,6 +179,13 @@ def outstanding_bytes(transport: asyncio.Transport) -> int | None:
     except (OSError, ValueError):
         return None
     return transport.get_write_buffer_size() + int.from_bytes(raw, sys.byteorder, signed=True)
+
+
+def write_frame_of(scope: dict[str, Any] | Any) -> Callable[[bytes], bool] | None:
+    """The direct frame writer of a websocket's scope (None when served another way)."""
+    extensions = scope.get("extensions") or {}
+    fn = extensions.get(WRITE_FRAME_EXTENSION)
+    return fn if callable(fn) else None
 
 
 def stop_reading_of(scope: dict[str, Any] | Any) -> Callable[[], None] | None:

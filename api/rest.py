@@ -80,6 +80,7 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
             "clients_refused": st.clients_refused,
             "frames_published": st.frames_published,
             "frames_dropped": st.frames_dropped,
+            "frames_direct": st.frames_direct,
             "slow_clients": [
                 {"symbol": sub.symbol, "remote": sub.remote, "dropped": sub.dropped, "sent": sub.sent}
                 for sub in hub.subscribers()

@@ -31,7 +31,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import ApiError
 from api.hub import FrameHub, LimitExceeded, Subscriber
-from api.limits import abort_of, outstanding_of, stop_reading_of
+from api.limits import abort_of, outstanding_of, stop_reading_of, write_frame_of
 from api.rest import parse_number
 from api.services import Services
 from features.frame import json_schema
@@ -146,14 +146,22 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
         watch.stalled_after(len(history), time.monotonic())
         del history
         # The reader notices the client leaving (or talking too much) and closes the
-        # subscription, which wakes this loop: one task step per frame sent.
+        # subscription, which wakes this loop.
         reader = asyncio.ensure_future(_drain_client(websocket, hub, sub, settings.ws_client_msgs_per_s))
+        # From now on the hub writes frames straight to the connection while it keeps
+        # up; this loop sends what had to be queued (the history was still going out,
+        # or the connection's buffer was full), one task step per frame.
+        sub.direct = _direct_writer(websocket, sub, watch)
         while True:
             message = await sub.next_message()
             if message is None:
                 break
-            async with asyncio.timeout(stall_s):
-                await websocket.send_text(message)
+            sub.sending = True
+            try:
+                async with asyncio.timeout(stall_s):
+                    await websocket.send_text(message)
+            finally:
+                sub.sending = False
             sub.sent += 1
             if watch.stalled_after(len(message), time.monotonic()):
                 raise TimeoutError
@@ -162,6 +170,7 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
+        sub.direct = None
         if reader is not None:
             reader.cancel()
         hub.unsubscribe(sub)
@@ -172,6 +181,23 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
             with contextlib.suppress(Exception):
                 await websocket.close(code=1001, reason="server shutting down")
         hub.active_handlers -= 1
+
+
+def _direct_writer(websocket: WebSocket, sub: Subscriber, watch: StallWatch) -> Callable[[bytes, int], bool] | None:
+    """The hub's direct path to this client (None when the server cannot write frames
+    directly): the frame written at once, then the same stall check as a queued send."""
+    write = write_frame_of(websocket.scope)
+    if write is None:
+        return None
+
+    def direct(frame: bytes, chars: int) -> bool:
+        if not write(frame):
+            return False
+        if watch.stalled_after(chars, time.monotonic()):
+            sub.evict(1008, f"not reading: nothing taken for {watch.stall_s:g} s")
+        return True
+
+    return direct
 
 
 async def serve_history(services: Services, websocket: WebSocket, symbol: str) -> None:

@@ -10,7 +10,7 @@ import resource
 
 import pytest
 
-from api.hub import FrameHub
+from api.hub import FrameHub, text_frame
 from api.heap_trim import HeapTrimmer
 from api.limits import outstanding_bytes, raise_open_files_limit
 from api.origins import OriginPolicy
@@ -204,3 +204,17 @@ async def test_the_heap_is_trimmed_once_a_crowd_of_clients_has_left() -> None:
         assert trimmer.left_since() == 5 and trimmer.trims == 1  # five more: not worth a trim
     finally:
         task.cancel()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536, 200_000])
+def test_a_frame_built_once_is_what_the_websocket_library_would_send(size: int) -> None:
+    """The hub's direct path writes the same bytes to every client: they must be the
+    unmasked text frame a server's websocket library writes for that text."""
+    from websockets.protocol import State
+    from websockets.server import ServerProtocol
+
+    text = ("é" + "x" * size)[: max(size, 1)] if size else ""
+    proto = ServerProtocol()
+    proto.state = State.OPEN
+    proto.send_text(text.encode())
+    assert text_frame(text) == b"".join(proto.data_to_send())

@@ -64,9 +64,13 @@ def check_frame(frame: dict, symbol: str, synced: bool = True) -> None:
 
 async def test_history_then_frames_in_order(h: StackHandle) -> None:
     connected_at = time.time()
+    direct_before = h.stack.hub.stats.frames_direct
     async with ws_connect(f"{h.ws_url}/ws/btcusdt") as ws:
         history = await recv_json(ws)
         received = await recv_frames(ws, 10)
+    # A client that keeps up is written to straight from the hub (its frames built once
+    # for every client), the others through their queue: the order is the same.
+    assert h.stack.hub.stats.frames_direct > direct_before
     frames = [f for _, f in received]
     assert history["type"] == "history" and history["symbol"] == "btcusdt"
     assert history["frames"], "history is empty"
