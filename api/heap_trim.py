@@ -4,10 +4,12 @@ Each websocket client costs buffers while it is connected (its transport's write
 buffer alone can reach 64 KB, and the history message is written through it).
 When hundreds leave at once, Python frees those blocks but glibc's allocator keeps
 the pages in its arenas: the process's RSS stays at its peak although the memory is
-free. ``malloc_trim(0)`` hands the free pages of every arena back to the system. It
-is called here, off the event loop (ctypes releases the GIL during the call), when at
-least ``min_left`` clients have left since the last look, at most once per
-``interval_s``. Elsewhere than glibc it does nothing.
+free. The same happens, more slowly, with what every second leaves behind (frames
+encoded, history messages, snapshots). ``malloc_trim(0)`` hands the free pages of
+every arena back to the system. It is called here, off the event loop (ctypes
+releases the GIL during the call), when at least ``min_left`` clients have left since
+the last look (looked at every ``interval_s``), and otherwise once every
+``every_s``. Elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ def _malloc_trim() -> Callable[[], object] | None:
 class HeapTrimmer:
     """Calls ``malloc_trim`` after clients have left (see the module's text)."""
 
-    def __init__(self, hub: FrameHub, interval_s: float = 5.0, min_left: int = 20,
+    def __init__(self, hub: FrameHub, interval_s: float = 5.0, min_left: int = 20, every_s: float = 60.0,
                  trim: Callable[[], object] | None = None) -> None:
         self.hub = hub
         self.interval_s = interval_s
         self.min_left = min_left
+        self.every_s = every_s
         self.trims = 0
         self._trim = trim if trim is not None else _malloc_trim()
         self._left_seen = 0
@@ -53,10 +56,13 @@ class HeapTrimmer:
     async def run(self) -> None:
         if self._trim is None:
             return
+        since = 0.0
         while True:
             await asyncio.sleep(self.interval_s)
+            since += self.interval_s
             left = self.left_since()
-            if left >= self.min_left:
+            if left >= self.min_left or since >= self.every_s:
                 self._left_seen += left
+                since = 0.0
                 await asyncio.to_thread(self._trim)
                 self.trims += 1

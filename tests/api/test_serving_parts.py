@@ -187,7 +187,7 @@ async def test_the_heap_is_trimmed_once_a_crowd_of_clients_has_left() -> None:
     ones counted are not counted again."""
     hub = FrameHub(max_clients=100, max_per_address=100, queue_capacity=4)
     calls: list[int] = []
-    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, trim=lambda: calls.append(1))
+    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, every_s=1e9, trim=lambda: calls.append(1))
     subs = [hub.subscribe("btcusdt", "127.0.0.1") for _ in range(30)]
     for sub in subs[:5]:
         hub.unsubscribe(sub)
@@ -218,3 +218,15 @@ def test_a_frame_built_once_is_what_the_websocket_library_would_send(size: int) 
     proto.state = State.OPEN
     proto.send_text(text.encode())
     assert text_frame(text) == b"".join(proto.data_to_send())
+
+
+async def test_the_heap_is_trimmed_now_and_then_without_clients() -> None:
+    """Without any client leaving, a trim every ``every_s`` (in looks of ``interval_s``)."""
+    hub = FrameHub(max_clients=10, max_per_address=10, queue_capacity=4)
+    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, every_s=0.03, trim=lambda: None)
+    task = asyncio.create_task(trimmer.run())
+    try:
+        await wait_until(lambda: trimmer.trims >= 2, what="two trims")
+    finally:
+        task.cancel()
+    assert hub.stats.clients_total == 0
