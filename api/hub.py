@@ -95,6 +95,7 @@ class HubStats:
     clients_refused: int = 0
     clients_total: int = 0  # accepted since start
     clients_evicted: int = 0  # closed by the server: stalled, too slow or talking too much
+    last_eviction: str = ""  # the reason the server gave the latest of them
     origins_refused: int = 0  # websocket handshakes from a page of another origin (403)
 
 

@@ -174,7 +174,8 @@ def add_screener_routes(app: FastAPI, services: Services) -> None:
 async def serve_screener(services: Services, websocket: WebSocket) -> None:
     """A snapshot (rows without histories), then each second's update, as /ws/{symbol}
     serves frames: same origin rule, limits and close codes."""
-    from api.ws import _close_or_abort, _drain_client, _origin_refused, close_reason
+    from api.limits import outstanding_of
+    from api.ws import StallWatch, _close_or_abort, _drain_client, _origin_refused, close_reason
 
     if await _origin_refused(services, websocket):
         return
@@ -196,8 +197,13 @@ async def serve_screener(services: Services, websocket: WebSocket) -> None:
     reader: asyncio.Future[None] | None = None
     try:
         snapshot = pub.snapshot_text()  # taken with the subscription: the updates queued follow it
+        # A client that stopped reading is closed once nothing has left for it for the
+        # stall time (the kernel's buffers would take minutes of small updates first).
+        watch = StallWatch(outstanding_of(websocket.scope), stall_s, time.monotonic())
         async with asyncio.timeout(stall_s):
             await websocket.send_text(snapshot)
+        watch.stalled_after(len(snapshot), time.monotonic())
+        del snapshot
         reader = asyncio.ensure_future(_drain_client(websocket, hub, sub, settings.ws_client_msgs_per_s))
         while True:
             message = await sub.next_message()
@@ -209,6 +215,9 @@ async def serve_screener(services: Services, websocket: WebSocket) -> None:
             async with asyncio.timeout(stall_s):
                 await websocket.send_text(message)
             sub.sent += 1
+            if watch.stalled_after(len(message), time.monotonic()):
+                sub.evict(1008, f"not reading: nothing taken for {stall_s:g} s")
+                break
     except TimeoutError:
         sub.evict(1008, f"not reading: an update waited {stall_s:g} s to be written")
     except (WebSocketDisconnect, RuntimeError, OSError):
@@ -219,6 +228,7 @@ async def serve_screener(services: Services, websocket: WebSocket) -> None:
         hub.unsubscribe(sub)
         if sub.evicted is not None:
             hub.stats.clients_evicted += 1
+            hub.stats.last_eviction = sub.evicted[1]
             await _close_or_abort(websocket, *sub.evicted, abort=abort_of(websocket.scope))
         elif hub.closing and websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):

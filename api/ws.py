@@ -176,6 +176,7 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
         hub.unsubscribe(sub)
         if sub.evicted is not None:
             hub.stats.clients_evicted += 1
+            hub.stats.last_eviction = sub.evicted[1]
             await _close_or_abort(websocket, *sub.evicted, abort=abort_of(websocket.scope))
         elif hub.closing and websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
@@ -272,6 +273,7 @@ async def serve_history(services: Services, websocket: WebSocket, symbol: str) -
         if sub.evicted is not None:
             if sub.evicted[0] != 1000:
                 hub.stats.clients_evicted += 1
+                hub.stats.last_eviction = sub.evicted[1]
             await _close_or_abort(websocket, *sub.evicted, abort=abort_of(websocket.scope))
         elif hub.closing and websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):

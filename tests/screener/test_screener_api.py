@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 
 from exchange_sim.protocol import StreamKey, dumps
 from exchange_sim.venue import KEY_ALL_MINI_TICKER
+from tests.api.wsclient import read_until_closed, stalled_client
 from tests.stack import StackHandle, last_published_u, running_stack
 from tests.waiting import wait_until
 
@@ -103,7 +104,7 @@ async def test_rows_equal_the_exchange_truth_and_the_query_is_checked() -> None:
 
 
 async def test_ws_screener_sends_a_snapshot_then_only_changed_rows() -> None:
-    async with stack() as h:
+    async with stack(ws_stall_timeout_s=2.0) as h:
         await wait_until(lambda: rows_ready(h), what="rows")
         async with connect(h.ws_url + "/ws/screener") as ws:
             snap = orjson.loads(await ws.recv())
@@ -125,6 +126,16 @@ async def test_ws_screener_sends_a_snapshot_then_only_changed_rows() -> None:
             for sym, row in table.items():
                 assert {k: v for k, v in row.items() if k != "ts"} == {
                     k: v for k, v in pub.slim[sym].items() if k != "ts"}, sym
+        # A client that stops reading is closed once nothing has left for it for the
+        # stall time, long before the kernel's buffers would be full of small updates.
+        evicted = h.stack.hub.stats.clients_evicted
+        stalled = await stalled_client(h.ws_url + "/ws/screener")
+        try:
+            await wait_until(lambda: h.stack.hub.stats.clients_evicted > evicted, what="the stalled client closed")
+            assert h.stack.hub.stats.last_eviction == "not reading: nothing taken for 2 s"
+            assert await read_until_closed(stalled) in ("eof", "reset")
+        finally:
+            stalled.close()
 
 
 async def test_a_symbol_leaving_trading_is_dropped_and_malformed_messages_are_counted() -> None:
