@@ -42,6 +42,8 @@ FLAGS: dict[str, tuple[list[str], str, str]] = {
     "--focus-max": (["3"], "LIQ_FOCUS_MAX", "3"),
     "--focus-idle": (["30"], "LIQ_FOCUS_IDLE_S", "30"),
     "--sim-market": (["5"], "LIQ_SIM_MARKET", "5"),
+    "--alerts": (["/tmp/liq-rules.json"], "LIQ_ALERTS_FILE", "/tmp/liq-rules.json"),
+    "--alerts-link": (["http://desk.example:8050"], "LIQ_ALERTS_DASHBOARD_URL", "http://desk.example:8050"),
     "--log-level": (["debug"], "LIQ_LOG_LEVEL", "debug"),
     "--log-file": (["/tmp/liq.log"], "LIQ_LOG_FILE", "/tmp/liq.log"),
     "--allow-origin": (["https://desk.example"], "LIQ_ALLOW_ORIGINS", "https://desk.example"),
