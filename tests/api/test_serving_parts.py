@@ -183,11 +183,18 @@ async def test_outstanding_bytes_are_what_the_peer_has_not_taken() -> None:
 
 
 async def test_the_heap_is_trimmed_once_a_crowd_of_clients_has_left() -> None:
-    """Fewer than ``min_left`` clients gone: no trim; a crowd gone: one trim, and the
-    ones counted are not counted again."""
+    """Fewer than ``min_left`` clients gone: no trim; a crowd gone: one full collection
+    (the cycles connections leave) then one trim, and the ones counted are not counted
+    again."""
     hub = FrameHub(max_clients=100, max_per_address=100, queue_capacity=4)
-    calls: list[int] = []
-    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, every_s=1e9, trim=lambda: calls.append(1))
+    calls: list[str] = []
+
+    def collect() -> int:
+        calls.append("collect")
+        return 0
+
+    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, every_s=1e9, trim=lambda: calls.append("trim"),
+                          collect=collect)
     subs = [hub.subscribe("btcusdt", "127.0.0.1") for _ in range(30)]
     for sub in subs[:5]:
         hub.unsubscribe(sub)
@@ -198,7 +205,8 @@ async def test_the_heap_is_trimmed_once_a_crowd_of_clients_has_left() -> None:
             hub.unsubscribe(sub)
         assert trimmer.left_since() == 25
         await wait_until(lambda: trimmer.trims == 1, what="a trim")
-        assert calls == [1] and trimmer.left_since() == 0
+        assert calls == ["collect", "trim"] and trimmer.left_since() == 0
+        assert trimmer.collections == 1 and trimmer.last_collect_ms is not None
         for sub in subs[25:]:
             hub.unsubscribe(sub)
         assert trimmer.left_since() == 5 and trimmer.trims == 1  # five more: not worth a trim
@@ -221,12 +229,15 @@ def test_a_frame_built_once_is_what_the_websocket_library_would_send(size: int) 
 
 
 async def test_the_heap_is_trimmed_now_and_then_without_clients() -> None:
-    """Without any client leaving, a trim every ``every_s`` (in looks of ``interval_s``)."""
+    """Without any client leaving, a trim every ``every_s`` (in looks of ``interval_s``),
+    and no full collection (it pauses the loop; only a crowd's leaving is worth it)."""
     hub = FrameHub(max_clients=10, max_per_address=10, queue_capacity=4)
-    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, every_s=0.03, trim=lambda: None)
+    collected: list[int] = []
+    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, every_s=0.03, trim=lambda: None,
+                          collect=lambda: collected.append(1) or 0)
     task = asyncio.create_task(trimmer.run())
     try:
         await wait_until(lambda: trimmer.trims >= 2, what="two trims")
     finally:
         task.cancel()
-    assert hub.stats.clients_total == 0
+    assert hub.stats.clients_total == 0 and collected == [] and trimmer.collections == 0
