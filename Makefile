@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-runtime
 DSTAMP  := $(VENV)/.installed-dev
 ARGS    ?=
 
-.PHONY: run test coverage bench soak abuse lint audit screenshot chromium clean cluster bench-cluster bench-screener
+.PHONY: run test coverage bench soak abuse lint audit screenshot screenshot-screener chromium clean cluster bench-cluster bench-screener
 
 $(VPY):
 	@echo ">> creating virtual environment in $(VENV)"
@@ -67,6 +67,10 @@ bench-cluster: $(DSTAMP)
 
 screenshot: $(DSTAMP) chromium
 	$(VPY) -m dashboard.screenshot docs/dashboard.png
+
+# The screener page on the real stack watching a simulated market of 100 symbols (main.py --sim-market 100).
+screenshot-screener: $(DSTAMP) chromium
+	$(VPY) -m dashboard.screenshot docs/screener.png --screener --market 100 --wait 90
 
 audit: $(STAMP)
 	$(VPY) -m data_ingestion.audit ../shared/data/binance-usdm/btcusdt_20240808.gz

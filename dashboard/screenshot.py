@@ -1,6 +1,7 @@
 """Screenshots of the running dashboard on the simulated market, one per layout.
 
     python -m dashboard.screenshot docs/dashboard.png [--wait 40] [--symbol btcusdt] [--sizes desktop,tablet,phone]
+    python -m dashboard.screenshot docs/screener.png --screener [--market 100] [--wait 40]
 
 Starts the whole stack (simulated exchange, ingestion, API) and the Dash server on
 loopback, lets the heatmap fill for ``--wait`` seconds, then opens the page at each
@@ -8,6 +9,12 @@ size and captures it: desktop (1400x900) to OUT, tablet (1024x768) to OUT-tablet
 phone (390 wide, the whole page: its one column is the design) to OUT-phone.png. Each
 size is a fresh load with that size's default panels; the API's history fills the
 heatmap at once.
+
+With ``--screener`` the simulated exchange also serves a market of ``--market``
+symbols (``main.py --sim-market N``), the API watches all of them next to the focus
+symbols btcusdt and ethusdt, and the capture is the screener page (``/screener``)
+once its sparklines hold ``--wait`` seconds: desktop (1400x900) to OUT, phone
+(390x844, the screen as seen) to OUT-phone.png.
 """
 
 from __future__ import annotations
@@ -71,12 +78,45 @@ def capture(
     return written
 
 
+def capture_screener(out: Path, wait_s: float = 40.0, market: int = 100) -> list[Path]:
+    """The screener page on the real stack watching a simulated market of ``market``
+    symbols (liquidation bursts on, as ``main.py --source sim``); see the module docstring."""
+    from playwright.sync_api import sync_playwright
+
+    written: list[Path] = []
+    stack = running_dashboard(("btcusdt", "ethusdt"), push_interval_s=1.0, source_reason="chosen with --source sim",
+                              screener=True, sim_market=str(market), sim_liquidation_bursts=True,
+                              sim_config={"warmup_s": 5.0})
+    with stack as rd, sync_playwright() as pw:
+        log.info("letting %d symbols' sparklines fill for %.0f s", market, wait_s)
+        time.sleep(wait_s)
+        browser = launch_chromium(pw)
+        try:
+            for size, (width, height) in (("desktop", (1400, 900)), ("phone", (390, 844))):
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.goto(rd.url + "/screener")
+                page.wait_for_function(f"() => window.SCREENER?.debug().rows >= {market} "
+                                       "&& SCREENER.debug().stats.updates >= 3", timeout=60_000)
+                path = out_path(out, size)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(path))
+                page.close()
+                log.info("screener, %s (%dx%d): %s", size, width, height, path)
+                written.append(path)
+        finally:
+            browser.close()
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="PNG file of the desktop capture; the others are written beside it")
     parser.add_argument("--wait", type=float, default=40.0, help="seconds of data before the captures")
     parser.add_argument("--symbol", default="btcusdt")
     parser.add_argument("--sizes", default=",".join(SIZES), help="which layouts, comma-separated: " + ", ".join(SIZES))
+    parser.add_argument("--screener", action="store_true",
+                        help="capture the screener page on a simulated market of --market symbols instead")
+    parser.add_argument("--market", type=int, default=100, help="symbols of the simulated market with --screener")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
@@ -84,7 +124,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown size {', '.join(unknown)}; known: {', '.join(SIZES)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    capture(args.out, args.wait, args.symbol.lower(), sizes)
+    if args.screener:
+        capture_screener(args.out, args.wait, args.market)
+    else:
+        capture(args.out, args.wait, args.symbol.lower(), sizes)
 
 
 if __name__ == "__main__":

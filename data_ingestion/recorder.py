@@ -449,6 +449,22 @@ class Recorder:
                      self.clock() - self._paused_at, self.lines_dropped - self._dropped_at_pause)
             self._paused_at = None
 
+    def close_symbol(self, symbol: str) -> None:
+        """Finish ``symbol``'s member and segment now: a symbol no longer watched (a
+        released focus symbol) gets no message that would close them at its next
+        hour, so its segment is made complete, indexed and closed at once. A later
+        message of the symbol opens a new segment. A write error here is one like any
+        other: the segments are salvaged and recording pauses."""
+        seg = self._segments.get(symbol.lower())
+        if seg is None:
+            return
+        try:
+            self._close_segment(seg)
+        except OSError as exc:
+            self._fail(seg.symbol, exc)
+        else:
+            log.info("%s: %s closed (the symbol is no longer recorded)", seg.symbol, seg.path.name)
+
     def close(self) -> None:
         """Finish every member and segment, then give the data directory up."""
         for seg in list(self._segments.values()):

@@ -204,7 +204,8 @@ class IngestionRuntime:
     async def remove_symbol(self, symbol: str) -> None:
         """Stop what :meth:`add_symbol` started: the feed leaves ``feeds`` at once (the
         caller has unregistered it from the publisher), then its sockets close with a
-        close frame and its tasks are cancelled and awaited."""
+        close frame, its tasks are cancelled and awaited, and its recording segment is
+        finished and closed (nothing writes to it any more)."""
         self.feeds.pop(symbol, None)
         conns, tasks = self._added.pop(symbol, ([], []))
         for conn in conns:
@@ -214,6 +215,8 @@ class IngestionRuntime:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=3.0)
+        if self.recorder is not None:
+            self.recorder.close_symbol(symbol)
 
     async def start_replay(self, files: Sequence[str], speed: float) -> None:
         """Play ``files``; each symbol's tick and step come from the recording's

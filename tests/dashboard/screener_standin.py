@@ -13,17 +13,13 @@ Rows come from a deterministic generator: symbol i's fields are functions of i a
 the tick t (one a second), half of the rows change each tick, some fields are null
 (missing values sort last), some rows carry a fresh wall, a liquidation burst, or are
 stale. A test may freeze the market (ticks still send updates, with no row), set
-fields of a row, add or remove symbols, and read what was served and posted.
-
-    python -m tests.dashboard.screener_standin --screenshot docs/screener.png
-
-serves it with the dashboard beside it and captures the page at desktop size (OUT)
-and phone size (OUT-phone.png, the whole page).
+fields of a row, add or remove symbols, and read what was served and posted. (The
+documentation's captures of the page come from the real stack: ``make
+screenshot-screener``.)
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import math
@@ -348,38 +344,3 @@ def running_standin(n: int = 320) -> Iterator[RunningStandIn]:
     finally:
         rs.close()
 
-
-def _screenshot(out: str) -> None:
-    from pathlib import Path
-
-    from playwright.sync_api import sync_playwright
-
-    from dashboard.app import create_app
-    from dashboard.harness import launch_chromium
-    from dashboard.server import DashboardServer
-
-    with running_standin() as rs:
-        app = create_app(rs.url, rs.standin.start_symbols, "SIMULATED (screener stand-in)")
-        server = DashboardServer(app, "127.0.0.1", 0)
-        server.start()
-        try:
-            with sync_playwright() as pw:
-                browser = launch_chromium(pw)
-                path = Path(out)
-                for name, (w, h, full) in {"desktop": (1400, 900, False), "phone": (390, 844, False)}.items():
-                    page = browser.new_page(viewport={"width": w, "height": h})
-                    page.goto(server.url + "/screener?sort=spread_bps&order=desc")
-                    page.wait_for_function("() => window.SCREENER && SCREENER.debug().stats.updates >= 3")
-                    target = path if name == "desktop" else path.with_name(f"{path.stem}-{name}{path.suffix}")
-                    page.screenshot(path=str(target), full_page=full)
-                    page.close()
-                    print(target)
-                browser.close()
-        finally:
-            server.stop()
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--screenshot", metavar="OUT", required=True)
-    _screenshot(parser.parse_args().screenshot)

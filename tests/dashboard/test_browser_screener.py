@@ -1,17 +1,23 @@
 """The screener page (/screener) in headless Chromium against a stand-in of the API's
 screener endpoints (tests/dashboard/screener_standin.py: the contract's GET
-/screener, /ws/screener and POST /focus, 320 symbols changing each second).
+/screener, /ws/screener and POST /focus, 320 symbols changing each second), and once
+against the real stack on a simulated market of 20 symbols.
 
 The oracle is what the stand-in served: the table's rows are its rows, its order is
 the rows sorted in Python by the contract's rule (nulls last, ties by symbol), its
 filters are the rows filtered in Python. Tests that compare an order freeze the
 stand-in's market first (updates still arrive, with no row), so the page and the
-oracle look at the same values. Every wait is for the page to show something.
+oracle look at the same values. Against the real stack the oracles are the simulated
+exchange's exchangeInfo, the API's GET /screener and its /health. Every wait is for
+the page to show something.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import urllib.request
 from collections.abc import Iterator
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -22,11 +28,12 @@ pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
 from dashboard.app import create_app  # noqa: E402
-from dashboard.harness import CHROMIUM, launch_chromium  # noqa: E402
+from dashboard.harness import CHROMIUM, launch_chromium, running_dashboard  # noqa: E402
 from dashboard.server import DashboardServer  # noqa: E402
 from tests.dashboard.contrast import contrast_failures, measure_contrast  # noqa: E402
 from tests.dashboard.screener_standin import RunningStandIn, running_standin, sort_rows  # noqa: E402
-from tests.waiting import CEILING_S  # noqa: E402
+from tests.stack import TEST_WARMUP_S  # noqa: E402
+from tests.waiting import CEILING_S, wait_until_sync  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -397,3 +404,70 @@ def test_main_page_links_to_the_screener(browser: Browser, dash_url: str, market
         page.wait_for_function("() => window.LIQ?.debug?.()?.symbol === 'btcusdt'")
     finally:
         page.close()
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=CEILING_S) as resp:
+        return json.loads(resp.read())
+
+
+def price_texts(x: float) -> set[str]:
+    """How the page writes a mid: 4 significant digits (1 to 8 decimals), from its
+    shortest decimal form rounded half up or half to even (see two_decimals_signed)."""
+    decimals = min(8, max(1, 4 - math.floor(math.log10(abs(x) or 1))))
+    return {f"{Decimal(repr(x)).quantize(Decimal(1).scaleb(-decimals), rounding=mode):,.{decimals}f}"
+            for mode in (ROUND_HALF_UP, ROUND_HALF_EVEN)}
+
+
+def test_real_stack_rows_sort_and_a_click_opens_a_synced_full_book(browser: Browser) -> None:
+    """The page on the real stack (simulated exchange of 20 symbols, the screener, one
+    start symbol): a row per TRADING USDT perpetual of exchangeInfo, figures equal to
+    GET /screener's, sorted by symbol, and a click on a symbol that has no full book
+    gives it one, in sync on the full dashboard and in /health."""
+    with running_dashboard(("btcusdt",), push_interval_s=1.0, screener=True, sim_market="20",
+                           sim_config={"warmup_s": TEST_WARMUP_S}) as rd:
+        info = get_json(rd.stack.settings.rest_base_url + "/fapi/v1/exchangeInfo")
+        trading = {s["symbol"].lower() for s in info["symbols"] if s["status"] == "TRADING"
+                   and s["contractType"] == "PERPETUAL" and s["quoteAsset"] == "USDT"}
+        assert len(trading) == 20 and "btcusdt" in trading
+        errors: list[str] = []
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(CEILING_MS)
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        try:
+            page.goto(rd.url + "/screener")
+            page.wait_for_function(f"() => SCREENER.debug().rows === {len(trading)} "
+                                   "&& SCREENER.debug().conn === 'connected' && SCREENER.debug().stats.updates >= 1")
+            served = get_json(rd.api_url + "/screener?limit=1000")
+            assert {r["symbol"] for r in served["rows"]} == trading == set(page_order(page))
+            assert served["count"] == len(trading)
+            assert page.text_content("#scr-count") == f"{len(trading)} symbols"
+            assert "FOCUS" in page.evaluate(CELL_JS, ["btcusdt", "badges"])
+
+            head = "#scr-head-row th[data-col='symbol']"
+            page.click(head + " button")
+            assert page.get_attribute(head, "aria-sort") == "ascending"
+            assert page_order(page) == sorted(trading)
+            symbol = next(s for s in page_order(page) if s != "btcusdt")
+            assert "FOCUS" not in page.evaluate(CELL_JS, [symbol, "badges"])
+
+            # its mid as the API serves it: both follow the market, so they are read
+            # until they show the same second's value
+            def same_mid() -> bool:
+                shown = page.evaluate(CELL_JS, [symbol, "mid"])
+                mid = next(r["mid"] for r in get_json(rd.api_url + f"/screener?q={symbol}")["rows"]
+                           if r["symbol"] == symbol)
+                return mid is not None and shown in price_texts(mid)
+            wait_until_sync(same_mid, what=f"{symbol}'s mid on the page equal to GET /screener's")
+
+            page.click(f"#scr-body tr[data-symbol='{symbol}']")
+            page.wait_for_url(rd.url + f"/?symbol={symbol}*")
+            page.wait_for_function(f"() => window.LIQ?.debug?.()?.symbol === '{symbol}'")
+            page.wait_for_function(f"() => document.querySelector('#sync-chips [data-symbol=\"{symbol}\"]')"
+                                   f"?.textContent === '{symbol.upper()} in sync'")
+            assert get_json(rd.api_url + "/health")["sync"][symbol]["state"] == "synced"
+            assert symbol in rd.loop.call(lambda: list(rd.stack.stack.runtime.feeds))
+            assert errors == []
+        finally:
+            page.close()

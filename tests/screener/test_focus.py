@@ -6,14 +6,18 @@ stopped. Start symbols are never released."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from data_ingestion.recording import DEPTH, ReadStats, index_path, read_index, read_recording, segments_of
 from exchange_sim.protocol import StreamKey
 from tests.stack import book_mismatches, running_stack
 from tests.waiting import wait_until
@@ -78,3 +82,46 @@ async def test_promote_to_a_synced_full_book_then_release_after_idle() -> None:
             # promoted again, it syncs again
             assert (await c.post("/focus/xrpusdt")).status_code == 200
             await h.wait_synced(symbols=("xrpusdt",))
+
+
+def open_files() -> set[str]:
+    """The files this process holds open now (the recorder writes in the test's process)."""
+    return {os.path.realpath(f.path) for f in psutil.Process().open_files()}
+
+
+async def test_a_released_symbol_s_segment_is_closed_complete_at_once(tmp_path: Path) -> None:
+    async with running_stack(symbols=("btcusdt",), screener=True, sim_market="20", sim_config={"warmup_s": 5.0},
+                             focus_idle_s=1.0, record_dir=str(tmp_path)) as h:
+        focus = h.stack.focus
+        recorder = h.stack.runtime.recorder
+        assert focus is not None and recorder is not None
+        frozen = time.monotonic()
+        focus.clock = lambda: frozen  # not released before it has recorded something
+        await wait_until(lambda: h.stack.screener is not None and h.stack.screener.frames > 0, what="a screener frame")
+        async with httpx.AsyncClient(base_url=h.api_url) as c:
+            assert (await c.post("/focus/ethusdt")).status_code == 200
+        await h.wait_synced(symbols=("ethusdt",))
+        recorder.flush()
+        [segment] = segments_of(tmp_path, "ethusdt")
+        path = os.path.realpath(segment)
+        # While promoted the segment is written into: open, its member unfinished (a
+        # reader of the file as it is finds it cut short).
+        assert path in open_files()
+        before = ReadStats()
+        depth_before = sum(m.kind == DEPTH for m in read_recording([segment], before, report=False))
+        assert depth_before > 0 and before.truncated == 1
+
+        focus.clock = time.monotonic
+        await wait_until(lambda: focus.releases == 1, what="ethusdt released")
+        # Released: nothing of it is open any more and the file is complete.
+        assert path not in open_files() and os.path.realpath(index_path(segment)) not in open_files()
+        assert recorder.status()["segments_open"] == 2  # btcusdt and the market's: still recording
+        assert segments_of(tmp_path, "ethusdt") == [segment]
+        after = ReadStats()
+        messages = list(read_recording([segment], after, report=False))
+        assert after.truncated == 0 and after.truncated_files == []
+        assert sum(m.kind == DEPTH for m in messages) >= depth_before
+        # indexed to its last byte: every line of the file in a closed member
+        entries = read_index(segment)
+        assert entries and entries[-1].offset + entries[-1].length == segment.stat().st_size
+        assert sum(e.lines for e in entries) == after.lines
