@@ -43,10 +43,11 @@ from exchange_sim.settings import SimConfig
 WAIT_CEILING_S = 60.0
 
 
-async def start_sim_exchange(settings: Settings, **sim_config: Any) -> tuple[SimExchange, Settings]:
+async def start_sim_exchange(settings: Settings, port: int = 0, **sim_config: Any) -> tuple[SimExchange, Settings]:
     """A simulated exchange trading ``settings.symbols`` and the market of
     ``settings.sim_market`` (at ``settings.sim_seed``, ``sim_speed`` and ``sim_warmup_s``; ``sim_config``
-    overrides any SimConfig field), started on free loopback ports, and ``settings``
+    overrides any SimConfig field), started on free loopback ports (or REST on ``port``
+    and websockets on the next one, as a standalone exchange), and ``settings``
     pointed at it."""
     fields: dict[str, Any] = {"seed": settings.sim_seed, "speed": settings.sim_speed,
                               "warmup_s": settings.sim_warmup_s, **sim_config}
@@ -55,7 +56,7 @@ async def start_sim_exchange(settings: Settings, **sim_config: Any) -> tuple[Sim
         fields.setdefault("episode_kinds", (*DEFAULT_KINDS, "liquidation_burst"))
     sim = SimExchange(SimConfig(**fields))
     try:
-        urls = await sim.start("127.0.0.1", 0, 0)
+        urls = await sim.start("127.0.0.1", port, port + 1 if port else 0)
     except BaseException:
         await sim.stop()  # whatever of it did start
         raise

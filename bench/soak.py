@@ -1,13 +1,18 @@
 """``make soak``: the whole product for a long accelerated run, faults on.
 
-Starts ``python main.py --source sim`` (the simulated exchange in the process, the
-dashboard server on), connects ten websocket clients as dashboard tabs would, injects
-a random fault every few seconds through the simulated exchange's control API, and
-every 30 s samples the process RSS, resyncs and time in sync. Prints the series
-and a verdict on memory (flat after warm-up), then stops the process with SIGINT.
-History is on, as for a user, into a temporary data directory removed at the end.
+Starts the simulated exchange in a process of its own (the one ``main.py --source
+sim`` would start in its process, same settings, liquidation bursts included) and
+``python main.py --source sim --sim-url ...`` (the dashboard server on) reading it, so
+that the RSS measured is the dashboard's own, not the exchange's books as well.
+Connects ten websocket clients as dashboard tabs would, injects a random fault every
+few seconds through the simulated exchange's control API, and every 30 s samples
+both processes' RSS, the book levels the dashboard holds, resyncs and time in sync.
+Prints the series and a verdict on memory (flat after warm-up), then stops the
+process with SIGINT. History is on, as for a user, into a temporary data directory
+removed at the end. ``--sim-inside`` runs the exchange in the dashboard's process, as
+``python main.py --source sim`` does (the figure of earlier soaks).
 
-    python -m bench.soak [--minutes 30] [--speed 3] [--fault-every 5]
+    python -m bench.soak [--minutes 30] [--speed 3] [--fault-every 5] [--sim-inside]
 """
 
 from __future__ import annotations
@@ -61,15 +66,36 @@ async def _client(url: str, stop: asyncio.Event, counts: dict[str, int]) -> None
             await asyncio.sleep(1.0)
 
 
-async def soak(minutes: float, speed: float, fault_every: float, clients: int = 10) -> dict[str, Any]:
+async def serve_sim(speed: float) -> None:
+    """The simulated exchange ``main.py --source sim`` starts, in this process until
+    killed; prints its REST address (its websockets on the next port, where
+    ``--sim-url`` looks for them)."""
+    from config import load_settings
+    from sim_stack import start_sim_exchange
+
+    _sim, pointed = await start_sim_exchange(load_settings().replace(sim_speed=speed), port=free_port())
+    print(pointed.rest_base_url, flush=True)
+    await asyncio.Event().wait()
+
+
+async def soak(minutes: float, speed: float, fault_every: float, clients: int = 10,
+               sim_inside: bool = False) -> dict[str, Any]:
     api_port, dash_port = free_port(), free_port()
     data_dir = tempfile.mkdtemp(prefix="liq-soak-")
+    sim_proc: subprocess.Popen[str] | None = None
+    source = ["--source", "sim", "--sim-speed", str(speed)]
+    if not sim_inside:
+        sim_proc = subprocess.Popen([sys.executable, "-m", "bench.soak", "--serve-sim", "--speed", str(speed)],
+                                    cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert sim_proc.stdout is not None
+        source += ["--sim-url", sim_proc.stdout.readline().strip()]
     proc = subprocess.Popen(
-        [sys.executable, "main.py", "--source", "sim", "--sim-speed", str(speed), "--api-port", str(api_port),
+        [sys.executable, "main.py", *source, "--api-port", str(api_port),
          "--dash-port", str(dash_port), "--log-level", "warning", "--data-dir", data_dir],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     ps = psutil.Process(proc.pid)
+    sim_ps = psutil.Process(sim_proc.pid) if sim_proc is not None else None
     base = f"http://127.0.0.1:{api_port}"
     samples: list[dict[str, Any]] = []
     rng = random.Random(7)
@@ -113,6 +139,8 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
                     sample = {
                         "minute": round((now - t0) / 60, 2),
                         "rss_mb": round(ps.memory_info().rss / 2**20, 1),
+                        "sim_rss_mb": round(sim_ps.memory_info().rss / 2**20, 1) if sim_ps else None,
+                        "book_levels": sum(m["bid_levels"] + m["ask_levels"] for m in mon.values()),
                         "resyncs": sum(m["resyncs"] for m in mon.values()),
                         "time_in_sync_pct": round(min(m["time_in_sync_pct"] for m in mon.values()), 2),
                         "status": h["status"],
@@ -138,12 +166,16 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
             code = -9
         stop_s = time.monotonic() - t_stop
         stderr = proc.stderr.read() if proc.stderr else ""
+        if sim_proc is not None:
+            sim_proc.kill()
+            sim_proc.wait()
         shutil.rmtree(data_dir, ignore_errors=True)
     at5 = next((s["rss_mb"] for s in samples if s["minute"] >= 5), None)
     last = samples[-1]["rss_mb"] if samples else None
     return {
         "minutes": minutes,
         "speed": speed,
+        "sim_inside": sim_inside,
         "samples": samples,
         "rss_peak_mb": max(s["rss_mb"] for s in samples) if samples else None,
         "rss_at_5_min_mb": at5,
@@ -163,9 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--speed", type=float, default=3.0, help="simulated market speed factor")
     p.add_argument("--fault-every", type=float, default=5.0, help="seconds between injected faults")
+    p.add_argument("--sim-inside", action="store_true",
+                   help="run the simulated exchange in the dashboard's process (its RSS then counts the exchange's books)")
+    p.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", default=str(REPO / "bench" / "results" / "soak.json"))
     args = p.parse_args(argv)
-    result = asyncio.run(soak(args.minutes, args.speed, args.fault_every))
+    if args.serve_sim:
+        asyncio.run(serve_sim(args.speed))
+        return 0
+    result = asyncio.run(soak(args.minutes, args.speed, args.fault_every, sim_inside=args.sim_inside))
     summary = {k: v for k, v in result.items() if k != "samples"}
     print(json.dumps(summary, indent=2))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
