@@ -15,8 +15,8 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
-from api.focus import FocusSet
 from alerting.service import Alerting
+from api.focus import FocusSet
 from api.heap_trim import HeapTrimmer
 from api.hub import FrameHub
 from api.publisher import FramePublisher

@@ -62,6 +62,12 @@ WRITE_FRAME_EXTENSION = "liq.write_frame"
 # 8 KiB without answering, so anything near that is refused here with a status.
 MAX_UPGRADE_TARGET_BYTES = 4096
 MAX_UPGRADE_HEADER_BYTES = 8000
+# Bytes read from a websocket at a time (asyncio reads 256 KB). The websocket library
+# parses every frame of a read at once: 256 KB of tiny frames from a flooder is some
+# 37,000 frames, hundreds of milliseconds of the event loop before the per-client
+# budget can see any of them. Clients of this API send nothing but control frames, so
+# small reads cost an honest client nothing and bound a flooder's read to a few ms.
+WS_READ_BYTES = 8 * 1024
 
 
 @dataclass(slots=True)
@@ -144,6 +150,11 @@ class _GuardedHttp(H11Protocol):
 
 
 class _AbortableWebSocket(WebSocketsSansIOProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if hasattr(transport, "max_size"):  # the selector transport's read size
+            transport.max_size = WS_READ_BYTES
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=3.0, help="simulated market speed factor")
     p.add_argument("--fault-every", type=float, default=5.0, help="seconds between injected faults")
     p.add_argument("--sim-inside", action="store_true",
-                   help="run the simulated exchange in the dashboard's process (its RSS then counts the exchange's books)")
+                   help="the simulated exchange in the dashboard's process (its RSS then counts its books)")
     p.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", default=str(REPO / "bench" / "results" / "soak.json"))
     args = p.parse_args(argv)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +19,7 @@ import pytest
 import pytest_asyncio
 from websockets.exceptions import InvalidStatus
 
-from api.limits import MAX_UPGRADE_TARGET_BYTES
+from api.limits import MAX_UPGRADE_TARGET_BYTES, WS_READ_BYTES
 from api.ws import CLOSE_REASON_MAX_BYTES
 from tests.api.wsclient import expect_close, read_until_closed, recv_frames, recv_json, stalled_client, ws_connect
 from tests.stack import StackHandle, book_mismatches, running_stack
@@ -153,6 +152,9 @@ async def test_a_flooder_closed_for_it_is_not_read_any_more(h: StackHandle) -> N
                    if (c.transport.get_extra_info("peername") or (None, None))[1] == port]
     assert len(server_side) == 1
     transport = server_side[0].transport
+    # Reads are small: the websocket library parses a whole read at once, and asyncio's
+    # 256 KB of 106-byte frames would be 2,400 messages parsed before the budget sees one.
+    assert getattr(transport, "max_size", None) == WS_READ_BYTES
     payload = b"x" * 100
     frame = bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload  # masked with zeros
     received = b""

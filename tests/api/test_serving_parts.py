@@ -10,8 +10,8 @@ import resource
 
 import pytest
 
-from api.hub import FrameHub, text_frame
 from api.heap_trim import HeapTrimmer
+from api.hub import FrameHub, text_frame
 from api.limits import outstanding_bytes, raise_open_files_limit
 from api.origins import OriginPolicy
 from api.ws import CLOSE_REASON_MAX_BYTES, StallWatch, close_reason
