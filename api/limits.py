@@ -192,24 +192,10 @@ def outstanding_bytes(transport: asyncio.Transport) -> int | None:
     return transport.get_write_buffer_size() + int.from_bytes(raw, sys.byteorder, signed=True)
 
 
-def write_frame_of(scope: dict[str, Any] | Any) -> Callable[[bytes], bool] | None:
-    """The direct frame writer of a websocket's scope (None when served another way)."""
-    extensions = scope.get("extensions") or {}
-    fn = extensions.get(WRITE_FRAME_EXTENSION)
-    return fn if callable(fn) else None
-
-
-def stop_reading_of(scope: dict[str, Any] | Any) -> Callable[[], None] | None:
-    """The pause-reading callable of a websocket's scope (None when served another way)."""
-    extensions = scope.get("extensions") or {}
-    fn = extensions.get(STOP_READING_EXTENSION)
-    return fn if callable(fn) else None
-
-
-def outstanding_of(scope: dict[str, Any] | Any) -> Callable[[], int | None] | None:
-    """The outstanding-bytes callable of a websocket's scope (None when served another way)."""
-    extensions = scope.get("extensions") or {}
-    fn = extensions.get(OUTSTANDING_EXTENSION)
+def extension(scope: dict[str, Any] | Any, name: str) -> Callable[..., Any] | None:
+    """The callable a websocket's scope carries under ``name`` (one of the ``*_EXTENSION``
+    names above), or None when the connection is served another way (a test client)."""
+    fn = (scope.get("extensions") or {}).get(name)
     return fn if callable(fn) else None
 
 
@@ -217,13 +203,6 @@ def guarded_protocols(limits: ConnectionLimits) -> tuple[type[asyncio.Protocol],
     """The (http, ws) protocol classes to give uvicorn.Config for ``limits``."""
     http = type("GuardedHttpProtocol", (_GuardedHttp,), {"limits": limits})
     return http, _AbortableWebSocket
-
-
-def abort_of(scope: dict[str, Any] | Any) -> Callable[[], None] | None:
-    """The abort callable of a websocket's scope (None when served another way)."""
-    extensions = scope.get("extensions") or {}
-    fn = extensions.get(ABORT_EXTENSION)
-    return fn if callable(fn) else None
 
 
 # Descriptors kept out of the API's connection cap: the exchange connections, the

@@ -7,7 +7,6 @@ publisher that builds the rows once a second (README "Screener").
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -17,11 +16,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
-from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import ApiError
-from api.hub import FrameHub, LimitExceeded
-from api.limits import abort_of
+from api.hub import FrameHub
 from api.rest import parse_count, parse_number
 from screener.market import MarketState, changed_slim_rows, without_hist
 from screener.rows import SORT_KEYS
@@ -174,63 +171,13 @@ def add_screener_routes(app: FastAPI, services: Services) -> None:
 async def serve_screener(services: Services, websocket: WebSocket) -> None:
     """A snapshot (rows without histories), then each second's update, as /ws/{symbol}
     serves frames: same origin rule, limits and close codes."""
-    from api.limits import outstanding_of
-    from api.ws import StallWatch, _close_or_abort, _drain_client, _origin_refused, close_reason
+    from api.ws import _origin_refused, serve_subscription
 
     if await _origin_refused(services, websocket):
         return
-    hub = services.hub
     await websocket.accept()
     pub = services.screener
     if pub is None:
         await websocket.close(code=1008, reason="the screener is off in this process")
         return
-    remote = websocket.client.host if websocket.client else "unknown"
-    try:
-        sub = hub.subscribe(HUB_KEY, remote)
-    except LimitExceeded as exc:
-        await websocket.close(code=1013, reason=close_reason(str(exc)))
-        return
-    hub.active_handlers += 1
-    settings = services.settings
-    stall_s = settings.ws_stall_timeout_s
-    reader: asyncio.Future[None] | None = None
-    try:
-        snapshot = pub.snapshot_text()  # taken with the subscription: the updates queued follow it
-        # A client that stopped reading is closed once nothing has left for it for the
-        # stall time (the kernel's buffers would take minutes of small updates first).
-        watch = StallWatch(outstanding_of(websocket.scope), stall_s, time.monotonic())
-        async with asyncio.timeout(stall_s):
-            await websocket.send_text(snapshot)
-        watch.stalled_after(len(snapshot), time.monotonic())
-        del snapshot
-        reader = asyncio.ensure_future(_drain_client(websocket, hub, sub, settings.ws_client_msgs_per_s))
-        while True:
-            message = await sub.next_message()
-            if message is None:
-                break
-            if sub.dropped:  # updates carry changes only: one lost leaves the client's table wrong
-                sub.evict(1013, "too slow: an update was dropped; reconnect for a fresh snapshot")
-                break
-            async with asyncio.timeout(stall_s):
-                await websocket.send_text(message)
-            sub.sent += 1
-            if watch.stalled_after(len(message), time.monotonic()):
-                sub.evict(1008, f"not reading: nothing taken for {stall_s:g} s")
-                break
-    except TimeoutError:
-        sub.evict(1008, f"not reading: an update waited {stall_s:g} s to be written")
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        pass
-    finally:
-        if reader is not None:
-            reader.cancel()
-        hub.unsubscribe(sub)
-        if sub.evicted is not None:
-            hub.stats.clients_evicted += 1
-            hub.stats.last_eviction = sub.evicted[1]
-            await _close_or_abort(websocket, *sub.evicted, abort=abort_of(websocket.scope))
-        elif hub.closing and websocket.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await websocket.close(code=1001, reason="server shutting down")
-        hub.active_handlers -= 1
+    await serve_subscription(services, websocket, HUB_KEY, pub.snapshot_text, lossless=True)

@@ -31,7 +31,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import ApiError
 from api.hub import FrameHub, LimitExceeded, Subscriber
-from api.limits import abort_of, outstanding_of, stop_reading_of, write_frame_of
+from api.limits import ABORT_EXTENSION, OUTSTANDING_EXTENSION, STOP_READING_EXTENSION, WRITE_FRAME_EXTENSION, extension
 from api.rest import parse_number
 from api.services import Services
 from features.frame import json_schema
@@ -119,42 +119,61 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
     """One websocket client: history, then frames, until either side closes."""
     if await _origin_refused(services, websocket):
         return
-    hub = services.hub
     sym = symbol.lower()
     await websocket.accept()
     if sym not in services.served_symbols():
         known = ", ".join(sorted(services.served_symbols()))
         await websocket.close(code=1008, reason=close_reason(f"unknown symbol {symbol!r}; served: {known}"))
         return
+    # The history message is shared by every client of this tick and not kept here
+    # once written: a client pins no more than its queue of shared frames.
+    await serve_subscription(services, websocket, sym, services.publisher.buffers[sym].history_text, lossless=False)
+
+
+async def serve_subscription(services: Services, websocket: WebSocket, key: str, first: Callable[[], str],
+                             lossless: bool) -> None:
+    """Serve an accepted websocket its subscription to ``key`` of the hub: ``first()``
+    (taken with the subscription, so what is queued follows it), then each message
+    published, until either side closes. The limits (1013), the per-client message
+    budget, the stall watch (1008) and the close or abort are the same for every
+    subscription. A ``lossless`` stream (updates that carry changes only) is written
+    through its queue and ends with 1013 at its first dropped message; the others are
+    written straight from the hub while the client keeps up."""
+    hub = services.hub
     remote = websocket.client.host if websocket.client else "unknown"
     try:
-        sub = hub.subscribe(sym, remote)
+        sub = hub.subscribe(key, remote)
     except LimitExceeded as exc:
         await websocket.close(code=1013, reason=close_reason(str(exc)))
         return
     hub.active_handlers += 1
     settings = services.settings
     stall_s = settings.ws_stall_timeout_s
+    stalled = f"not reading: nothing taken for {stall_s:g} s"
     reader: asyncio.Future[None] | None = None
     try:
-        # The history message is shared by every client of this tick and not kept
-        # here once written: a client pins no more than its queue of shared frames.
-        watch = StallWatch(outstanding_of(websocket.scope), stall_s, time.monotonic())
-        history = services.publisher.buffers[sym].history_text()
+        # A client that stopped reading is closed once nothing has left for it for the
+        # stall time, whatever the kernel's buffers could still take.
+        watch = StallWatch(extension(websocket.scope, OUTSTANDING_EXTENSION), stall_s, time.monotonic())
+        text = first()
         async with asyncio.timeout(stall_s):
-            await websocket.send_text(history)
-        watch.stalled_after(len(history), time.monotonic())
-        del history
+            await websocket.send_text(text)
+        watch.stalled_after(len(text), time.monotonic())
+        del text
         # The reader notices the client leaving (or talking too much) and closes the
         # subscription, which wakes this loop.
         reader = asyncio.ensure_future(_drain_client(websocket, hub, sub, settings.ws_client_msgs_per_s))
-        # From now on the hub writes frames straight to the connection while it keeps
-        # up; this loop sends what had to be queued (the history was still going out,
-        # or the connection's buffer was full), one task step per frame.
-        sub.direct = _direct_writer(websocket, sub, watch)
+        if not lossless:
+            # From now on the hub writes frames straight to the connection while it keeps
+            # up; this loop sends what had to be queued (the first message was still
+            # going out, or the connection's buffer was full), one task step per frame.
+            sub.direct = _direct_writer(websocket, sub, watch)
         while True:
             message = await sub.next_message()
             if message is None:
+                break
+            if lossless and sub.dropped:  # one update lost leaves the client's copy wrong
+                sub.evict(1013, "too slow: an update was dropped; reconnect for a fresh snapshot")
                 break
             sub.sending = True
             try:
@@ -164,9 +183,10 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
                 sub.sending = False
             sub.sent += 1
             if watch.stalled_after(len(message), time.monotonic()):
-                raise TimeoutError
+                sub.evict(1008, stalled)
+                break
     except TimeoutError:
-        sub.evict(1008, f"not reading: a frame waited {stall_s:g} s to be written")
+        sub.evict(1008, f"not reading: a message waited {stall_s:g} s to be written")
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
@@ -177,7 +197,7 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
         if sub.evicted is not None:
             hub.stats.clients_evicted += 1
             hub.stats.last_eviction = sub.evicted[1]
-            await _close_or_abort(websocket, *sub.evicted, abort=abort_of(websocket.scope))
+            await _close_or_abort(websocket, *sub.evicted, abort=extension(websocket.scope, ABORT_EXTENSION))
         elif hub.closing and websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close(code=1001, reason="server shutting down")
@@ -187,7 +207,7 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
 def _direct_writer(websocket: WebSocket, sub: Subscriber, watch: StallWatch) -> Callable[[bytes, int], bool] | None:
     """The hub's direct path to this client (None when the server cannot write frames
     directly): the frame written at once, then the same stall check as a queued send."""
-    write = write_frame_of(websocket.scope)
+    write = extension(websocket.scope, WRITE_FRAME_EXTENSION)
     if write is None:
         return None
 
@@ -249,7 +269,7 @@ async def serve_history(services: Services, websocket: WebSocket, symbol: str) -
     try:
         async with asyncio.timeout(stall_s):
             await websocket.send_text(f'{{"type":"history","symbol":"{sym}","frames":[]}}')
-        watch = StallWatch(outstanding_of(websocket.scope), stall_s, time.monotonic())
+        watch = StallWatch(extension(websocket.scope, OUTSTANDING_EXTENSION), stall_s, time.monotonic())
         async for encoded in frames:
             if sub.closed or hub.closing:
                 break
@@ -274,7 +294,7 @@ async def serve_history(services: Services, websocket: WebSocket, symbol: str) -
             if sub.evicted[0] != 1000:
                 hub.stats.clients_evicted += 1
                 hub.stats.last_eviction = sub.evicted[1]
-            await _close_or_abort(websocket, *sub.evicted, abort=abort_of(websocket.scope))
+            await _close_or_abort(websocket, *sub.evicted, abort=extension(websocket.scope, ABORT_EXTENSION))
         elif hub.closing and websocket.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close(code=1001, reason="server shutting down")
@@ -298,7 +318,7 @@ async def _close_or_abort(websocket: WebSocket, code: int, reason: str, abort: C
     if not closed:
         abort()
         return
-    stop_reading = stop_reading_of(websocket.scope)
+    stop_reading = extension(websocket.scope, STOP_READING_EXTENSION)
     if stop_reading is not None:
         stop_reading()
     asyncio.get_running_loop().call_later(CLOSE_WAIT_S, abort)
