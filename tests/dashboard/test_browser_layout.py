@@ -241,14 +241,19 @@ def check_phone_layout(page: Page, boxes: list[dict[str, Any]], width: int) -> N
     assert "BTCUSDT" in page.inner_text("#banner") and "ETHUSDT" in page.inner_text("#banner")  # sync chips
     page.click("#panel-menu-button")  # the menu's options are controls too
     try:
-        small = page.evaluate(
+        # every visible control: a radio button or check box is the label around it
+        controls = page.evaluate(
             """() => Array.from(document.querySelectorAll(
-                   'button, summary, .symbols label, .sides label, .panel-toggles label, .dash-input-container'))
+                   'button, summary, a[href], input, select, textarea, .dash-input-container,'
+                   + ' .symbols label, .sides label, .panel-toggles label'))
+                 .filter(n => !(n.matches('input[type=radio], input[type=checkbox]') && n.closest('label')))
                  .filter(n => n.offsetParent !== null)
-                 .map(n => ({ what: (n.id || n.className) + ' ' + n.textContent.trim().slice(0, 20),
-                              w: n.getBoundingClientRect().width, h: n.getBoundingClientRect().height }))
-                 .filter(b => b.w < 40 || b.h < 40)"""
+                 .map(n => ({ id: n.id, what: n.tagName.toLowerCase() + ' ' + (n.id || n.className) + ' '
+                                + n.textContent.trim().slice(0, 20),
+                              w: n.getBoundingClientRect().width, h: n.getBoundingClientRect().height }))"""
         )
+        assert {"alerts-min-notional", "impact-size", "pause", "panel-menu-button"} <= {c["id"] for c in controls}
+        small = [c for c in controls if c["w"] < 40 or c["h"] < 40]
         assert small == [], small
     finally:
         page.keyboard.press("Escape")
