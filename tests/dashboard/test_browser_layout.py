@@ -552,6 +552,15 @@ def test_bid_and_ask_are_told_apart_without_colour(page: Page, dash_env: Running
     page.wait_for_function("() => document.getElementById('heatmap-trades')?.dataset.buyShape")
     shapes = page.evaluate("() => Object.assign({}, document.getElementById('heatmap-trades').dataset)")
     assert (shapes["buyShape"], shapes["sellShape"]) == ("triangle-up", "triangle-down")
+    # the liquidations, in the heatmap's figure: longs and shorts by shape, neither a trade's
+    page.wait_for_function("() => (document.getElementById('heatmap').data || []).length > 1")
+    liq = page.evaluate(
+        """() => Object.fromEntries(document.getElementById('heatmap').data
+                 .filter(t => /liquidated$/.test(t.name)).map(t => [t.name, t.marker.symbol]))"""
+    )
+    assert set(liq) == {"longs liquidated", "shorts liquidated"}, liq
+    assert liq["longs liquidated"] != liq["shorts liquidated"], liq
+    assert all("diamond" in s and "triangle" not in s for s in liq.values()), liq
     # the ladder: asks above the mid row, bids below, each side captioned
     layout = page.evaluate(
         """() => { const rows = Array.from(document.querySelectorAll('#ladder > *'));
