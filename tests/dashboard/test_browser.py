@@ -450,7 +450,8 @@ def test_alert_filter_defaults_to_the_apis_and_is_kept_per_symbol_across_reloads
         assert page.evaluate("() => window.localStorage.getItem('liq.alerts.minNotional.btcusdt')") is None
         set_min_notional(page, "125000")
         page.wait_for_function("() => document.getElementById('alerts').dataset.minNotional === '125000'")
-        page.reload()
+        assert page.evaluate("() => new URLSearchParams(location.search).get('min')") == "125000"
+        page.goto(dash_env.url)  # the plain address: the filter from this browser, not from a link's min=
         page.wait_for_function(f"() => {LIQ}?.debug().seq != null")
         page.wait_for_function("() => document.getElementById('alerts').dataset.minNotional === '125000'")
         assert page.input_value("#alerts-min-notional") == "125000"

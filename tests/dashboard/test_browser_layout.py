@@ -33,6 +33,7 @@ if not os.path.exists(CHROMIUM):
 PUSH_S = 0.5
 CEILING_MS = int(CEILING_S * 1000)
 LIQ = "window.dash_clientside.liq"
+LIQ_STATE = "window.LIQ.state"
 SIZES = {"desktop": (1400, 900), "tablet": (1024, 768), "phone": (390, 844)}
 ALL_PANELS = ["ladder", "heatmap", "depth", "alerts", "surface", "impact", "feed"]
 # the 3D surface is off by default below 1200 px
@@ -318,29 +319,53 @@ def test_a_hidden_panel_is_not_drawn_gives_its_room_and_is_remembered(
 
 
 def test_a_copied_link_opens_the_same_view(page: Page, dash_env: RunningDashboard) -> None:
-    link = "?symbol=ethusdt&panels=ladder,heatmap,impact&side=sell&size=20"
+    link = "?symbol=ethusdt&panels=ladder,heatmap,alerts,impact&side=sell&size=20&min=125000&speed=5"
     open_view(page, dash_env, link, size="phone")
     page.wait_for_function("() => document.getElementById('ladder')?.dataset.symbol === 'ethusdt'")
     assert page.is_checked("#symbol input[value=ethusdt]")
     prices = page.evaluate(
         "() => Array.from(document.querySelectorAll('#ladder .lrow')).map(r => Number(r.dataset.price))")
     assert all(1_000 < p < 10_000 for p in prices), prices
-    assert shown_panels(page) == ["ladder", "heatmap", "impact"]
+    assert shown_panels(page) == ["ladder", "heatmap", "alerts", "impact"]
     page.wait_for_function(
         """() => { const r = document.getElementById('impact-result').dataset;
                    return r.status === 'ok' && r.side === 'sell' && r.size === '20'; }"""
     )
     assert page.input_value("#impact-size") == "20"
+    # the alerts filter and the history's speed (no history here: kept for when there is)
+    page.wait_for_function("() => document.getElementById('alerts').dataset.minNotional === '125000'")
+    assert page.input_value("#alerts-min-notional") == "125000"
+    assert view_options(page) == {"min": 125000, "speed": 5}
+    # the link's filter applies without replacing this browser's own for the symbol
+    assert page.evaluate("() => localStorage.getItem('liq.alerts.minNotional.ethusdt')") is None
     assert urlsplit(page.url).query == link[1:]  # the page writes the same address back
 
     # the address as it stands, opened again after a visit elsewhere: the same view
     copied = page.url
     open_view(page, dash_env, size="desktop")
     assert debug(page)["symbol"] == "btcusdt" and shown_panels(page) == ALL_PANELS
+    assert view_options(page) == {"min": None, "speed": 1} and not {"min", "speed"} & set(query_of(page))
     page.goto(copied)
     page.wait_for_function("() => document.getElementById('ladder')?.dataset.symbol === 'ethusdt'")
-    assert shown_panels(page) == ["ladder", "heatmap", "impact"]
+    assert shown_panels(page) == ["ladder", "heatmap", "alerts", "impact"]
     assert debug(page)["impact"]["side"] == "sell" and debug(page)["impact"]["size"] == 20
+    assert view_options(page) == {"min": 125000, "speed": 5}
+
+    # changed on the page: the address follows (an empty filter is the default again)
+    page.fill("#alerts-min-notional", "90000")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('min') === '90000'")
+    page.fill("#alerts-min-notional", "")
+    page.wait_for_function("() => !new URLSearchParams(location.search).has('min')")
+    page.evaluate("() => window.LIQ.timeline.setSpeed(2)")
+    assert query_of(page)["speed"] == ["2"]
+    # values out of range are dropped, not applied
+    open_view(page, dash_env, "?symbol=ethusdt&min=-5&speed=3", size="desktop")
+    assert view_options(page) == {"min": None, "speed": 1} and not {"min", "speed"} & set(query_of(page))
+
+
+def view_options(page: Page) -> dict[str, Any]:
+    """The alerts panel's typed filter (None: the API's default) and the history's speed."""
+    return dict(page.evaluate(f"() => ({{ min: {LIQ_STATE}.alertFilter.own, speed: {LIQ_STATE}.timeline.speed }})"))
 
 
 def test_a_paused_view_is_a_link_to_its_moment(page: Page, dash_env: RunningDashboard) -> None:
