@@ -241,7 +241,8 @@ def _main_grid() -> html.Div:
             _panel(
                 "Liquidity heatmap, trades, best bid/ask \u00b7 volume profile (180 s)",
                 _figure("heatmap", "Liquidity heatmap: time across, price up, colour = resting size; trades as "
-                                   "triangles, up = buy, down = sell; liquidations as outlined diamonds; open "
+                                   "triangles, up = buy, down = sell; liquidations as diamonds, filled = longs, "
+                                   "tall and open = shorts; open "
                                    "interest as a dotted line at the top; volume profile at the right"),
                 "heatmap",
                 footer=html.Div(

@@ -400,6 +400,7 @@
       LIQ.connection.open(tl.time + (tl.step || 0.001), speed);
     }
     repaint();
+    LIQ.url.write(false);
     return true;
   }
 

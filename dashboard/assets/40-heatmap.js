@@ -1,8 +1,8 @@
 /*
  * The liquidity heatmap: time x price, colour = resting size, with the best bid/ask
  * lines, trades as triangles (up: buy, down: sell; area ~ quantity), liquidations as
- * outlined diamonds (area ~ notional; orange: a long liquidated, a forced sell;
- * violet: a short, a forced buy), the open interest as a thin line on its own scale
+ * diamonds (area ~ notional; a long liquidated, a forced sell: a filled orange diamond
+ * with a light outline; a short, a forced buy: a tall open violet one), the open interest as a thin line on its own scale
  * across the top, and the volume profile (41-profile.js) on a second x axis sharing
  * the price axis. Drawn by the scheduler in its own task, about once a second.
  *
@@ -101,8 +101,11 @@
     return canvas;
   }
 
-  /* Liquidations: a shape (diamond) and an outline no trade has; colour by the side
-   * liquidated, never by colour alone (the hover says which). */
+  /* Liquidations: a shape (diamond) no trade has; the side liquidated told by the
+   * shape as well as the colour (and the hover): longs (a forced sell) filled and
+   * outlined, shorts (a forced buy) tall and open. */
+  const LIQ_SHAPES = { sell: 'diamond', buy: 'diamond-tall-open' };
+
   function liquidationTrace(side) {
     const x = [];
     const y = [];
@@ -121,8 +124,8 @@
     return {
       type: 'scatter', mode: 'markers', name: longs ? 'longs liquidated' : 'shorts liquidated', x: x, y: y,
       text: text,
-      marker: { size: size, color: longs ? COLOR.liqLong : COLOR.liqShort, opacity: 0.9, symbol: 'diamond',
-                line: { width: 2, color: COLOR.text } },
+      marker: { size: size, color: longs ? COLOR.liqLong : COLOR.liqShort, opacity: 0.9, symbol: LIQ_SHAPES[side],
+                line: longs ? { width: 2, color: COLOR.text } : { width: 2.5 } },
       hovertemplate: (longs ? 'long liquidated' : 'short liquidated') + ' %{y} %{text}<extra></extra>',
     };
   }

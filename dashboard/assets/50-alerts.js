@@ -10,7 +10,8 @@
  *
  * The filter (USDT) is typed in the panel and kept per symbol in the browser
  * (localStorage 'liq.alerts.minNotional.<symbol>'); empty means the API's default,
- * asked once from GET /alerts (default_min_notional). Redrawn only when a frame
+ * asked once from GET /alerts (default_min_notional). A link's min= (81-url.js)
+ * applies to the symbol it opens without being kept. Redrawn only when a frame
  * changed an alert (LIQ.data.alertsDirty) or the filter changed.
  */
 (function (LIQ) {
@@ -73,6 +74,18 @@
     filter.own = value;
     store(session.symbol, value);
     render();
+    LIQ.url.write(false);
+  }
+
+  /* A link's filter (text from the address): applied, not kept; ignored unless a
+   * number >= 0. */
+  function preset(text) {
+    if (text === null || text === undefined || String(text).trim() === '') return;
+    const value = Number(text);
+    if (!(Number.isFinite(value) && value >= 0)) return;
+    filter.own = value;
+    syncInput();
+    data.alertsDirty = true;
   }
 
   function syncInput() {
@@ -254,5 +267,5 @@
     data.alertsDirty = true;
   }
 
-  LIQ.panels.alerts = { render: render, reset: reset, minNotional: minNotional, compare: compare };
+  LIQ.panels.alerts = { render: render, reset: reset, preset: preset, minNotional: minNotional, compare: compare };
 })(window.LIQ);

@@ -8,6 +8,10 @@
  *   panels  the visible panels, in any order (an empty list hides them all)
  *   side    the impact calculator's side, when not buy
  *   size    the impact calculator's typed size, when not the default
+ *   min     the alerts panel's minimum notional (USDT), when one is typed (empty: the
+ *           API's default); a link's value applies to its symbol without replacing
+ *           the one this browser keeps for it
+ *   speed   the recorded history's playback speed (1, 2, 5 or 10), when not 1
  *   t       the moment shown, while the view is paused or shows the recorded history
  *           (ISO 8601 UTC, or seconds since the epoch); a link with t opens paused
  *           there: from the API's last 180 s when they still hold it, else from the
@@ -15,8 +19,8 @@
  *
  * The page rewrites the address (history.replaceState) whenever one of these changes
  * and adds a browser history entry (pushState) only when the symbol changes, so back
- * and forward move between symbols. Unknown parameters are dropped; a missing one
- * takes the page's default.
+ * and forward move between symbols. Unknown parameters (and values out of range) are
+ * dropped; a missing one takes the page's default.
  */
 (function (LIQ) {
   'use strict';
@@ -43,6 +47,8 @@
       panels: list('panels'),
       side: q.get('side'),
       size: q.get('size'),
+      min: q.get('min'),
+      speed: q.get('speed'),
       t: q.get('t'),
     };
   }
@@ -52,6 +58,8 @@
     const parts = ['symbol=' + enc(session.symbol), 'panels=' + enc(LIQ.layout.visible().join(','))];
     if (imp.side !== 'buy') parts.push('side=' + enc(imp.side));
     if (imp.size !== null) parts.push('size=' + enc(String(imp.size)));
+    if (LIQ.state.alertFilter.own !== null) parts.push('min=' + enc(String(LIQ.state.alertFilter.own)));
+    if (LIQ.state.timeline.speed !== 1) parts.push('speed=' + enc(String(LIQ.state.timeline.speed)));
     // a link's moment stays until its history (or the recorded one) arrives
     let moment = LIQ.timeline.moment();
     if (moment === null) moment = pz.active ? pz.moment : pz.target;

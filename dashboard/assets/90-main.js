@@ -60,8 +60,8 @@
     }
   }
 
-  /* The first call: the link's view (symbol, panels, impact side and size, moment), else
-   * the defaults. Returns the symbol shown. */
+  /* The first call: the link's view (symbol, panels, impact side and size, alerts
+   * filter, history speed, moment), else the defaults. Returns the symbol shown. */
   function startView(config, symbol) {
     const link = LIQ.url.read();
     init(config, link);
@@ -79,6 +79,8 @@
     const first = link.symbol && symbols.includes(link.symbol) ? link.symbol : (symbol || symbols[0]);
     setSymbol(first, 'initial');
     panels.impact.preset(link.side, link.size);
+    panels.alerts.preset(link.min);
+    if (link.speed !== null) LIQ.timeline.setSpeed(Number(link.speed));
     LIQ.pause.openAt(link.t);
     LIQ.url.start();
     if (first !== symbol) showInSwitcher(first);

@@ -450,7 +450,8 @@ def test_alert_filter_defaults_to_the_apis_and_is_kept_per_symbol_across_reloads
         assert page.evaluate("() => window.localStorage.getItem('liq.alerts.minNotional.btcusdt')") is None
         set_min_notional(page, "125000")
         page.wait_for_function("() => document.getElementById('alerts').dataset.minNotional === '125000'")
-        page.reload()
+        assert page.evaluate("() => new URLSearchParams(location.search).get('min')") == "125000"
+        page.goto(dash_env.url)  # the plain address: the filter from this browser, not from a link's min=
         page.wait_for_function(f"() => {LIQ}?.debug().seq != null")
         page.wait_for_function("() => document.getElementById('alerts').dataset.minNotional === '125000'")
         assert page.input_value("#alerts-min-notional") == "125000"
@@ -536,8 +537,10 @@ def test_page_reconnects_by_itself_after_the_api_restarts(dash_env: RunningDashb
 def test_derivatives_context_shows_in_the_metrics_bar_and_a_liquidation_on_the_heatmap(
         dash_env: RunningDashboard, page: Page) -> None:
     """Mark, index, basis, funding with its countdown and open interest in the metrics
-    bar; a forceOrder sent by the exchange drawn on the heatmap as an outlined diamond
-    (not a trade's triangle) and listed on the tape."""
+    bar and the open interest as a line over the heatmap; a forceOrder sent by the
+    exchange drawn on the heatmap as an outlined diamond (not a trade's triangle) and
+    listed on the tape; forced sells over the burst threshold within its window raise a
+    LIQUIDATION_BURST row in the alerts panel with its drain and refill figures."""
     for ident in ("m-mark", "m-index", "m-basis", "m-funding", "m-oi"):
         page.wait_for_function("(id) => !['', '\u2013'].includes(document.getElementById(id).textContent)", arg=ident)
     funding = page.text_content("#m-funding") or ""
@@ -576,3 +579,46 @@ def test_derivatives_context_shows_in_the_metrics_bar_and_a_liquidation_on_the_h
     tape = page.evaluate("() => Array.from(document.querySelectorAll('#liq-tape .liq[data-side=sell]'))"
                          ".map(x => x.textContent)")
     assert any(t.startswith("\u25bc long 2.500 @ ") for t in tape), tape
+
+    # the open interest: a line over the heatmap's time span, from the exchange's polls
+    page.wait_for_function(
+        "() => ((document.getElementById('heatmap').data || []).find(x => x.name === 'open interest') || {x: []})"
+        ".x.length >= 1")
+
+    # a burst: forced sells worth over the threshold (100,000 USDT within 5 s) and over
+    # the panel's filter, sent at one exchange time. The liquidation above (and the
+    # simulated market's own) may already have made a burst that these join, so its
+    # alert is the one whose quantity grew by what was sent (a new one from nothing)
+    floor = float(page.get_attribute("#alerts", "data-min-notional") or "0")
+    total = 1.2 * max(100_000.0, floor)
+    known = page.evaluate("() => Object.fromEntries(window.LIQ.data.alerts"
+                          ".filter(a => a.type === 'LIQUIDATION_BURST' && a.burst).map(a => [a.id, a.burst.qty]))")
+
+    def send_burst(count: int = 3) -> float:
+        market = sim.state("btcusdt").market
+        price = market.best_bid[0] * market.spec.tick_size
+        qty = math.ceil(total / count / price * 1000) / 1000
+        for _ in range(count):
+            order = {"s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": f"{qty:.3f}",
+                     "p": f"{price - 50:.1f}", "ap": f"{price:.1f}", "X": "FILLED", "l": f"{qty:.3f}",
+                     "z": f"{qty:.3f}", "T": market.now_ms}
+            sim.hub.publish(StreamKey("btcusdt", "forceOrder"),
+                            json.dumps({"e": "forceOrder", "E": market.now_ms, "o": order}))
+        return qty * count
+
+    sent_qty = dash_env.loop.call(send_burst)
+    burst_id = page.wait_for_function(
+        """([known, sent]) => {
+            const rows = Array.from(document.querySelectorAll('#alerts .alert[data-type=LIQUIDATION_BURST]'));
+            const grown = rows.find(r => { const a = window.LIQ.data.alertById.get(r.dataset.id);
+                return a && a.burst && a.burst.qty >= (known[r.dataset.id] || 0) + sent - 0.001; });
+            return grown ? grown.dataset.id : null; }""", arg=[known, sent_qty]).json_value()
+    # read in one go: the panel redraws its rows when a frame changes an alert
+    side, facts = page.evaluate(
+        "(id) => { const a = document.querySelector(`#alerts .alert[data-id=\"${id}\"]`);"
+        " return [a.dataset.side, a.innerText]; }", burst_id)
+    assert side == "bid", (side, facts)  # forced sells hit the bids
+    match = re.search(r"longs liquidated: (\d+) \u00d7, ([\d.,]+) \(at least\)", facts)
+    assert match and int(match.group(1)) >= 3 and float(match.group(2).replace(",", "")) >= sent_qty - 0.001, facts
+    for band in (10, 25):
+        assert re.search(rf"{band} bps: drained (\d+%|\u2013), refill (not yet|[\d.]+ s)", facts), facts

@@ -33,6 +33,7 @@ if not os.path.exists(CHROMIUM):
 PUSH_S = 0.5
 CEILING_MS = int(CEILING_S * 1000)
 LIQ = "window.dash_clientside.liq"
+LIQ_STATE = "window.LIQ.state"
 SIZES = {"desktop": (1400, 900), "tablet": (1024, 768), "phone": (390, 844)}
 ALL_PANELS = ["ladder", "heatmap", "depth", "alerts", "surface", "impact", "feed"]
 # the 3D surface is off by default below 1200 px
@@ -241,14 +242,19 @@ def check_phone_layout(page: Page, boxes: list[dict[str, Any]], width: int) -> N
     assert "BTCUSDT" in page.inner_text("#banner") and "ETHUSDT" in page.inner_text("#banner")  # sync chips
     page.click("#panel-menu-button")  # the menu's options are controls too
     try:
-        small = page.evaluate(
+        # every visible control: a radio button or check box is the label around it
+        controls = page.evaluate(
             """() => Array.from(document.querySelectorAll(
-                   'button, summary, .symbols label, .sides label, .panel-toggles label, .dash-input-container'))
+                   'button, summary, a[href], input, select, textarea, .dash-input-container,'
+                   + ' .symbols label, .sides label, .panel-toggles label'))
+                 .filter(n => !(n.matches('input[type=radio], input[type=checkbox]') && n.closest('label')))
                  .filter(n => n.offsetParent !== null)
-                 .map(n => ({ what: (n.id || n.className) + ' ' + n.textContent.trim().slice(0, 20),
-                              w: n.getBoundingClientRect().width, h: n.getBoundingClientRect().height }))
-                 .filter(b => b.w < 40 || b.h < 40)"""
+                 .map(n => ({ id: n.id, what: n.tagName.toLowerCase() + ' ' + (n.id || n.className) + ' '
+                                + n.textContent.trim().slice(0, 20),
+                              w: n.getBoundingClientRect().width, h: n.getBoundingClientRect().height }))"""
         )
+        assert {"alerts-min-notional", "impact-size", "pause", "panel-menu-button"} <= {c["id"] for c in controls}
+        small = [c for c in controls if c["w"] < 40 or c["h"] < 40]
         assert small == [], small
     finally:
         page.keyboard.press("Escape")
@@ -313,29 +319,53 @@ def test_a_hidden_panel_is_not_drawn_gives_its_room_and_is_remembered(
 
 
 def test_a_copied_link_opens_the_same_view(page: Page, dash_env: RunningDashboard) -> None:
-    link = "?symbol=ethusdt&panels=ladder,heatmap,impact&side=sell&size=20"
+    link = "?symbol=ethusdt&panels=ladder,heatmap,alerts,impact&side=sell&size=20&min=125000&speed=5"
     open_view(page, dash_env, link, size="phone")
     page.wait_for_function("() => document.getElementById('ladder')?.dataset.symbol === 'ethusdt'")
     assert page.is_checked("#symbol input[value=ethusdt]")
     prices = page.evaluate(
         "() => Array.from(document.querySelectorAll('#ladder .lrow')).map(r => Number(r.dataset.price))")
     assert all(1_000 < p < 10_000 for p in prices), prices
-    assert shown_panels(page) == ["ladder", "heatmap", "impact"]
+    assert shown_panels(page) == ["ladder", "heatmap", "alerts", "impact"]
     page.wait_for_function(
         """() => { const r = document.getElementById('impact-result').dataset;
                    return r.status === 'ok' && r.side === 'sell' && r.size === '20'; }"""
     )
     assert page.input_value("#impact-size") == "20"
+    # the alerts filter and the history's speed (no history here: kept for when there is)
+    page.wait_for_function("() => document.getElementById('alerts').dataset.minNotional === '125000'")
+    assert page.input_value("#alerts-min-notional") == "125000"
+    assert view_options(page) == {"min": 125000, "speed": 5}
+    # the link's filter applies without replacing this browser's own for the symbol
+    assert page.evaluate("() => localStorage.getItem('liq.alerts.minNotional.ethusdt')") is None
     assert urlsplit(page.url).query == link[1:]  # the page writes the same address back
 
     # the address as it stands, opened again after a visit elsewhere: the same view
     copied = page.url
     open_view(page, dash_env, size="desktop")
     assert debug(page)["symbol"] == "btcusdt" and shown_panels(page) == ALL_PANELS
+    assert view_options(page) == {"min": None, "speed": 1} and not {"min", "speed"} & set(query_of(page))
     page.goto(copied)
     page.wait_for_function("() => document.getElementById('ladder')?.dataset.symbol === 'ethusdt'")
-    assert shown_panels(page) == ["ladder", "heatmap", "impact"]
+    assert shown_panels(page) == ["ladder", "heatmap", "alerts", "impact"]
     assert debug(page)["impact"]["side"] == "sell" and debug(page)["impact"]["size"] == 20
+    assert view_options(page) == {"min": 125000, "speed": 5}
+
+    # changed on the page: the address follows (an empty filter is the default again)
+    page.fill("#alerts-min-notional", "90000")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('min') === '90000'")
+    page.fill("#alerts-min-notional", "")
+    page.wait_for_function("() => !new URLSearchParams(location.search).has('min')")
+    page.evaluate("() => window.LIQ.timeline.setSpeed(2)")
+    assert query_of(page)["speed"] == ["2"]
+    # values out of range are dropped, not applied
+    open_view(page, dash_env, "?symbol=ethusdt&min=-5&speed=3", size="desktop")
+    assert view_options(page) == {"min": None, "speed": 1} and not {"min", "speed"} & set(query_of(page))
+
+
+def view_options(page: Page) -> dict[str, Any]:
+    """The alerts panel's typed filter (None: the API's default) and the history's speed."""
+    return dict(page.evaluate(f"() => ({{ min: {LIQ_STATE}.alertFilter.own, speed: {LIQ_STATE}.timeline.speed }})"))
 
 
 def test_a_paused_view_is_a_link_to_its_moment(page: Page, dash_env: RunningDashboard) -> None:
@@ -547,6 +577,15 @@ def test_bid_and_ask_are_told_apart_without_colour(page: Page, dash_env: Running
     page.wait_for_function("() => document.getElementById('heatmap-trades')?.dataset.buyShape")
     shapes = page.evaluate("() => Object.assign({}, document.getElementById('heatmap-trades').dataset)")
     assert (shapes["buyShape"], shapes["sellShape"]) == ("triangle-up", "triangle-down")
+    # the liquidations, in the heatmap's figure: longs and shorts by shape, neither a trade's
+    page.wait_for_function("() => (document.getElementById('heatmap').data || []).length > 1")
+    liq = page.evaluate(
+        """() => Object.fromEntries(document.getElementById('heatmap').data
+                 .filter(t => /liquidated$/.test(t.name)).map(t => [t.name, t.marker.symbol]))"""
+    )
+    assert set(liq) == {"longs liquidated", "shorts liquidated"}, liq
+    assert liq["longs liquidated"] != liq["shorts liquidated"], liq
+    assert all("diamond" in s and "triangle" not in s for s in liq.values()), liq
     # the ladder: asks above the mid row, bids below, each side captioned
     layout = page.evaluate(
         """() => { const rows = Array.from(document.querySelectorAll('#ladder > *'));

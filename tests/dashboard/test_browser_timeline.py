@@ -265,13 +265,18 @@ def test_a_link_older_than_the_last_180_s_opens_that_moment_from_the_recording(
 ) -> None:
     target = first_run_moment(env, into=6.0)
     iso = datetime.fromtimestamp(target, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    open_view(page, env, f"?symbol={SYM}&t={iso}")
+    open_view(page, env, f"?symbol={SYM}&speed=5&t={iso}")
     wait_history(page, "paused")
     state = timeline(page)
     assert state["time"] == pytest.approx(round(target, 3), abs=0.0011), (state, target)
+    # the link's speed: chosen in the strip, and what play asks for
+    assert state["speed"] == 5 and page.input_value("#tl-speed") == "5"
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)["speed"] == ["5"]
     in_history_banner(page)
     assert "paused at " + utc(state["time"]) in page.inner_text("#view-state")
     assert url_moment(page) == pytest.approx(state["time"], abs=0.0011)
+    page.click("#tl-play")
+    page.wait_for_function(f"() => {LIQ}.lastFrame()?.history?.speed === 5")
 
 
 def test_played_across_the_stop_to_where_the_recording_ends(page: Page, env: RunningDashboard) -> None:
