@@ -18,11 +18,12 @@ stays the same from birth to end:
   LAYERING on that side meanwhile **refired** it; it **ended** when the runs went.
 - An exhaustion alert is born with EXHAUSTION and ended when the condition cleared.
 - A liquidation burst alert (LIQUIDATION_BURST) is born when forced orders on one
-  side pass the burst threshold (features/derivatives.py); it grows with the
+  side reach the burst threshold (features/derivatives.py); it grows with the
   liquidations that follow, carries the liquidity response of the side they hit
-  (depth before, its minimum, drain, refill time), and ends when that side has
-  refilled (reason ``refilled``), after the watch time without refill
-  (``not_refilled``), or ``unmeasured`` when no book was in sync just before it.
+  (depth before, its minimum, drain, refill time), and ends when every band that
+  held depth before has refilled (reason ``refilled``), after the watch time
+  without refill (``not_refilled``), or ``unmeasured`` when no band held depth
+  just before it (or no book was in sync).
 
 Every live alert is refreshed at every 1 Hz sample with its significance: size,
 notional (USDT), distance from mid (bps), share of its side's top-20 depth, age and

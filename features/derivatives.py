@@ -87,9 +87,11 @@ class Burst:
     """A liquidation burst and the liquidity response of the side it hit.
 
     ``before``: depth within each band of the hit side at the last frame before the
-    burst's first liquidation (exchange time); ``low``: its minimum since then, until
-    it refilled; ``refill_s``: seconds from the first liquidation to the first frame
-    back at ``liquidation_refill_share`` of before (0 when it never fell below that)."""
+    burst's first liquidation (exchange time), None for a band that held nothing then
+    (or with no book): that band is not measured, it has nothing to drain or refill;
+    ``low``: its minimum since then, until it refilled; ``refill_s``: seconds from the
+    first liquidation to the first frame back at ``liquidation_refill_share`` of before
+    (0 when it never fell below that)."""
 
     id: int
     side: str  # the forced orders' side (sell / buy)
@@ -115,6 +117,10 @@ class Burst:
     @property
     def avg_price(self) -> float | None:
         return self.notional / self.qty if self.qty > 0 else None
+
+    def measured_bands(self) -> list[str]:
+        """The bands that held depth just before the burst: only they decide ``refilled``."""
+        return [b for b in RESPONSE_BANDS if self.before.get(b) is not None]
 
     def drain_pct(self, band: str) -> float | None:
         """(before - minimum) / before, in %: 100 when the band emptied, 0 when it never
@@ -206,11 +212,12 @@ class BurstTracker:
             before = bands
         for band in RESPONSE_BANDS:
             value = before[burst.hit].get(band) if before is not None else None
-            burst.before[band] = value
+            measured = value is not None and value > 0
+            burst.before[band] = value if measured else None
             burst.low[band] = None
             burst.dipped[band] = False
             burst.refill_s[band] = None
-            burst.done[band] = value is None or value <= 0
+            burst.done[band] = not measured  # nothing to follow: out of the refilled decision
         for t_ms, bands in self._samples:
             if t_ms >= burst.start_ms:
                 self._measure(burst, t_ms, bands)
@@ -248,10 +255,10 @@ class BurstTracker:
         for burst in out:
             if burst.finished:
                 continue
-            unmeasured = all((burst.before[b] or 0.0) <= 0 for b in RESPONSE_BANDS)
-            if t_ms is not None and unmeasured and t_ms > burst.last_ms + self.window_ms:
+            measured = burst.measured_bands()
+            if t_ms is not None and not measured and t_ms > burst.last_ms + self.window_ms:
                 burst.finished, burst.outcome = True, UNMEASURED
-            elif all(burst.done.values()) and not unmeasured:
+            elif measured and all(burst.done[b] for b in measured):
                 burst.finished, burst.outcome = True, REFILLED
             elif t_ms is not None and t_ms - burst.start_ms > self.watch_ms:
                 burst.finished, burst.outcome = True, NOT_REFILLED

@@ -110,17 +110,19 @@ class BurstResponse(Struct, kw_only=True):
     notional: Annotated[float, _d("their filled notional, USDT"), QUOTE]
     largest_notional: Annotated[float, _d("the largest one's notional, USDT"), QUOTE]
     depth_before_10bps: Annotated[float | None, _d("hit side's depth within 10 bps of mid at the last frame "
-                                                   "before the first liquidation, base asset"), QTY] = None
+                                                   "before the first liquidation, base asset; null: no depth "
+                                                   "there then, the band is not measured"), QTY] = None
     depth_before_25bps: Annotated[float | None, _d("the same within 25 bps"), QTY] = None
     depth_min_10bps: Annotated[float | None, _d("its minimum since (until refilled)"), QTY] = None
     depth_min_25bps: Annotated[float | None, _d("the same within 25 bps"), QTY] = None
     drain_pct_10bps: Annotated[float | None, _d("(before - minimum) / before, %"), RATIO] = None
     drain_pct_25bps: Annotated[float | None, _d("the same within 25 bps"), RATIO] = None
     refill_s_10bps: Annotated[float | None, _d("seconds from the first liquidation until the depth is back to "
-                                               "90 % of before; null: not yet (0: it never fell below)"),
+                                               "90 % of before; null: not yet, or not measured "
+                                               "(0: it never fell below)"),
                               DURATION] = None
     refill_s_25bps: Annotated[float | None, _d("the same within 25 bps"), DURATION] = None
-    refilled: Annotated[bool, _d("both bands back to 90 % of before")] = False
+    refilled: Annotated[bool, _d("every measured band (depth before not null) back to 90 % of before")] = False
 
 
 class FrameAlert(Struct, kw_only=True):
@@ -317,7 +319,7 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
                                                              "side, lower bounds; null when the liquidation stream "
                                                              "is not watched")] = None
     mark: Annotated[MarkInfo | None, _d("mark, index, basis, funding; null before the first markPrice update "
-                                        "or once the last is 10 s old")] = None
+                                        "or once the last is older than 10 s")] = None
     open_interest: Annotated[OpenInterestInfo | None, _d("open interest and its change; null before the first "
                                                          "poll")] = None
     feed: Annotated[dict[str, Any], _d("messages_per_s, depth_events_per_s, lag_ms, latency_p50_ms, latency_p99_ms, "

@@ -168,10 +168,13 @@
   }
 
   /* A liquidation burst: what was liquidated (a lower bound) and what it did to the
-   * depth of the side it hit, within 10 and 25 bps of mid. */
+   * depth of the side it hit, within 10 and 25 bps of mid. A band with no depth just
+   * before the burst is not measured: there was nothing to drain or refill. */
   function burstFacts(a) {
     const b = a.burst;
     const band = function (n) {
+      const before = b['depth_before_' + n + 'bps'];
+      if (before === null || before === undefined) return n + ' bps: no depth before';
       const drain = b['drain_pct_' + n + 'bps'];
       const refill = b['refill_s_' + n + 'bps'];
       return n + ' bps: drained ' + (drain === null ? '\u2013' : fmt(drain, 0) + '%') + ', refill ' +
@@ -200,7 +203,7 @@
     head.append(
       el('span', 'abadge', a.type),
       el('span', 'astatus', statusText(a)),
-      el('span', 'anotional', usdt(a.notional) + ' USDT'),
+      el('span', 'anotional', (a.type === 'LIQUIDATION_BURST' ? 'at least ' : '') + usdt(a.notional) + ' USDT'),
       el('span', 'atime', a.ts ? clockTime(a.ts) : ''),
     );
     const facts = a.type === 'LIQUIDATION_BURST' && a.burst ? burstFacts(a) : [

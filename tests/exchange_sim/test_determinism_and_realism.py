@@ -100,13 +100,14 @@ def test_two_volatile_minutes_match_the_recordings_within_30_percent(
     assert 19.0 <= sim["depth_events_per_s"] <= 20.1  # one event per 50 ms engine batch that changed the book
 
 
-def test_the_real_figures_are_what_the_measuring_code_gives_on_the_recordings() -> None:
+@pytest.mark.parametrize("symbol", ["btcusdt", "ethusdt"])
+def test_the_real_figures_are_what_the_measuring_code_gives_on_the_recordings(symbol: str) -> None:
     """The table the report falls back to is the measurement of the real files."""
-    path = RECORDINGS / RECORDING_FILES["btcusdt"]
+    path = RECORDINGS / RECORDING_FILES[symbol]
     if not path.exists():
         pytest.skip(f"real recording missing: {path}")
-    real = measure_real("btcusdt")
-    for key, value in REAL["btcusdt"].items():
+    real = measure_real(symbol)
+    for key, value in REAL[symbol].items():
         got = real[key]
         if isinstance(value, tuple):
             assert got == pytest.approx(value, rel=0.01, abs=0.002), key

@@ -20,9 +20,10 @@ from exchange_sim import SimConfig, SimExchange
 from exchange_sim.contracts import BY_SYMBOL, CONTRACTS, market_symbols, parse_market, with_market
 from exchange_sim.episodes import EPISODE_KINDS, EpisodeRun, EpisodeScheduler, register
 from exchange_sim.market import SymbolMarket
+from exchange_sim.protocol import StreamKey
 from exchange_sim.regimes import Regime
 from exchange_sim.settings import spec_for
-from exchange_sim.venue import Venue
+from exchange_sim.venue import KEY_ALL_MARK, KEY_ALL_MINI_TICKER, Venue
 from tests.waiting import CEILING_S
 from wire.binance import BookTicker, DepthUpdate, stream_message_decoder
 
@@ -295,3 +296,75 @@ def test_a_new_kind_of_episode_plugs_in() -> None:
         assert all(e.end_ms - e.start_ms >= 2000 for e in labels)  # type: ignore[operator]
     finally:
         del EPISODE_KINDS["pause"]
+
+
+class RecordingHub:
+    """Stands for the venue's StreamHub: the chosen streams are subscribed, and what
+    is published to them is kept in order (no sockets, no clock)."""
+
+    def __init__(self, keys: set[StreamKey]) -> None:
+        self.keys = keys
+        self.sent: list[tuple[StreamKey, str]] = []
+
+    def has(self, key: StreamKey) -> bool:
+        return key in self.keys
+
+    def publish(self, key: StreamKey, data: str, wrap: bool = True) -> None:
+        self.sent.append((key, data))
+
+
+def test_the_mark_and_index_follow_the_exchange_mid() -> None:
+    """Each @markPrice@1s push of two volatile minutes: mark p and index i within a few
+    bps of the exchange's own mid at that moment (the true book), the basis p - i
+    small, while the mid itself travels several times further."""
+    venue = Venue(SimConfig(symbols=("solusdt",), seed=6, warmup_s=10.0, regime="volatile", episodes=False,
+                            start_ms=1_700_000_000_000))
+    hub = RecordingHub({venue.symbols["solusdt"].key_mark[1000]})
+    venue.hub = hub  # type: ignore[assignment]
+    rows = []  # (true mid, mark, index), one per push
+    for _ in range(20 * 120):
+        before = len(hub.sent)
+        venue.step_all()
+        for _, data in hub.sent[before:]:
+            e = json.loads(data)
+            book = venue.true_book("solusdt")
+            rows.append(((float(book.bids[0][0]) + float(book.asks[0][0])) / 2, float(e["p"]), float(e["i"])))
+    assert len(rows) == 120
+
+    def bps(a: float, b: float) -> float:
+        return abs(a - b) / b * 1e4
+
+    mark_mid = sorted(bps(p, mid) for mid, p, _ in rows)
+    index_mid = sorted(bps(i, mid) for mid, _, i in rows)
+    basis = max(bps(p, i) for _, p, i in rows)
+    mids = [mid for mid, _, _ in rows]
+    assert bps(max(mids), min(mids)) > 15.0  # the mid moved: following it is not standing still
+    assert mark_mid[-1] < 5.0 and mark_mid[60] < 2.0, (mark_mid[-1], mark_mid[60])  # max, median
+    assert index_mid[-1] < 5.0 and index_mid[60] < 2.0, (index_mid[-1], index_mid[60])
+    assert basis < 4.0, basis
+
+
+def test_same_seed_same_all_market_and_partial_book_streams_over_five_symbols() -> None:
+    """Two venues, same seed and start, five symbols from busy to the tail of the skew
+    (BTCUSDT and ETHUSDT left out: they would cost most of the time): a simulated minute
+    of !markPrice@arr@1s, !miniTicker@arr and every symbol's depth10@500ms is the same
+    message for message; another seed is not."""
+    symbols = ("xrpusdt", "bnbusdt", "wifusdt", "atomusdt", market_symbols(300)[-1])
+
+    def minute(seed: int) -> list[tuple[StreamKey, str]]:
+        venue = Venue(SimConfig(symbols=symbols, seed=seed, warmup_s=2.0, regime="volatile",
+                                start_ms=1_700_000_000_000))
+        keys = {KEY_ALL_MARK[1000], KEY_ALL_MINI_TICKER}
+        keys |= {StreamKey(s, "partialDepth", 500, 10) for s in symbols}
+        hub = RecordingHub(keys)
+        venue.hub = hub  # type: ignore[assignment]
+        for _ in range(20 * 60):
+            venue.step_all()
+        return hub.sent
+
+    first, again = minute(11), minute(11)
+    kinds = Counter(key.kind for key, _ in first)
+    assert kinds["!markPrice@arr"] == 60 and kinds["!miniTicker@arr"] >= 50
+    assert {key.symbol for key, _ in first if key.kind == "partialDepth"} == set(symbols)
+    assert first == again
+    assert minute(12) != first

@@ -140,6 +140,29 @@ def test_near_misses_and_the_other_endings_of_a_burst() -> None:
     assert born[0].finished and born[0].outcome == UNMEASURED
 
 
+def test_a_band_empty_before_the_burst_is_not_measured_and_the_other_decides() -> None:
+    # The bids hold nothing within 10 bps before the burst (a gap at the touch), 40 within 25.
+    t = BurstTracker(SETTINGS)
+    sample(t, 0, 0.0, 40.0)
+    (b,) = t.on_liquidations([liq(0.5, "sell", 110_000.0, 1.0)])
+    assert b.before == {"10": None, "25": 40.0} and b.measured_bands() == ["25"]
+    sample(t, 1000, 2.0, 20.0)  # 10 bps filling from nothing is no refill; 25 bps drained to 20
+    assert t.settle(1000) == [b] and not b.finished
+    sample(t, 2000, 0.0, 35.0)  # 35 < 36 = 90 % of 40: not back yet
+    assert t.settle(2000) == [b] and not b.finished
+    sample(t, 3000, 0.0, 36.0)  # at 90 % of 40, 2.5 s after the first liquidation (500 ms)
+    assert t.settle(3000) == [b] and b.finished and b.outcome == REFILLED
+    assert b.refill_s == {"10": None, "25": 2.5} and b.low == {"10": None, "25": 20.0}
+    assert b.drain_pct("10") is None and b.drain_pct("25") == pytest.approx(50.0)
+    # The alert says which band was not measured: its before is null, and it is refilled on the other.
+    features = SymbolFeatures("btcusdt", SETTINGS)
+    alerts = AlertTracker("btcusdt", SETTINGS, features.spec)
+    (a,) = alerts.on_bursts(3 * S, [b], mid=110_000.0)
+    assert a.burst is not None and a.burst.refilled
+    assert (a.burst.depth_before_10bps, a.burst.refill_s_10bps, a.burst.drain_pct_10bps) == (None, None, None)
+    assert (a.burst.depth_before_25bps, a.burst.refill_s_25bps) == (40.0, 2.5)
+
+
 def test_the_burst_alert_lives_from_birth_to_refill_and_is_filtered_by_kind() -> None:
     features = SymbolFeatures("btcusdt", SETTINGS)
     alerts = AlertTracker("btcusdt", SETTINGS, features.spec)
