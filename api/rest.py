@@ -81,6 +81,10 @@ def add_rest_routes(app: FastAPI, services: Services) -> None:
             "frames_published": st.frames_published,
             "frames_dropped": st.frames_dropped,
             "frames_direct": st.frames_direct,
+            # Frames built here, and of them those built on their symbol's depth event
+            # (null on an API node of the bus, which builds none).
+            "frames_built": getattr(services.publisher, "frames_built", None),
+            "frames_on_event": getattr(services.publisher, "frames_on_event", None),
             "slow_clients": [
                 {"symbol": sub.symbol, "remote": sub.remote, "dropped": sub.dropped, "sent": sub.sent}
                 for sub in hub.subscribers()
@@ -273,11 +277,16 @@ def parse_count(raw: str, what: str, low: int, high: int) -> int:
     return value
 
 
+MIN_SIZE = 1e-12  # a size is written back to its own decimals: below this it has too many to mean anything
+
+
 def parse_size(raw: str, max_size: float) -> float:
-    """A finite positive size no larger than ``max_size``, or ApiError 422 saying why."""
+    """A finite size from ``MIN_SIZE`` to ``max_size``, or ApiError 422 saying why."""
     value = parse_number("size", raw)
     if value <= 0:
         raise ApiError(422, f"size must be positive, got {raw!r}")
+    if value < MIN_SIZE:
+        raise ApiError(422, f"size {value:g} is below the minimum {MIN_SIZE:g}")
     if value > max_size:
         raise ApiError(422, f"size {value:g} is above the maximum {max_size:g}")
     return value

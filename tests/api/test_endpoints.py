@@ -338,6 +338,8 @@ BAD_REQUESTS = [
     ("/simulate/btcusdt?side=buy&size=abc", 422, "must be a number"),
     ("/simulate/btcusdt?side=buy&size=", 422, "must be a number"),
     ("/simulate/btcusdt?side=buy&size=0", 422, "must be positive"),
+    ("/simulate/btcusdt?side=buy&size=1E-310", 422, "below the minimum"),
+    ("/simulate/btcusdt?side=buy&sizes=1,1e-13", 422, "below the minimum"),
     ("/simulate/btcusdt?side=buy&size=-0", 422, "must be positive"),
     ("/simulate/btcusdt?side=sell&size=-1.5", 422, "must be positive"),
     ("/simulate/btcusdt?side=buy&size=nan", 422, "must be finite"),
