@@ -170,6 +170,9 @@ class Settings:
     # --- rolling state and push -------------------------------------------------
     buffer_seconds: float = 180.0
     push_interval_s: float = 1.0
+    # A live symbol's frame waits up to this long after the tick for its next depth
+    # event and is built on it, showing the freshest book (0: built at the tick).
+    frame_align_s: float = 0.12
     heatmap_bins: int = 120  # price bins in one heatmap column (centred on mid)
     frame_levels: int = 50  # levels a side carried in each frame (ladder, depth curve)
 

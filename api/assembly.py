@@ -94,6 +94,7 @@ class Stack:
         self.publisher = FramePublisher(
             self.runtime.feeds, self.features, self.hub, s.buffer_seconds, s.push_interval_s,
             replay=self.source.kind == "replay", history=self.history, alert_tap=self.alerting.offer_frame,
+            align_s=s.frame_align_s,
         )
         self.services = Services(s, self.runtime, self.publisher, self.hub, self.source, history=self.history,
                                  alerting=self.alerting)

@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from config import Settings, SymbolSpec
@@ -106,6 +107,9 @@ class SymbolFeed:
         self.last_event_ms: int = 0  # exchange event time E of the last applied depth event
         self.replay_finished = False  # a finished replay keeps its book; it is not stale
         self.link: Link | None = None  # set by the connection carrying the depth stream
+        # Called with the symbol after each applied depth event, once the event is
+        # processed (the frame publisher builds a frame that is due on it).
+        self.after_applied: Callable[[str], None] | None = None
         # (u, raw) of the last applied depth messages: the log of a bookTicker mismatch
         # shows the raw event it was checked against.
         self._recent_depth_raw: deque[tuple[int, bytes | str]] = deque(maxlen=64)
@@ -219,6 +223,8 @@ class SymbolFeed:
         if outcome is not EventOutcome.APPLIED and self.validator.needs_snapshot:
             self._wake.set()
         self.monitor.on_depth_processed(time.perf_counter_ns() - t0_ns, recv_ns / 1e6, e_ms)
+        if outcome is EventOutcome.APPLIED and self.after_applied is not None and self.validator.in_sync:
+            self.after_applied(self.symbol)
         return outcome
 
     def on_book_ticker(self, ticker: BookTicker, raw: bytes | str | None = None) -> None:
