@@ -1,8 +1,10 @@
 """``/history/{symbol}/...``: what the metric history (history/store.py) holds.
 
 * ``coverage``: the time ranges with an in-sync book, and the gaps with their reason;
-* ``metrics?from=&to=&fields=&step=``: frame scalars, averaged per step, at most a
-  few thousand points, gaps left out (never interpolated);
+* ``metrics?from=&to=&fields=&step=``: frame scalars (the book's, the depth bands,
+  and the derivatives context: mark, funding, open interest, liquidations), averaged
+  per step, at most a few thousand points, gaps left out (never interpolated), a
+  figure unknown at the time null;
 * ``alerts?from=&to=``: every alert raised in the range, oldest first;
 * ``book?at=&depth=``: the book as it was at that moment, rebuilt from the raw
   recording (history/seek.py), 404 with the covered ranges when nothing was

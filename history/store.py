@@ -38,6 +38,16 @@ BASE_FIELDS: tuple[str, ...] = (
     "mid_price", "best_bid", "best_ask", "spread", "spread_bps", "microprice", "imbalance", "ofi",
     "depth_delta", "total_bid_volume", "total_ask_volume", "depth_weighted_mid", "slope_bid", "slope_ask",
 )
+# The derivatives context of a frame (docs/frames.md: mark, open_interest,
+# liquidation_stats), flat: its own field names, the liquidation figures as
+# liquidation_<side>_<figure>_1m (the last_1m window; sell = longs liquidated).
+# Null whenever the frame has null: no markPrice update yet, no open interest poll,
+# the liquidation stream not watched. Never 0 for unknown.
+LIQUIDATION_FIELDS: tuple[str, ...] = tuple(
+    f"liquidation_{side}_{figure}_1m" for side in ("sell", "buy") for figure in ("count", "notional"))
+DERIVATIVES_FIELDS: tuple[str, ...] = (
+    "mark_price", "index_price", "basis_bps", "mark_mid_bps", "funding_rate", "open_interest", *LIQUIDATION_FIELDS,
+)
 HISTORY_DB = "history.sqlite"  # under the data directory
 MAX_POINTS = 3000  # a series is downsampled to at most this many points
 COMMIT_EVERY_S = 2.0
@@ -80,6 +90,25 @@ def frame_row(frame: Frame) -> dict[str, Any]:
         bands = getattr(frame.depth_bands, side) or {}
         for key, value in bands.items():
             row[f"depth_{side}_{_band_key(key)}bps"] = value
+    row.update(derivatives_row(frame))
+    return row
+
+
+def derivatives_row(frame: Frame) -> dict[str, float | None]:
+    """The DERIVATIVES_FIELDS of ``frame``, None where the frame has null."""
+    mark, oi, liq = frame.mark, frame.open_interest, frame.liquidation_stats
+    row: dict[str, float | None] = {
+        "mark_price": mark.mark_price if mark is not None else None,
+        "index_price": mark.index_price if mark is not None else None,
+        "basis_bps": mark.basis_bps if mark is not None else None,
+        "mark_mid_bps": mark.mark_mid_bps if mark is not None else None,
+        "funding_rate": mark.funding_rate if mark is not None else None,
+        "open_interest": oi.open_interest if oi is not None else None,
+    }
+    for side in ("sell", "buy"):
+        totals = getattr(liq.last_1m, side) if liq is not None else None
+        row[f"liquidation_{side}_count_1m"] = totals.count if totals is not None else None
+        row[f"liquidation_{side}_notional_1m"] = totals.notional if totals is not None else None
     return row
 
 
@@ -91,7 +120,7 @@ class HistoryStore:
         self.path = Path(path)
         self.retain_s = retain_s
         self.gap_after_s = gap_after_s
-        self.fields: tuple[str, ...] = tuple(dict.fromkeys([*BASE_FIELDS, *fields]))
+        self.fields: tuple[str, ...] = tuple(dict.fromkeys([*BASE_FIELDS, *DERIVATIVES_FIELDS, *fields]))
         for name in self.fields:
             if not _NAME.fullmatch(name):
                 raise ValueError(f"not a column name: {name!r}")
@@ -292,7 +321,9 @@ class HistoryStore:
     ) -> dict[str, Any]:
         """``fields`` between ``start`` and ``end``, averaged over buckets of ``step``
         seconds (at least the span / MAX_POINTS, at least 1 s); only seconds whose
-        book was in sync count, and a bucket without any is left out, not filled."""
+        book was in sync count, and a bucket without any is left out, not filled.
+        A null (unknown: no mark price yet, say) is left out of its bucket's average,
+        and a bucket whose values of a field are all null gives null, never 0."""
         unknown = [f for f in fields if f not in self.columns or f in ("symbol", "ts", "state", "in_sync", "run")]
         if unknown:
             raise KeyError(", ".join(unknown))

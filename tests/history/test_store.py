@@ -4,13 +4,26 @@ reported where the app was stopped or the book out of sync, never filled in."""
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from features.frame import AlertEvent, BidAsk, DepthBands, Frame, FrameAlert, SyncInfo
-from history.store import HistoryStore, band_fields
+from features.frame import (
+    AlertEvent,
+    BidAsk,
+    DepthBands,
+    Frame,
+    FrameAlert,
+    LiquidationSides,
+    LiquidationStats,
+    LiquidationTotals,
+    MarkInfo,
+    OpenInterestInfo,
+    SyncInfo,
+)
+from history.store import DERIVATIVES_FIELDS, HistoryStore, band_fields
 
 T0 = 1_764_201_600.0  # 2025-11-27 00:00:00 UTC
 
@@ -138,3 +151,94 @@ def test_a_reopened_store_keeps_its_rows_and_gains_new_columns(tmp_path: Path) -
         assert out["mid_price"] == [100.0, 101.0] and out["depth_ask_5bps"] == [None, 2.5]
     finally:
         second.close()
+
+
+def liquidations(sell: tuple[int, float], buy: tuple[int, float]) -> LiquidationStats:
+    """Liquidation stats whose last_1m window holds ``sell`` and ``buy`` (count, notional)."""
+    def sides(scale: int) -> LiquidationSides:
+        return LiquidationSides(
+            sell=LiquidationTotals(count=sell[0] * scale, qty=0.1 * scale, notional=sell[1] * scale),
+            buy=LiquidationTotals(count=buy[0] * scale, qty=0.2 * scale, notional=buy[1] * scale))
+    # The 1 s and 5 min windows differ from the 1 min one: only the 1 min one is kept.
+    return LiquidationStats(last_1s=sides(0), last_1m=sides(1), last_5m=sides(5))
+
+
+def derivatives_frame(ts: float, mark_price: float, oi: float, sell: tuple[int, float],
+                      buy: tuple[int, float]) -> Frame:
+    f = frame(ts, 100.0)
+    f.mark = MarkInfo(mark_price=mark_price, index_price=mark_price - 0.05, basis_bps=5.0,
+                      mark_mid_bps=(mark_price - 100.0) / 100.0 * 1e4, funding_rate=0.0001,
+                      funding_rate_annual=0.1095, age_s=0.4)
+    f.open_interest = OpenInterestInfo(open_interest=oi, notional=oi * mark_price, age_s=3.0)
+    f.liquidation_stats = liquidations(sell, buy)
+    return f
+
+
+def test_derivatives_are_stored_and_unknown_ones_stay_null(store: HistoryStore) -> None:
+    """0-9 s with mark, open interest and liquidations; 10-19 s without any (null, not 0)."""
+    for s in range(10):
+        store.add_frame(derivatives_frame(T0 + s, 100.01 + s / 100, 5000.0 + s, (s, 1000.0 * s), (1, 250.0)))
+    for s in range(10, 20):
+        store.add_frame(frame(T0 + s, 100.0))
+    store.flush()
+    per_second = store.series("btcusdt", T0, T0 + 20, list(DERIVATIVES_FIELDS), 1)
+    assert per_second["samples"] == [1] * 20
+    assert per_second["mark_price"][:10] == pytest.approx([100.01 + s / 100 for s in range(10)])
+    assert per_second["index_price"][3] == pytest.approx(100.04 - 0.05)
+    assert per_second["basis_bps"][:10] == [5.0] * 10 and per_second["funding_rate"][:10] == [0.0001] * 10
+    assert per_second["mark_mid_bps"][2] == pytest.approx(3.0)
+    assert per_second["open_interest"][:10] == [5000.0 + s for s in range(10)]
+    assert per_second["liquidation_sell_count_1m"][:10] == list(range(10))
+    assert per_second["liquidation_sell_notional_1m"][:10] == [1000.0 * s for s in range(10)]
+    assert per_second["liquidation_buy_count_1m"][:10] == [1] * 10
+    assert per_second["liquidation_buy_notional_1m"][:10] == [250.0] * 10
+    for name in DERIVATIVES_FIELDS:
+        assert per_second[name][10:] == [None] * 10, name
+
+
+def test_a_step_averages_derivatives_over_the_known_seconds_only(store: HistoryStore) -> None:
+    """Nulls are left out of an average: 0-9 s known, 10-14 s unknown, step 10 and 15."""
+    for s in range(10):
+        store.add_frame(derivatives_frame(T0 + s, 100.0 + s, 5000.0 + 10 * s, (s, 100.0 * s), (0, 0.0)))
+    for s in range(10, 15):
+        store.add_frame(frame(T0 + s, 100.0))
+    store.flush()
+    out = store.series("btcusdt", T0, T0 + 15, ["mark_price", "open_interest", "liquidation_sell_count_1m",
+                                                "liquidation_buy_notional_1m", "mid_price"], 10)
+    assert out["samples"] == [10, 5]
+    assert out["mark_price"] == [pytest.approx(104.5), None]
+    assert out["open_interest"] == [pytest.approx(5045.0), None]
+    assert out["liquidation_sell_count_1m"] == [pytest.approx(4.5), None]
+    # Known to be zero is 0, not null.
+    assert out["liquidation_buy_notional_1m"] == [0.0, None]
+    assert out["mid_price"] == [100.0, 100.0]
+    whole = store.series("btcusdt", T0, T0 + 15, ["mark_price"], 15)
+    # 15 rows, 10 known: the average of the 10, not of 15 with zeros.
+    assert whole["samples"] == [15] and whole["mark_price"] == [pytest.approx(104.5)]
+
+
+def test_an_old_database_gains_the_derivatives_columns(tmp_path: Path) -> None:
+    """A file written before the derivatives were kept (its own schema, by hand) opens,
+    gains their columns, keeps its rows (null there) and takes new rows with them."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE frames (symbol TEXT NOT NULL, ts REAL NOT NULL, state TEXT NOT NULL, "
+                     "in_sync INTEGER NOT NULL, run INTEGER NOT NULL DEFAULT 0, mid_price REAL, spread REAL)")
+        conn.execute("INSERT INTO frames (symbol, ts, state, in_sync, run, mid_price, spread) "
+                     "VALUES ('btcusdt', ?, 'synced', 1, 1, 99.5, 0.1)", (T0,))
+    with sqlite3.connect(path) as conn:
+        before = {r[1] for r in conn.execute("PRAGMA table_info(frames)")}
+    assert not before & set(DERIVATIVES_FIELDS)
+    store = HistoryStore(path, retain_s=1e9)
+    try:
+        assert set(DERIVATIVES_FIELDS) <= set(store.columns)
+        store.add_frame(derivatives_frame(T0 + 1, 100.2, 7000.0, (2, 500.0), (1, 40.0)))
+        store.flush()
+        out = store.series("btcusdt", T0, T0 + 2, ["mid_price", "mark_price", "open_interest",
+                                                   "liquidation_sell_count_1m"], 1)
+        assert out["mid_price"] == [99.5, 100.0]
+        assert out["mark_price"] == [None, pytest.approx(100.2)]
+        assert out["open_interest"] == [None, 7000.0]
+        assert out["liquidation_sell_count_1m"] == [None, 2]
+    finally:
+        store.close()
