@@ -160,6 +160,9 @@ class Settings:
     screener: bool = True  # on for live and simulated sources (a replay has no market streams)
     screener_depth_suffix: str = "@depth20@500ms"  # the partial book stream of every symbol
     screener_refresh_s: float = 300.0  # exchangeInfo read again this often: symbols added, dropped
+    # A row's largest wall is flagged NEW WALL (fresh) when younger than 60 s and at least
+    # this x the median top-20 size of its side (docs/metrics.md, "Screener").
+    screener_wall_flag_multiple: float = 100.0
     focus_max: int = 10  # symbols with a full-depth book at once, start symbols included
     focus_idle_s: float = 300.0  # a promoted symbol without /ws/{symbol} client this long is released
     # --- alert rules and notifications (alerting/, README "Alert rules and notifications") ---

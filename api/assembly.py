@@ -118,8 +118,8 @@ class Stack:
         """The whole market on the light streams, its rows built once a second."""
         s = self.settings
         assert self.runtime.rest is not None and self.services is not None
-        rules = RowRules(wall_multiple=s.wall_multiple, burst_notional=s.liquidation_burst_notional_usdt,
-                         burst_window_s=s.liquidation_burst_window_s)
+        rules = RowRules(wall_multiple=s.wall_multiple, wall_flag_multiple=s.screener_wall_flag_multiple,
+                         burst_notional=s.liquidation_burst_notional_usdt, burst_window_s=s.liquidation_burst_window_s)
         state = MarketState(s.screener_depth_suffix, rules)
         self.market = MarketWatch(s, self.tasks, self.runtime.rest, state, self.runtime.recorder)
         await self.market.start()

@@ -35,7 +35,11 @@ class RowRules:
     """The thresholds of the row (settings.py defaults, docs/metrics.md)."""
 
     wall_multiple: float = 5.0  # a wall: a top-20 level >= this x the median top-20 size of its side
-    wall_fresh_s: float = 60.0  # a wall younger than this is fresh
+    wall_fresh_s: float = 60.0  # a wall younger than this is fresh...
+    # ... and at least this x the median top-20 size of its side (the NEW WALL flag):
+    # on a heavy-tailed book the largest 5x level changes within a minute, so youth
+    # alone flags nearly every row (docs/metrics.md, "Screener").
+    wall_flag_multiple: float = 100.0
     stale_after_s: float = 5.0  # no partial book for longer: stale
     liq_window_s: float = 300.0  # liq5m_buy / liq5m_sell
     burst_notional: float = 100_000.0  # a liquidation burst: one side's forced orders worth this...
@@ -201,8 +205,11 @@ def build_row(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -
         if found:
             side, price, size = max(found, key=lambda w: w[1] * w[2])
             age_s = (now_ms - latest.wall_seen[(side, price)]) / 1000
+            med = median([q for _p, q in (bids if side == "bid" else asks)])
+            large = size >= rules.wall_flag_multiple * med
             wall = {"side": side, "price": price, "size": size, "notional": price * size,
-                    "distance_bps": abs(price - mid) / mid * 1e4, "age_s": age_s, "fresh": age_s < rules.wall_fresh_s}
+                    "distance_bps": abs(price - mid) / mid * 1e4, "age_s": age_s,
+                    "fresh": age_s < rules.wall_fresh_s and large}
     else:
         latest.wall_seen = {}
     prune(latest, now_ms, rules)

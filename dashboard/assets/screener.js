@@ -104,7 +104,7 @@
       num: true },
     { key: 'badges', label: 'flags', value: function (r) { return badgeList(r).length; }, badges: true, phone: true,
       short: 'flags',
-      title: 'NEW WALL (under 60 s old), LIQ BURST (in the last 60 s), STALE (no book for over 5 s), FOCUS (full-depth book)' },
+      title: 'NEW WALL (under 60 s old, 100x its side\'s median level), LIQ BURST (in the last 60 s), STALE (no book for over 5 s), FOCUS (full-depth book)' },
   ];
   const BY_KEY = new Map(COLUMNS.map(function (c) { return [c.key, c]; }));
   /* the contract's numeric ROW fields without a column of their own also sort */

@@ -379,6 +379,72 @@ def test_phone_shows_the_key_columns_without_overflow(browser: Browser, dash_url
         page.close()
 
 
+# Each badge's box against the table's visible box (the scrolling box's client area:
+# what its overflow does not clip) and against its own cell.
+BADGE_BOXES_JS = """() => {
+  const wrap = document.querySelector('.scr-wrap').getBoundingClientRect();
+  const box = document.querySelector('.scr-wrap');
+  const right = wrap.left + box.clientLeft + box.clientWidth;
+  return Array.from(document.querySelectorAll('#scr-body tr')).filter(tr => tr.offsetHeight > 0).map(tr => {
+    const td = tr.querySelector('[data-col="badges"]').getBoundingClientRect();
+    return {symbol: tr.dataset.symbol, left: wrap.left + box.clientLeft, right: right,
+      td: [td.left, td.right, td.top, td.bottom],
+      badges: Array.from(tr.querySelectorAll('[data-col="badges"] .flag')).map(b => {
+        const r = b.getBoundingClientRect();
+        return {text: b.textContent, box: [r.left, r.right, r.top, r.bottom], width: b.scrollWidth,
+                inner: b.clientWidth};
+      })};
+  });
+}"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1400, 900), (1024, 768), (390, 844)])
+def test_every_badge_lies_inside_the_tables_visible_box(browser: Browser, dash_url: str, market: RunningStandIn,
+                                                        width: int, height: int) -> None:
+    page, errors = open_screener(browser, dash_url, width=width, height=height)
+    try:
+        # Frozen at a second whose rows include one with two badges or more (the
+        # stand-in's flags come and go with the second): the widest flags cells.
+        def frozen_with_two_badges() -> bool:
+            if any(badge_count(r) >= 2 for r in freeze(market, page)):
+                return True
+            market.call(lambda: setattr(market.standin, "frozen", False))
+            return False
+        wait_until_sync(frozen_with_two_badges, what="a second with a row of two badges", poll_s=0.5)
+        page.evaluate(SCROLL_THROUGH_JS)
+        page.wait_for_function("() => SCREENER.debug().dirty === 0")
+        rows = page.evaluate(BADGE_BOXES_JS)
+        assert len(rows) == N
+        assert max(len(r["badges"]) for r in rows) >= 2
+        assert badges_outside(rows) == []
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        assert errors == []
+    finally:
+        page.close()
+
+
+def badge_count(r: dict[str, Any]) -> int:
+    """The badges of a served row (the page's badgeList)."""
+    return sum((bool(r["wall"] and r["wall"]["fresh"]), r["liq_burst"], r["stale"], r["focus"]))
+
+
+def badges_outside(rows: list[dict[str, Any]]) -> list[str]:
+    """The badges of BADGE_BOXES_JS's rows not wholly inside the table's visible box
+    and their cell, or with their own text cut."""
+    outside = []
+    for r in rows:
+        for b in r["badges"]:
+            left, right, top, bottom = b["box"]
+            td_left, td_right, td_top, td_bottom = r["td"]
+            inside = (left >= r["left"] - 0.5 and right <= r["right"] + 0.5 and left >= td_left - 0.5
+                      and right <= td_right + 0.5 and top >= td_top - 0.5 and bottom <= td_bottom + 0.5
+                      and b["width"] <= b["inner"])  # and its own text not cut
+            if not inside:
+                outside.append(f"{r['symbol']} {b['text']}: {b['box']} in cell {r['td']}, "
+                               f"visible {r['left']}..{r['right']}")
+    return outside
+
+
 def test_contrast_and_named_controls(browser: Browser, dash_url: str, market: RunningStandIn) -> None:
     page, _errors = open_screener(browser, dash_url)
     try:
@@ -444,6 +510,10 @@ def test_real_stack_rows_sort_and_a_click_opens_a_synced_full_book(browser: Brow
             assert served["count"] == len(trading)
             assert page.text_content("#scr-count") == f"{len(trading)} symbols"
             assert "FOCUS" in page.evaluate(CELL_JS, ["btcusdt", "badges"])
+            page.evaluate(SCROLL_THROUGH_JS)
+            page.wait_for_function("() => SCREENER.debug().dirty === 0")
+            boxes = page.evaluate(BADGE_BOXES_JS)
+            assert len(boxes) == len(trading) and badges_outside(boxes) == []
 
             head = "#scr-head-row th[data-col='symbol']"
             page.click(head + " button")

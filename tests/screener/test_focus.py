@@ -55,7 +55,9 @@ async def test_promote_to_a_synced_full_book_then_release_after_idle() -> None:
             finally:
                 h.leave_clean()
             assert (await c.get("/book/ethusdt", params={"depth": "5"})).status_code == 200
-            await wait_until(lambda: any(r["symbol"] == "ethusdt" and r["focus"] for r in h.stack.screener.rows),
+            screener = h.stack.screener
+            assert screener is not None
+            await wait_until(lambda: any(r["symbol"] == "ethusdt" and r["focus"] for r in screener.rows),
                              what="the ethusdt row marked focus")
 
             assert (await c.post("/focus/solusdt")).status_code == 200  # the set is full now: 3
@@ -70,6 +72,7 @@ async def test_promote_to_a_synced_full_book_then_release_after_idle() -> None:
             depth_key = StreamKey("ethusdt", "depth", 100)
             await wait_until(lambda: focus.releases == 2, what="both promoted symbols released")
             assert focus.promoted == [] and sorted(runtime.feeds) == ["btcusdt"]
+            assert h.stack.publisher is not None
             assert "ethusdt" not in h.stack.publisher.buffers and "ethusdt" not in h.stack.features
             await wait_until(lambda: not h.sim.hub.has(depth_key), what="ethusdt's depth stream closed")
             assert not [t for t in runtime.tasks.running if "ethusdt" in t or "solusdt" in t]

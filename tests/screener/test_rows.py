@@ -37,7 +37,8 @@ def test_book_figures_by_hand() -> None:
     assert wall["side"] == "bid" and wall["price"] == 99.80 and wall["size"] == 10.0
     assert wall["notional"] == pytest.approx(998.0)
     assert wall["distance_bps"] == pytest.approx(0.225 / 100.025 * 1e4)
-    assert wall["age_s"] == 0.0 and wall["fresh"] is True
+    # young, but only 5x its side's median: a wall, not a NEW WALL (that takes 100x)
+    assert wall["age_s"] == 0.0 and wall["fresh"] is False
     assert row["stale"] is False and row["focus"] is False
     assert row["spread_hist"][-1] == pytest.approx(4.999, abs=1e-3) and row["spread_hist"][0] is None
     assert len(row["spread_hist"]) == len(row["depth25_hist"]) == HIST_LEN
@@ -64,6 +65,26 @@ def test_wall_age_runs_while_the_level_stays_a_wall_and_resets_when_it_goes() ->
     assert build_row(latest, T + 62_000, False, rules)["wall"] is None
     latest.bids = BIDS
     assert build_row(latest, T + 63_000, False, rules)["wall"]["age_s"] == 0.0
+
+
+def test_new_wall_needs_youth_and_the_flag_multiple_of_its_sides_median() -> None:
+    # bids: median of (1, 2, 2, 3, 250) is 2 -> walls from 10 (5x): the 250 at 99.80;
+    # 250 / 2 = 125x, over the flag's 100x
+    latest = SymbolLatest("abcusdt", Decimals(2, 3), ((100.0, 1.0), (99.95, 2.0), (99.90, 2.0), (99.85, 3.0),
+                                                      (99.80, 250.0)), ASKS, book_ms=T - 400)
+    rules = RowRules()
+    assert rules.wall_flag_multiple == 100.0
+    row = build_row(latest, T, False, rules)
+    assert row["walls"] == 1 and row["wall"]["price"] == 99.80 and row["wall"]["fresh"] is True
+    assert build_row(latest, T + 59_999, False, rules)["wall"]["fresh"] is True
+    assert build_row(latest, T + 60_000, False, rules)["wall"]["fresh"] is False  # 60 s old: no longer new
+    # 199.99 / 2 = 99.995x: a wall (counted) but under the flag's multiple; exactly 200 is 100x: flagged
+    for size, flagged in ((199.99, False), (200.0, True)):
+        young = SymbolLatest("abcusdt", Decimals(2, 3), (*latest.bids[:4], (99.80, size)), ASKS, book_ms=T - 400)
+        row = build_row(young, T, False, rules)
+        assert row["walls"] == 1 and row["wall"]["fresh"] is flagged, size
+    # the multiple is a setting: at 5x the 10-lot wall of BIDS (median 2) is flagged
+    assert build_row(latest_with_book(), T, False, RowRules(wall_flag_multiple=5.0))["wall"]["fresh"] is True
 
 
 def test_side_sums_stop_at_the_band() -> None:
