@@ -14,6 +14,7 @@ def _record_builds(h: StackHandle, symbol: str) -> list[dict[str, Any]]:
     """Each frame built for ``symbol``: the u it shows, the u of the last depth event
     the feed had applied when it was built, and whether an event triggered it."""
     pub, feed = h.stack.publisher, h.feed(symbol)
+    assert pub is not None
     builds: list[dict[str, Any]] = []
     build, on_event = pub.build, pub.frames_on_event
 
@@ -34,6 +35,7 @@ async def test_a_frame_is_built_on_its_symbols_next_depth_event() -> None:
     async with running_stack(("btcusdt",), push_interval_s=0.5) as h:
         await h.wait_synced()
         pub = h.stack.publisher
+        assert pub is not None
         assert pub.align_s == h.settings.frame_align_s > 0
         builds = _record_builds(h, "btcusdt")
         await h.wait_for(lambda: len(builds) >= 12, what="twelve frames")
@@ -60,6 +62,7 @@ async def test_without_alignment_every_frame_is_built_at_the_tick() -> None:
     async with running_stack(("btcusdt",), push_interval_s=0.5, frame_align_s=0.0) as h:
         await h.wait_synced()
         pub = h.stack.publisher
+        assert pub is not None
         assert pub.align_s == 0 and h.feed("btcusdt").after_applied is None
         built = pub.frames_built
         await wait_until(lambda: pub.frames_built >= built + 4, what="four frames")

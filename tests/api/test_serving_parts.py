@@ -233,8 +233,12 @@ async def test_the_heap_is_trimmed_now_and_then_without_clients() -> None:
     and no full collection (it pauses the loop; only a crowd's leaving is worth it)."""
     hub = FrameHub(max_clients=10, max_per_address=10, queue_capacity=4)
     collected: list[int] = []
-    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, every_s=0.03, trim=lambda: None,
-                          collect=lambda: collected.append(1) or 0)
+
+    def collect() -> int:
+        collected.append(1)
+        return 0
+
+    trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, every_s=0.03, trim=lambda: None, collect=collect)
     task = asyncio.create_task(trimmer.run())
     try:
         await wait_until(lambda: trimmer.trims >= 2, what="two trims")
