@@ -27,7 +27,7 @@ def _record_builds(h: StackHandle, symbol: str) -> list[dict[str, Any]]:
         on_event = pub.frames_on_event
         return frame, encoded
 
-    pub.build = recording_build  # type: ignore[method-assign]
+    pub.build = recording_build  # type: ignore[method-assign,assignment]
     return builds
 
 
