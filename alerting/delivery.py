@@ -28,6 +28,7 @@ import msgspec
 
 from alerting.notification import Notification, body_of
 from alerting.rules import Destination, Format, redact, resolve_secret
+from data_ingestion.tasks import TaskRegistry
 
 log = logging.getLogger("alerting")
 
@@ -141,17 +142,14 @@ class DestinationWorker:
         self._ready.set()
 
     # --- the worker ------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, tasks: TaskRegistry | None = None) -> None:
+        """Run the worker under ``tasks`` (the process's supervisor; a registry of its
+        own when none is given): a worker that dies is logged with its traceback,
+        counted and started again after a backoff, never silently gone."""
         timeout = httpx.Timeout(self.dest.timeout_s)
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                          limits=httpx.Limits(max_connections=2, max_keepalive_connections=1))
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"alerts-to-{self.name}")
-        self._task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("alerts to %s: the delivery worker died (%s); alerts to it are no longer sent", self.name,
-                      type(task.exception()).__name__)
+        self._task = (tasks or TaskRegistry()).supervise(self._run, name=f"alerts-to-{self.name}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -185,6 +183,9 @@ class DestinationWorker:
             self.in_flight = n
             try:
                 await self._deliver(n, queued)
+            except Exception as exc:  # the worker dies and is restarted; this alert is not sent again
+                self._dead_letter(n, f"the delivery worker failed ({type(exc).__name__})")
+                raise
             finally:
                 self.in_flight = None
 

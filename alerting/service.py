@@ -26,6 +26,7 @@ from alerting.delivery import DestinationWorker, install_log_redaction
 from alerting.engine import RuleEngine
 from alerting.notification import Notification
 from alerting.rules import RulesError, RuleSet, load_file, parse, public_document, save_file, to_document
+from data_ingestion.tasks import TaskRegistry
 from features.frame import Frame, FrameAlert
 
 log = logging.getLogger("alerting")
@@ -80,6 +81,7 @@ class Alerting:
         self._seen: dict[str, dict[str, tuple[str, float]]] = {}  # symbol -> alert id -> (status, last change ts)
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskRegistry()  # replaced by the process's own at start
         self._lock = asyncio.Lock()  # one PUT at a time
 
     @classmethod
@@ -161,11 +163,13 @@ class Alerting:
                     worker.offer(n)
 
     # --- life --------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, tasks: TaskRegistry | None = None) -> None:
+        """The rules task and one delivery worker per destination, supervised by
+        ``tasks`` (the process's registry; one of its own when none is given)."""
+        self._tasks = tasks or TaskRegistry()
         for worker in self.workers.values():
-            worker.start()
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="alerting-rules")
-        self._task.add_done_callback(_log_death)
+            worker.start(self._tasks)
+        self._task = self._tasks.supervise(self.run, name="alerting-rules")
         if self.rules.rules:
             log.info("alerting: %d rules, destinations: %s", len(self.rules.rules),
                      ", ".join(f"{w.name} ({w.format}, {w.shown_url})" for w in self.workers.values()) or "none")
@@ -218,7 +222,7 @@ class Alerting:
                     if name in new_workers:
                         new_workers[name].adopt(waiting)
             for name, worker in new_workers.items():
-                worker.start()
+                worker.start(self._tasks)
                 self.workers[name] = worker
             self.rules = rules
             self.engine.replace(rules)
@@ -255,7 +259,3 @@ class Alerting:
             "destinations": {name: w.status() for name, w in self.workers.items()},
         }
 
-
-def _log_death(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("alerting: the rules task died (%s); no alert is sent any more", type(task.exception()).__name__)

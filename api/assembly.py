@@ -98,7 +98,7 @@ class Stack:
         )
         self.services = Services(s, self.runtime, self.publisher, self.hub, self.source, history=self.history,
                                  alerting=self.alerting)
-        self.alerting.start()
+        self.alerting.start(self.tasks)
         # One process only: over the bus (--role ingest/api) the screener is not carried yet.
         if s.screener and self.source.kind != "replay" and s.role == "all":
             await self._start_screener()

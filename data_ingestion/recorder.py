@@ -186,6 +186,7 @@ class Recorder:
         member_s: float = 60.0,
     ) -> None:
         self.directory = Path(data_dir)
+        self._directory_name = self.directory.resolve().name  # "data" for ./data or /srv/x/data
         # A gzip member (and a checkpoint) per this many seconds of receive time, on
         # its boundaries: 60 s, a UTC minute; tests use a second or two.
         self.member_ns = int(member_s * 1e9) if member_s > 0 else MINUTE_NS
@@ -546,10 +547,11 @@ class Recorder:
         return self._closed_bytes + sum(seg.pos for seg in self._segments.values())
 
     def status(self) -> dict[str, Any]:
-        """What /health shows under ``recorder``."""
+        """What /health shows under ``recorder``: the data directory by its name alone
+        (``data``), never its path, which says where the machine keeps things."""
         return {
             "state": self.state,
-            "directory": str(self.directory),
+            "directory": self._directory_name,
             "segments_open": len(self._segments),
             "lines_written": self.lines_written,
             "lines_dropped": self.lines_dropped,

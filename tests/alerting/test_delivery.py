@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from alerting.delivery import DestinationWorker, TokenBucket, install_log_redact
 from alerting.notification import Notification, dashboard_link
 from alerting.rules import Destination, format_of
 from bench.webhook_receiver import WebhookReceiver
+from data_ingestion.tasks import TaskRegistry
 from tests.waiting import wait_until
 
 SECRET = "T0KEN-s3cr3t-0123456789"
@@ -166,6 +168,30 @@ async def test_429_is_retried_after_its_retry_after(rx: WebhookReceiver, workers
     st = w.status()
     assert (st["throttled"], st["retried"], st["sent"], st["dead_letters"]) == (1, 1, 1, 0)
     assert st["last_error"] == "HTTP 429 (rate limited by the receiver)"
+
+
+async def test_a_delivery_worker_that_dies_is_restarted_and_counted(rx: WebhookReceiver,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    tasks = TaskRegistry(backoff_s=(0.0,))
+    fields: dict[str, Any] = {"url": rx.url("/x"), **FAST}
+    w = DestinationWorker("x", Destination(**fields))
+    w.start(tasks)
+    try:
+        # A body that cannot be encoded stands for a bug in a send: the worker dies on it.
+        broken = replace(note(0), values={"spread_bps": complex(1, 1)})  # type: ignore[dict-item]
+        with caplog.at_level(logging.ERROR, logger="tasks"):
+            w.offer(broken)
+            w.offer(note(1))
+            await wait_until(lambda: len(rx.delivered("/x")) == 1, what="the next alert sent by the restarted worker")
+        await wait_until(lambda: w.counters.sent == 1, what="the worker counting it")
+        assert tasks.restarts == {"alerts-to-x": 1} and tasks.running == ["alerts-to-x"]
+        assert [b["alert_id"] for b in rx.bodies("/x")] == ["btcusdt-1"]
+        assert w.counters.dead_letters == 1 and w.last_error == "the delivery worker failed (TypeError)"
+        died = [r for r in caplog.records if "task alerts-to-x died" in r.getMessage()]
+        assert len(died) == 1 and died[0].exc_info is not None  # with its traceback
+    finally:
+        await w.stop()
+    assert tasks.running == []
 
 
 def test_retry_after_in_seconds_or_as_a_date() -> None:

@@ -3,6 +3,8 @@ rows; cooldowns; symbol filters; the frame tap passing births and changes once."
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from typing import Any
 
 import pytest
@@ -10,7 +12,9 @@ import pytest
 from alerting.engine import RuleEngine
 from alerting.rules import parse
 from alerting.service import Alerting
+from data_ingestion.tasks import TaskRegistry
 from features.frame import AlertEvent, BurstResponse, DepthBands, Frame, FrameAlert, SyncInfo
+from tests.waiting import wait_until
 
 BASE = "http://dash.example:8050"
 T0 = 1_780_000_000.0  # seconds since the epoch
@@ -209,3 +213,35 @@ def test_the_intake_is_bounded_and_counts_what_it_drops() -> None:
     for i in range(5):
         al.offer_frame(frame("btcusdt", T0 + i, [alert(id=f"b-{i}", ts=T0 + i)]))
     assert len(al.intake) == 2 and al.intake_dropped == 3
+
+
+class _IntakeFailingOnce(deque[Any]):
+    """An intake whose first take raises, as a bug outside a rule's own code would."""
+
+    failed = False
+
+    def popleft(self) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("intake broken")
+        return super().popleft()
+
+
+@pytest.mark.asyncio
+async def test_the_rules_task_that_dies_is_restarted_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    al = Alerting(parse({"rules": [{"name": "w", "kind": "wall", "cooldown_s": 0, "destinations": ["x"]}],
+                         "destinations": {"x": {"url": "http://127.0.0.1:9/refused"}}}), BASE)
+    al.intake = _IntakeFailingOnce()
+    tasks = TaskRegistry(backoff_s=(0.0,))
+    al.start(tasks)
+    try:
+        assert tasks.running == ["alerting-rules", "alerts-to-x"]  # both under the registry given
+        with caplog.at_level(logging.ERROR, logger="tasks"):
+            al.offer_frame(frame("btcusdt", T0, [alert(id="b-1", ts=T0)]))
+            await wait_until(lambda: al.notifications == 1, what="the digest the first run died on, applied")
+        assert al.workers["x"].status()["queued"] == 1  # routed to its destination (which refuses: it stays)
+        assert tasks.restarts == {"alerting-rules": 1}
+        assert sum("task alerting-rules died" in r.getMessage() for r in caplog.records) == 1
+        assert "alerting-rules" in tasks.running
+    finally:
+        await al.stop()

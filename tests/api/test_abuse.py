@@ -232,6 +232,45 @@ async def test_idle_and_slow_connections_are_capped_and_timed_out(h: StackHandle
     assert resyncs(h) == before_resyncs
 
 
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP response (its head and its Content-Length body), leaving the connection open."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CEILING_S)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    return head + await asyncio.wait_for(reader.readexactly(length), CEILING_S)
+
+
+async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_time(h: StackHandle) -> None:
+    """After an answer, a keep-alive connection serves the next request, and one that
+    then stays idle is closed by the server once ``keepalive_idle_s`` has passed, not
+    before. The header deadline is pushed far out meanwhile, so what closes it is the
+    keep-alive timeout and nothing else."""
+    limits = h.stack.services.limits if h.stack.services else None
+    assert limits is not None
+    idle_s = h.stack.settings.keepalive_idle_s
+    assert h.stack.api is not None and h.stack.api.server.config.timeout_keep_alive == idle_s == 1.0
+    header_timeout_s, timed_out = limits.header_timeout_s, limits.closed_header_timeout
+    limits.header_timeout_s = CEILING_S
+    request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    try:
+        reader, writer = await raw_connection(h, request)
+        first = await read_response(reader)
+        writer.write(request)  # kept alive: a second request on the same connection is answered
+        await writer.drain()
+        second = await read_response(reader)
+        answered = asyncio.get_running_loop().time()
+        rest = await read_to_end(reader)  # then nothing: the server closes it
+        idle_for = asyncio.get_running_loop().time() - answered
+        writer.close()
+    finally:
+        limits.header_timeout_s = header_timeout_s
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
+    assert b"connection: close" not in first.lower()
+    assert rest == b""
+    assert idle_for >= idle_s - 0.1, idle_for  # not before the idle time (less the answer's way to us)
+    assert limits.closed_header_timeout == timed_out  # the keep-alive timeout closed it
+
+
 async def test_a_long_multibyte_symbol_is_closed_with_1008(h: StackHandle) -> None:
     async with ws_connect(f"{h.ws_url}/ws/{quote('é' * 60)}") as ws:
         code, reason = await expect_close(ws)
