@@ -20,7 +20,7 @@ import os
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -477,7 +477,7 @@ def test_real_stack_rows_sort_and_a_click_opens_a_synced_full_book(browser: Brow
             # not list is refused, said, and no other symbol is shown
             other = next(s for s in sorted(trading) if s not in {"btcusdt", symbol})
             assert other not in rd.loop.call(lambda: list(rd.stack.stack.runtime.feeds))
-            hour_ago = datetime.fromtimestamp(time.time() - 3600, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            hour_ago = datetime.fromtimestamp(time.time() - 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             page.goto(rd.url + f"/?symbol={other}&t={hour_ago}")
             page.wait_for_function(f"() => window.LIQ?.debug?.()?.symbol === '{other}'")
             page.wait_for_function(f"() => document.querySelector('#sync-chips [data-symbol=\"{other}\"]')"
@@ -489,8 +489,8 @@ def test_real_stack_rows_sort_and_a_click_opens_a_synced_full_book(browser: Brow
 
             page.goto(rd.url + "/?symbol=nosuchusdt")
             page.wait_for_function("() => document.querySelector('#liq-root')?.dataset.refused === 'nosuchusdt'")
-            assert "cannot open NOSUCHUSDT" in page.text_content("#view-state")
-            assert "not a symbol the screener lists" in page.text_content("#view-state")
+            said = page.text_content("#view-state") or ""
+            assert "cannot open NOSUCHUSDT" in said and "not a symbol the screener lists" in said
             assert page.evaluate("() => LIQ.debug().symbol") is None
             assert page.evaluate("() => LIQ.debug().conn") in {"idle", "disconnected"}
             assert [e for e in errors if "404" not in e] == []
