@@ -12,6 +12,7 @@ two ticks its last and open prices are rounded to."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -200,16 +201,29 @@ async def test_ws_screener_sends_a_snapshot_then_only_changed_rows() -> None:
             stalled.close()
 
 
-async def test_a_symbol_leaving_trading_is_dropped_and_malformed_messages_are_counted() -> None:
+async def test_a_symbol_leaving_trading_is_dropped_and_malformed_messages_are_counted(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     async with stack(screener_refresh_s=0.5) as h:
         watch = h.stack.market
         assert watch is not None
         await wait_until(lambda: rows_ready(h), what="rows")
         key = StreamKey("xrpusdt", "partialDepth", 500, 20)
         assert h.sim.hub.has(key)
+        # promoted to a full book first: leaving TRADING releases it too
+        async with httpx.AsyncClient(base_url=h.api_url) as c:
+            assert (await c.post("/focus/xrpusdt")).status_code == 200
+        assert "xrpusdt" in h.stack.runtime.feeds
         h.sim.symbol_status["xrpusdt"] = "SETTLING"
         await wait_until(lambda: "xrpusdt" in watch.dropped and not h.sim.hub.has(key),
                          what="xrpusdt dropped and unsubscribed")
+        focus = h.stack.focus
+        assert focus is not None
+        await wait_until(lambda: focus.releases == 1, what="xrpusdt's full book released")
+        assert "xrpusdt" not in h.stack.runtime.feeds and "xrpusdt" not in focus.promoted
+        said = [r.getMessage() for r in caplog.records]
+        assert "xrpusdt: no longer a TRADING USDT perpetual on exchangeInfo; dropped from the screener" in said
+        assert "xrpusdt: full-depth book released (no longer TRADING)" in said
         pub = h.stack.screener
         assert pub is not None
         frames = pub.frames
