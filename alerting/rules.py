@@ -206,7 +206,19 @@ def resolve_secret(name: str, dest: Destination) -> tuple[str, Format, str | Non
     return url, fmt, None if dest.chat_id is None else str(dest.chat_id)
 
 
-def _check_secret_source(name: str, dest: Destination, repo_root: Path | None) -> None:
+def _secret_bearing(url: str) -> bool:
+    """A webhook URL that carries its secret: a path or query beyond the host, or
+    credentials (Slack, Discord and most receivers put the token in the path)."""
+    parts = urlsplit(url)
+    return bool(parts.path.strip("/") or parts.query or parts.fragment or parts.username or parts.password)
+
+
+def _inside(path: str | Path, repo_root: Path | None) -> bool:
+    return repo_root is not None and Path(path).expanduser().resolve().is_relative_to(repo_root)
+
+
+def _check_secret_source(name: str, dest: Destination, repo_root: Path | None,
+                         rules_file: str | Path | None = None) -> None:
     where = f"destinations.{name}"
     sources = [k for k in ("url", "url_env", "url_file") if getattr(dest, k)]
     tokens = [k for k in ("token_env", "token_file") if getattr(dest, k)]
@@ -220,26 +232,29 @@ def _check_secret_source(name: str, dest: Destination, repo_root: Path | None) -
         parts = urlsplit(dest.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RulesError(f"{where}.url: must be http:// or https:// with a host")
+        if rules_file is not None and _secret_bearing(dest.url) and _inside(rules_file, repo_root):
+            raise RulesError(f"{where}.url: a webhook URL with a path, query or credentials is a secret and "
+                             f"the rules file is inside the repository ({repo_root}): use url_env or url_file")
     for key in ("url_file", "token_file"):
         path = getattr(dest, key)
-        if path and repo_root is not None:
-            resolved = Path(path).expanduser().resolve()
-            if resolved.is_relative_to(repo_root):
-                raise RulesError(f"{where}.{key}: a secret file must be outside the repository ({repo_root})")
+        if path and _inside(path, repo_root):
+            raise RulesError(f"{where}.{key}: a secret file must be outside the repository ({repo_root})")
     resolve_secret(name, dest)  # present and well formed now, not at the first alert
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def validate(rules: RuleSet, repo_root: Path | None = REPO_ROOT) -> RuleSet:
-    """The checks msgspec cannot make; returns ``rules`` with symbols in lower case."""
+def validate(rules: RuleSet, repo_root: Path | None = REPO_ROOT, rules_file: str | Path | None = None) -> RuleSet:
+    """The checks msgspec cannot make; returns ``rules`` with symbols in lower case.
+    ``rules_file``: where the rules are read from or written to (an inline secret URL
+    is refused when it is inside ``repo_root``)."""
     if len(rules.rules) > MAX_RULES:
         raise RulesError(f"rules: at most {MAX_RULES} rules, got {len(rules.rules)}")
     if len(rules.destinations) > MAX_DESTINATIONS:
         raise RulesError(f"destinations: at most {MAX_DESTINATIONS}, got {len(rules.destinations)}")
     for name, dest in rules.destinations.items():
-        _check_secret_source(name, dest, repo_root)
+        _check_secret_source(name, dest, repo_root, rules_file)
     seen: set[str] = set()
     for i, rule in enumerate(rules.rules):
         where = f"rules[{i}]"
@@ -270,7 +285,8 @@ def _one_line(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
     return text
 
 
-def parse(raw: bytes | dict[str, Any], repo_root: Path | None = REPO_ROOT) -> RuleSet:
+def parse(raw: bytes | dict[str, Any], repo_root: Path | None = REPO_ROOT,
+          rules_file: str | Path | None = None) -> RuleSet:
     """A rule set from JSON bytes or an already parsed document (TOML); RulesError if bad."""
     try:
         if isinstance(raw, bytes | bytearray):
@@ -279,7 +295,7 @@ def parse(raw: bytes | dict[str, Any], repo_root: Path | None = REPO_ROOT) -> Ru
             rules = msgspec.convert(raw, type=RuleSet)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise RulesError(_one_line(exc)) from None
-    return validate(rules, repo_root)
+    return validate(rules, repo_root, rules_file)
 
 
 def load_file(path: str | Path, repo_root: Path | None = REPO_ROOT) -> RuleSet:
@@ -295,8 +311,8 @@ def load_file(path: str | Path, repo_root: Path | None = REPO_ROOT) -> RuleSet:
                 doc = tomllib.loads(data.decode("utf-8"))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise RulesError(f"not valid TOML ({str(exc).splitlines()[0]})") from None
-            return parse(doc, repo_root)
-        return parse(data, repo_root)
+            return parse(doc, repo_root, p)
+        return parse(data, repo_root, p)
     except RulesError as exc:
         raise RulesError(f"{p}: {exc}") from None
 

@@ -206,7 +206,7 @@ class Alerting:
         else:
             self._restore_redacted(doc["destinations"])
         async with self._lock:
-            rules = parse(doc)
+            rules = parse(doc, rules_file=self.path or None)
             new_workers: dict[str, DestinationWorker] = {}
             for name, dest in rules.destinations.items():
                 old = self.workers.get(name)

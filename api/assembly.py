@@ -132,6 +132,7 @@ class Stack:
         assert self.publisher is not None
         self.focus = FocusSet(self.runtime, self.publisher, self.hub, self, s.focus_max, s.focus_idle_s)
         self.services.focus = self.focus
+        self.market.on_gone = self.focus.leave
         self.tasks.supervise(self.focus.run, name="focus-release")
 
     def allow_origin(self, url: str) -> None:

@@ -76,6 +76,13 @@ class FocusSet:
             log.info("%s: promoted to a full-depth book (focus: %s)", symbol, ", ".join(sorted(self.runtime.feeds)))
             return self.answer(symbol)
 
+    async def leave(self, symbol: str) -> None:
+        """``symbol`` left TRADING (the screener dropped it): its promoted book is
+        released; a start symbol stays (the operator chose it)."""
+        async with self._lock:
+            if symbol in self.watched_at:
+                await self._release(symbol, "no longer TRADING")
+
     def _idlest(self) -> str | None:
         clients = self.hub.clients_by_symbol()
         idle = [(t, s) for s, t in self.watched_at.items() if not clients.get(s)]

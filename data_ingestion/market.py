@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -142,6 +143,8 @@ class MarketWatch:
         self.refreshes = 0
         self.refresh_errors = 0
         self.dropped: list[str] = []  # symbols dropped on leaving TRADING, in order
+        # told of each symbol dropped (the focus set releases its full-depth book if promoted)
+        self.on_gone: Callable[[str], Awaitable[None]] | None = None
 
     @property
     def connections(self) -> list[MarketConnection]:
@@ -200,6 +203,8 @@ class MarketWatch:
             for conn in self.public:
                 if stream in conn.streams:
                     await conn.change([], [stream])
+            if self.on_gone is not None:
+                await self.on_gone(sym)
         for sym in new:
             self.state.watch(sym, symbols[sym])
             stream = self.state.depth_stream(sym)

@@ -55,7 +55,10 @@
     for (let i = 0; i < frames.length; i += 1) if (frames[i].timestamp <= target + 0.001) k = i;
     if (k < 0) {
       if (frames.length && LIQ.timeline.openAt(target)) return true;
-      pz.notice = frames.length ? olderNotice(target) : '';
+      // no history at all: a symbol whose book just started (promoted by the link)
+      pz.notice = frames.length ? olderNotice(target) : 'no history for '
+        + String(LIQ.state.session.symbol).toUpperCase() + ' at the link\u2019s moment (' + momentText(target)
+        + '): showing live';
       render();
       LIQ.url.write(false);
       return false;

@@ -4,7 +4,9 @@
  *   ?symbol=ethusdt&panels=ladder,heatmap,depth,alerts,impact,feed&side=sell&size=20&t=2026-11-28T09:15:02.250Z
  *
  *   symbol  the symbol shown (one of the configured ones, or one the API serves since:
- *           a symbol promoted by the screener, found in GET /symbols, 83-symbols.js)
+ *           a symbol promoted by the screener, found in GET /symbols; a symbol it does
+ *           not serve is promoted first, POST /focus/<symbol>, 83-symbols.js; a refusal
+ *           is said in #view-state and no other symbol is shown)
  *   panels  the visible panels, in any order (an empty list hides them all)
  *   side    the impact calculator's side, when not buy
  *   size    the impact calculator's typed size, when not the default
@@ -82,9 +84,13 @@
     if (want && session.config && session.config.symbols.includes(want) && want !== session.symbol) {
       LIQ.selectSymbol(want, 'history');
     } else if (want && session.config && !session.config.symbols.includes(want)) {
-      // promoted after the page's list was made: ask the API, then go there if it serves it
-      LIQ.symbols.refresh().then(function () {
+      // not in the page's list: ask the API for it (promoted if need be), then go there;
+      // a refusal is said and the view stays
+      LIQ.symbols.ensure(want).then(function () {
         if (!LIQ.selectSymbol(want, 'history')) write(false);
+      }, function (e) {
+        LIQ.pause.notify('cannot open ' + want.toUpperCase() + ': ' + ((e && e.message) || e));
+        write(false);
       });
     } else {
       write(false);

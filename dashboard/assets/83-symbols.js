@@ -6,7 +6,9 @@
  * GET /symbols and adds what it lists to the symbol switcher, the number keys and the
  * sync chips; it asks again every 10 s (with /health), so symbols promoted later from
  * another tab show up too. A promoted symbol shows its sync state (awaiting snapshot,
- * then in sync) like any other.
+ * then in sync) like any other. A link naming a symbol the API does not serve at all
+ * (an alert's link to a symbol of the screener's whole-market rows, or one released
+ * since) promotes it first, as the screener page does (ensure).
  */
 (function (LIQ) {
   'use strict';
@@ -49,5 +51,30 @@
     return inFlight;
   }
 
-  LIQ.symbols = { refresh: refresh, add: add };
+  /* A symbol the API does not serve yet (a link from an alert or another page): asks it
+   * for a full-depth book (POST /focus/<symbol>, as the screener does). Resolves when it
+   * is served; rejects with the API's reason (409: the focus set is full, 404: not a
+   * symbol of the exchange) or when it is still not listed. */
+  function promote(symbol) {
+    return fetch(LIQ.connection.apiUrl('/focus/' + encodeURIComponent(symbol)), { method: 'POST' })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          if (!r.ok) throw new Error((body && (body.error || body.detail)) || ('HTTP ' + r.status));
+          add(body && body.focus);
+          return session.config.symbols.includes(symbol) ? null : refresh();
+        });
+      })
+      .then(function () {
+        if (!session.config.symbols.includes(symbol)) throw new Error('the API does not serve it');
+      });
+  }
+
+  /* A symbol the page does not know: asks /symbols, then promotes it if still unknown. */
+  function ensure(symbol) {
+    return refresh().then(function () {
+      return session.config.symbols.includes(symbol) ? null : promote(symbol);
+    });
+  }
+
+  LIQ.symbols = { refresh: refresh, add: add, promote: promote, ensure: ensure };
 })(window.LIQ);

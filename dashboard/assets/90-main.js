@@ -31,7 +31,7 @@
     panels.alerts.reset();
     panels.impact.reset();
     const root = byId('liq-root');
-    if (root) root.dataset.symbol = session.symbol;
+    if (root) { root.dataset.symbol = session.symbol; delete root.dataset.refused; }
   }
 
   /* how: 'initial' (the page's first symbol), 'user' (switcher or keys: a new browser
@@ -66,12 +66,30 @@
     const link = LIQ.url.read();
     init(config, link);
     if (link.symbol && !session.config.symbols.includes(link.symbol)) {
-      // a symbol promoted after the page's list was made (the screener): the API says
-      // which it serves, then the page opens at the link's symbol if it is one of them
-      LIQ.symbols.refresh().then(function () { begin(link, symbol); });
+      // a symbol the page's list does not hold (promoted since, or not served at all:
+      // an alert's link to a symbol of the whole market): the API is asked for it
+      // (83-symbols.js) and the page opens there; a refusal is said, no other symbol shown
+      session.linkPending = true;
+      LIQ.symbols.ensure(link.symbol).then(function () {
+        session.linkPending = false;
+        begin(link, symbol);
+      }, function (e) {
+        session.linkPending = false;
+        refused(link.symbol, e);
+      });
       return window.dash_clientside.no_update;
     }
     return begin(link, symbol);
+  }
+
+  /* The link's symbol cannot be opened: said in #view-state; the page waits for a
+   * symbol chosen with the switcher or the number keys. */
+  function refused(symbol, e) {
+    const root = byId('liq-root');
+    if (root) root.dataset.refused = symbol;
+    LIQ.pause.notify('cannot open ' + symbol.toUpperCase() + ': ' + ((e && e.message) || e)
+      + ' (choose a symbol above)');
+    LIQ.url.start();
   }
 
   function begin(link, symbol) {
@@ -138,8 +156,8 @@
     start: function (config, symbol) {
       if (!config) return window.dash_clientside.no_update;
       if (!session.config) return startView(config, symbol);
-      if (session.symbol === null) return window.dash_clientside.no_update;   // still asking /symbols
-      setSymbol(symbol || session.config.symbols[0], 'user');
+      if (session.linkPending) return window.dash_clientside.no_update;   // still asking for the link's symbol
+      setSymbol(symbol || session.config.symbols[0], session.symbol === null ? 'initial' : 'user');
       return symbol;
     },
     /* clientside callback: the panel menu (the user's own changes) */

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from alerting.rules import load_file
+from alerting.rules import REPO_ROOT, load_file
 from bench.webhook_receiver import WebhookReceiver
 from tests.api import promlint
 from tests.stack import StackHandle, running_stack
@@ -132,6 +134,29 @@ async def test_a_bad_rule_set_is_a_422_naming_the_field_and_changes_nothing(
     assert field in detail and "\n" not in detail and detail.endswith("the rules in force are unchanged")
     no_secret(detail)
     assert (await http.get("/alerts/rules")).json() == before and rules_file.read_text() == before_file
+
+
+async def test_an_inline_secret_url_is_a_422_when_the_rules_file_is_inside_the_repository(
+        http: httpx.AsyncClient, h: StackHandle, rules_file: Path) -> None:
+    alerting = h.stack.alerting
+    assert alerting is not None
+    repo_dir = Path(tempfile.mkdtemp(prefix=".test-alerts-", dir=REPO_ROOT))
+    kept = alerting.path
+    body = {"rules": [], "destinations": {"d": {"url": f"https://hooks.slack.com/services/T/B/{SECRET}"}}}
+    try:
+        alerting.path = str(repo_dir / "alerts.json")   # as if --alerts named a file in the repository
+        before = (await http.get("/alerts/rules")).json()
+        r = await http.put("/alerts/rules", json=body)
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert detail.startswith("destinations.d.url: a webhook URL with a path, query or credentials is a secret")
+        assert "\n" not in detail and detail.endswith("the rules in force are unchanged")
+        no_secret(detail)
+        assert not (repo_dir / "alerts.json").exists()
+        assert (await http.get("/alerts/rules")).json() == before
+    finally:
+        alerting.path = kept
+        shutil.rmtree(repo_dir)
 
 
 async def test_bad_json_is_a_422(http: httpx.AsyncClient) -> None:

@@ -4,6 +4,9 @@ checked at load (present, outside the repository) and never their values shown."
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,6 +96,52 @@ def test_a_secret_file_inside_the_repository_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps({"destinations": {"d": {"url_file": str(inside)}}}))
     with pytest.raises(RulesError, match=r"destinations.d.url_file: a secret file must be outside the repository"):
         load_file(path)
+
+
+@pytest.fixture
+def repo_dir() -> Iterator[Path]:
+    """A directory inside the repository, removed after the test."""
+    d = Path(tempfile.mkdtemp(prefix=".test-alerts-", dir=REPO_ROOT))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d)
+
+
+def test_an_inline_secret_url_in_a_rules_file_inside_the_repository_is_refused(
+        tmp_path: Path, repo_dir: Path) -> None:
+    hook = "https://hooks.slack.com/services/T0/B0/SECRETxyz"
+    for url in (hook, "https://receiver.example/?token=SECRETxyz", "https://user:SECRETxyz@receiver.example"):
+        path = repo_dir / "alerts.json"
+        path.write_text(json.dumps({"destinations": {"d": {"url": url}}}))
+        with pytest.raises(RulesError, match=r"alerts.json: destinations.d.url: a webhook URL with a path, query "
+                                             r"or credentials is a secret and the rules file is inside the "
+                                             r"repository .*: use url_env or url_file$") as caught:
+            load_file(path)
+        assert "SECRETxyz" not in str(caught.value)
+        # the same file outside the repository is allowed, as documented
+        outside = tmp_path / "alerts.json"
+        outside.write_text(path.read_text())
+        assert load_file(outside).destinations["d"].url == url
+    # a bare host carries no secret (a Telegram destination's API base, say)
+    path = repo_dir / "bare.toml"
+    path.write_text('[destinations.tg]\nformat = "telegram"\nurl = "https://api.telegram.org/"\n'
+                    'token_env = "LIQ_TEST_TG"\nchat_id = "1"\n')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIQ_TEST_TG", "1:abc")
+        assert load_file(path).destinations["tg"].url == "https://api.telegram.org/"
+
+
+def test_an_inline_secret_url_inside_the_repository_stops_the_start(repo_dir: Path) -> None:
+    from config import load_settings
+    from main import UsageError, check_settings
+
+    path = repo_dir / "alerts.json"
+    path.write_text(json.dumps({"destinations": {"d": {"url": "https://discord.com/api/webhooks/1/SECRETxyz"}}}))
+    with pytest.raises(UsageError, match=r"^--alerts: .*alerts.json: destinations.d.url: .*inside the repository"
+                                         r"[^\n]*$") as caught:
+        check_settings(load_settings(environ={}, alerts_file=str(path)))
+    assert "SECRETxyz" not in str(caught.value)
 
 
 def test_redact_keeps_scheme_host_and_port() -> None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -538,6 +540,29 @@ def test_real_stack_rows_sort_and_a_click_opens_a_synced_full_book(browser: Brow
                                    f"?.textContent === '{symbol.upper()} in sync'")
             assert get_json(rd.api_url + "/health")["sync"][symbol]["state"] == "synced"
             assert symbol in rd.loop.call(lambda: list(rd.stack.stack.runtime.feeds))
-            assert errors == []
+
+            # an alert's link to a symbol without a full book (a spread alert of the
+            # screener's rows), with a moment it has no history for: the page promotes
+            # it, shows it in sync and says it goes live; a symbol the screener does
+            # not list is refused, said, and no other symbol is shown
+            other = next(s for s in sorted(trading) if s not in {"btcusdt", symbol})
+            assert other not in rd.loop.call(lambda: list(rd.stack.stack.runtime.feeds))
+            hour_ago = datetime.fromtimestamp(time.time() - 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            page.goto(rd.url + f"/?symbol={other}&t={hour_ago}")
+            page.wait_for_function(f"() => window.LIQ?.debug?.()?.symbol === '{other}'")
+            page.wait_for_function(f"() => document.querySelector('#sync-chips [data-symbol=\"{other}\"]')"
+                                   f"?.textContent === '{other.upper()} in sync'")
+            page.wait_for_function("() => document.querySelector('#view-state').textContent.includes('showing live')")
+            assert page.evaluate("() => LIQ.debug().view.paused") is False
+            assert f"symbol={other}" in page.url
+            assert get_json(rd.api_url + "/health")["sync"][other]["state"] == "synced"
+
+            page.goto(rd.url + "/?symbol=nosuchusdt")
+            page.wait_for_function("() => document.querySelector('#liq-root')?.dataset.refused === 'nosuchusdt'")
+            said = page.text_content("#view-state") or ""
+            assert "cannot open NOSUCHUSDT" in said and "not a symbol the screener lists" in said
+            assert page.evaluate("() => LIQ.debug().symbol") is None
+            assert page.evaluate("() => LIQ.debug().conn") in {"idle", "disconnected"}
+            assert [e for e in errors if "404" not in e] == []
         finally:
             page.close()

@@ -1,10 +1,18 @@
 """The screener against the simulated exchange's market, over real sockets: rows
 equal to what the exchange's true books give, GET /screener's sorting, filtering,
 limits and 422s, /ws/screener's snapshot then changed rows, a symbol leaving
-TRADING dropped, malformed messages counted and skipped."""
+TRADING dropped, malformed messages counted and skipped.
+
+Rows against the truth (the exchange's own state, read at the update id of the last
+partial book received, or as it last sent its mark price and mini ticker): mid,
+spread, depth within 10 and 25 bps, top-20 imbalance to 0.1 % (0.01 absolute);
+the largest wall (side, price, size) and the count of walls exactly; funding rate
+to 1e-8 (sent with 8 decimals); 24 h quote volume to 0.01 USDT and change to the
+two ticks its last and open prices are rounded to."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -35,23 +43,52 @@ def rows_ready(h: StackHandle, symbols: tuple[str, ...] = SAMPLE) -> bool:
     return all(s in by and by[s]["mid"] is not None and by[s]["quote_volume_24h"] is not None for s in symbols)
 
 
-def expected_from_truth(h: StackHandle, symbol: str) -> dict[str, float]:
-    """mid, spread, depth within 25 bps and top-20 imbalance of the exchange's true book
-    at the update id of the last partial book received (the steps of an unfinished
-    500 ms window are not published yet)."""
+def expected_from_truth(h: StackHandle, symbol: str) -> dict[str, Any]:
+    """mid, spread, depth within 10 and 25 bps, top-20 imbalance and the largest wall
+    (by notional, of the levels at least 5x the median top-20 size of their side) of
+    the exchange's true book at the update id of the last partial book received (the
+    steps of an unfinished 500 ms window are not published yet)."""
     state = h.stack.market.state  # type: ignore[union-attr]
     truth = h.sim.true_book(symbol, update_id=state.symbols[symbol].book_u)
     bids = [(float(p), float(q)) for p, q in truth.bids[:20]]
     asks = [(float(p), float(q)) for p, q in truth.asks[:20]]
     mid = (bids[0][0] + asks[0][0]) / 2
     bq, aq = sum(q for _p, q in bids), sum(q for _p, q in asks)
+    walls = []
+    for side, levels in (("bid", bids), ("ask", asks)):
+        sizes = sorted(q for _p, q in levels)
+        n = len(sizes)
+        median = sizes[n // 2] if n % 2 else (sizes[n // 2 - 1] + sizes[n // 2]) / 2
+        walls += [(side, p, q) for p, q in levels if q >= 5 * median]
     return {
         "mid": mid,
         "spread_bps": (asks[0][0] - bids[0][0]) / mid * 1e4,
+        "depth10_bid": sum(p * q for p, q in bids if p >= mid * (1 - 0.0010)),
+        "depth10_ask": sum(p * q for p, q in asks if p <= mid * (1 + 0.0010)),
         "depth25_bid": sum(p * q for p, q in bids if p >= mid * (1 - 0.0025)),
         "depth25_ask": sum(p * q for p, q in asks if p <= mid * (1 + 0.0025)),
         "imbalance20": (bq - aq) / (bq + aq),
+        "walls": len(walls),
+        "wall": max(walls, key=lambda w: w[1] * w[2]) if walls else None,
     }
+
+
+def derivatives_match(h: StackHandle, row: dict[str, Any], tickers: dict[str, tuple[float, float, float]]) -> bool:
+    """The row's funding rate equal to the exchange's (its mark-price state, which does
+    not move while the market is paused: it is sent every second, 8 decimals), its
+    24 h quote volume and change equal to the exchange's state when it last sent its
+    mini ticker (``tickers``: quote volume, last price, open), within what the
+    message's rounding allows: volume to 0.01 USDT, last and open to one tick each."""
+    stats = h.sim.state(row["symbol"]).stats
+    if row["funding_rate"] is None or abs(row["funding_rate"] - stats.funding_rate()) > 1e-8:
+        return False
+    if row["symbol"] not in tickers:
+        return False
+    volume, last, open_ = tickers[row["symbol"]]
+    tick = h.sim.state(row["symbol"]).market.spec.tick_size
+    change = (last - open_) / open_ * 100
+    return (row["quote_volume_24h"] is not None and abs(row["quote_volume_24h"] - volume) <= 0.011
+            and row["change_24h_pct"] is not None and abs(row["change_24h_pct"] - change) <= 2 * tick / open_ * 100)
 
 
 async def test_rows_equal_the_exchange_truth_and_the_query_is_checked() -> None:
@@ -59,6 +96,18 @@ async def test_rows_equal_the_exchange_truth_and_the_query_is_checked() -> None:
         pub = h.stack.screener
         state = h.stack.market.state  # type: ignore[union-attr]
         assert pub is not None and len(state.symbols) == int(MARKET)  # btcusdt is among the 50
+        # the exchange's 24 h figures of each symbol as it sends them in !miniTicker@arr
+        tickers: dict[str, tuple[float, float, float]] = {}
+        hub = h.sim.hub
+        publish = hub.publish
+
+        def noting_tickers(key: StreamKey, data: Any) -> None:
+            if key == KEY_ALL_MINI_TICKER:
+                for event in orjson.loads(data):
+                    stats = h.sim.state(event["s"].lower()).stats
+                    tickers[event["s"].lower()] = (stats.quote_volume, stats.last_price, stats.open)
+            publish(key, data)
+        hub.publish = noting_tickers  # type: ignore[method-assign]
         await wait_until(lambda: rows_ready(h), what="rows of the sampled symbols")
         h.sim.pause()
         try:
@@ -67,11 +116,25 @@ async def test_rows_equal_the_exchange_truth_and_the_query_is_checked() -> None:
             frames = pub.frames
             await wait_until(lambda: pub.frames >= frames + 1, what="a screener frame after the pause")
             by = {r["symbol"]: r for r in pub.rows}
+            walls_seen = 0
             for sym in SAMPLE:
                 want = expected_from_truth(h, sym)
+                wall = want.pop("wall")
                 for key, value in want.items():
                     assert by[sym][key] == pytest.approx(value, rel=1e-3, abs=0.01), (sym, key)
                 assert by[sym]["stale"] is False
+                got = by[sym]["wall"]
+                assert (got is None) == (wall is None), (sym, got, wall)
+                if wall is not None:
+                    walls_seen += 1
+                    assert got["side"] == wall[0], sym
+                    assert (got["price"], got["size"]) == pytest.approx(wall[1:], rel=1e-9), sym
+                    assert got["notional"] == pytest.approx(wall[1] * wall[2], abs=0.01)   # USDT, to the cent
+            assert walls_seen >= 1   # the sample has a wall to compare (the simulated books have some)
+            # funding and 24 h figures: the last mark price and mini ticker may still be on
+            # their way when the market pauses; each later frame must reach the truth
+            await wait_until(lambda: all(derivatives_match(h, r, tickers) for r in pub.rows if r["symbol"] in SAMPLE),
+                             what="funding, 24 h volume and change equal to the exchange's")
             assert by["btcusdt"]["focus"] is True and by["ethusdt"]["focus"] is False
         finally:
             h.leave_clean()
@@ -138,16 +201,29 @@ async def test_ws_screener_sends_a_snapshot_then_only_changed_rows() -> None:
             stalled.close()
 
 
-async def test_a_symbol_leaving_trading_is_dropped_and_malformed_messages_are_counted() -> None:
+async def test_a_symbol_leaving_trading_is_dropped_and_malformed_messages_are_counted(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     async with stack(screener_refresh_s=0.5) as h:
         watch = h.stack.market
         assert watch is not None
         await wait_until(lambda: rows_ready(h), what="rows")
         key = StreamKey("xrpusdt", "partialDepth", 500, 20)
         assert h.sim.hub.has(key)
+        # promoted to a full book first: leaving TRADING releases it too
+        async with httpx.AsyncClient(base_url=h.api_url) as c:
+            assert (await c.post("/focus/xrpusdt")).status_code == 200
+        assert "xrpusdt" in h.stack.runtime.feeds
         h.sim.symbol_status["xrpusdt"] = "SETTLING"
         await wait_until(lambda: "xrpusdt" in watch.dropped and not h.sim.hub.has(key),
                          what="xrpusdt dropped and unsubscribed")
+        focus = h.stack.focus
+        assert focus is not None
+        await wait_until(lambda: focus.releases == 1, what="xrpusdt's full book released")
+        assert "xrpusdt" not in h.stack.runtime.feeds and "xrpusdt" not in focus.promoted
+        said = [r.getMessage() for r in caplog.records]
+        assert "xrpusdt: no longer a TRADING USDT perpetual on exchangeInfo; dropped from the screener" in said
+        assert "xrpusdt: full-depth book released (no longer TRADING)" in said
         pub = h.stack.screener
         assert pub is not None
         frames = pub.frames
