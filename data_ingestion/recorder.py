@@ -196,6 +196,10 @@ class Recorder:
         self.clock = clock
         self._lock_fd: int | None = _lock_data_dir(self.directory)
         self._segments: dict[str, _Segment] = {}
+        # The segments being written, kept until each is finished: their last member is
+        # unfinished by design, not cut short. A set, so that a reader in another thread
+        # (history/seek.py) can ask about one path at any time.
+        self.open_paths: set[Path] = set()
         self._filters: dict[str, bytes] = {}  # symbol -> its filters line (JSON)
         self._checkpoint: CheckpointProvider | None = None
         self._checkpoint_warned: set[str] = set()
@@ -284,6 +288,7 @@ class Recorder:
             raise OSError(errno.EEXIST, f"no free segment name in {directory}")
         seg = _Segment(symbol, path, fd, (ts_ns // HOUR_NS + 1) * HOUR_NS)
         self._segments[symbol] = seg
+        self.open_paths.add(path)
         self.segments_opened += 1
         log.info("%s: recording to %s", symbol, path)
         return seg
@@ -353,6 +358,7 @@ class Recorder:
         """Finish its member and close it (on OSError it stays open, for :meth:`_salvage`)."""
         self._close_member(seg)
         self._segments.pop(seg.symbol, None)
+        self.open_paths.discard(seg.path)
         self._close_fds(seg)
         self._closed_bytes += seg.pos + _size(index_path(seg.path))
 
@@ -421,6 +427,7 @@ class Recorder:
                 log.warning("%s: %s left cut at its last flush (%s); readers read it up to there", seg.symbol,
                             seg.path.name, exc.strerror or exc)
         self._close_fds(seg)
+        self.open_paths.discard(seg.path)
         if end == 0 and not index_path(seg.path).exists():
             with contextlib.suppress(OSError):
                 seg.path.unlink()
