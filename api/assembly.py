@@ -25,11 +25,12 @@ from api.services import Services, SourceInfo
 from config import Settings, SymbolSpec
 from data_ingestion.market import MarketWatch
 from data_ingestion.recorder import Recorder, open_recorder
+from data_ingestion.recording import HISTORY_DB
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry
 from embedded_server import url_host
 from features.engine import SymbolFeatures
-from history.store import HISTORY_DB, HistoryStore, band_fields
+from history.store import HistoryStore, band_fields
 from screener.market import MarketState
 from screener.rows import RowRules
 

@@ -388,6 +388,9 @@ def _tell(fh: Any) -> int:
 # --- segments of a data directory (written by data_ingestion/recorder.py) ----------------------
 RAW_DIR = "raw"
 LOCK_FILE = ".lock"
+HISTORY_DB = "history.sqlite"  # the metric history (history/store.py), next to raw/
+# The database's files on disk: itself, its write-ahead log and the log's index (WAL mode).
+HISTORY_DB_FILES = (HISTORY_DB, f"{HISTORY_DB}-wal", f"{HISTORY_DB}-shm")
 INDEX_SUFFIX = ".idx"
 _SEGMENT_NAME = re.compile(r"^(?P<symbol>[a-z0-9_]+)_(?P<stamp>\d{8}T\d{6}Z)\.gz$")
 

@@ -12,8 +12,7 @@ from api.services import SourceInfo
 from config import load_settings
 from data_ingestion.audit import audit_files
 from data_ingestion.recorder import DataDirLocked, Recorder
-from data_ingestion.recording import DEPTH, SNAPSHOT, read_recording, segments_of
-from history.store import HISTORY_DB
+from data_ingestion.recording import DEPTH, HISTORY_DB, SNAPSHOT, read_recording, segments_of
 from tests.stack import book_mismatches, running_stack
 from tests.waiting import wait_until
 

@@ -189,7 +189,8 @@ async def test_a_stopped_app_is_a_gap(tmp_path: Path) -> None:
             running = h.stack.history
             assert running is not None
             await h.wait_for(lambda: running.rows_written >= 4, what="rows")  # noqa: B023
-    from history.store import HISTORY_DB, HistoryStore
+    from data_ingestion.recording import HISTORY_DB
+    from history.store import HistoryStore
 
     store = HistoryStore(tmp_path / HISTORY_DB, retain_s=1e9)
     try:
