@@ -538,7 +538,7 @@ class Recorder:
             total -= size
             freed += size
             old += too_old
-        self._closed_bytes = total - database - sum(seg.pos for seg in self._segments.values())
+        self._closed_bytes = total - database - self._open_bytes()
         if removed:
             log.info("retention: %d segments removed (%.1f MB): %d last written more than %s ago, %d over the "
                      "disk budget of %s", len(removed), freed / 1e6, old, format_duration(self.retain_s),
@@ -563,7 +563,11 @@ class Recorder:
     @property
     def bytes_on_disk(self) -> int:
         """Segments, indexes and the metric database: what ``max_disk_bytes`` bounds."""
-        return self._closed_bytes + sum(seg.pos for seg in self._segments.values()) + self._database_bytes()
+        return self._closed_bytes + self._open_bytes() + self._database_bytes()
+
+    def _open_bytes(self) -> int:
+        """Bytes of the open segments and of their indexes (which grow a line a member)."""
+        return sum(seg.pos + _size(index_path(seg.path)) for seg in self._segments.values())
 
     def status(self) -> dict[str, Any]:
         """What /health shows under ``recorder``."""

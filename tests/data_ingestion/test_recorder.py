@@ -404,6 +404,7 @@ def test_the_metric_database_counts_in_the_disk_budget_and_the_oldest_segments_m
     (tmp_path / "history.sqlite").write_bytes(b"d" * (sizes[0] + 1))
     (tmp_path / "history.sqlite-wal").write_bytes(b"w" * sizes[1])
     database = sizes[0] + 1 + sizes[1]
+    assert rec.status()["bytes_on_disk"] == raw + database  # the open segment's index included
     assert rec.enforce_retention().bytes_on_disk == raw + database == rec.status()["bytes_on_disk"]
     rec.max_disk_bytes = raw  # the segments alone would fit
     result = rec.enforce_retention()
