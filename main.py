@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"remove recorded segments last written longer ago than this: 24h, 90m, 3600s, 2d "
                         f"[{_env('RETAIN_S')} in seconds, default {format_duration(d.retain_s)}]")
     p.add_argument("--max-disk", default=None, metavar="SIZE",
-                   help=f"remove the oldest recorded segments while the data directory holds more: 2GB, "
+                   help=f"remove the oldest recorded segments while the data directory (segments, indexes, "
+                        f"history.sqlite) holds more: 2GB, "
                         f"500MB [{_env('MAX_DISK_BYTES')} in bytes, default {format_size(d.max_disk_bytes)}]")
     p.add_argument("--record", default=None, metavar="DIR",
                    help=f"record into DIR (as --data-dir DIR, even with --no-history) [{_env('RECORD_DIR')}]")

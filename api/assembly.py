@@ -13,7 +13,6 @@ import gc
 import logging
 import socket
 from collections.abc import Sequence
-from pathlib import Path
 
 from alerting.service import Alerting
 from api.focus import FocusSet
@@ -25,12 +24,13 @@ from api.server import ApiServer, bind_api_socket
 from api.services import Services, SourceInfo
 from config import Settings, SymbolSpec
 from data_ingestion.market import MarketWatch
-from data_ingestion.recorder import Recorder
+from data_ingestion.recorder import Recorder, open_recorder
+from data_ingestion.recording import HISTORY_DB
 from data_ingestion.runtime import IngestionRuntime
 from data_ingestion.tasks import TaskRegistry
 from embedded_server import url_host
 from features.engine import SymbolFeatures
-from history.store import HISTORY_DB, HistoryStore, band_fields
+from history.store import HistoryStore, band_fields
 from screener.market import MarketState
 from screener.rows import RowRules
 
@@ -71,6 +71,19 @@ class Stack:
         self.focus: FocusSet | None = None
         self.alerting: Alerting | None = None
 
+    def _open_history(self) -> HistoryStore | None:
+        """The metric database, in the data directory the recorder has checked and
+        locked (``--data-dir``, or ``--record DIR``), opened before any exchange
+        connection; None with history off."""
+        if self.runtime.recorder is None:
+            self.runtime.recorder = open_recorder(self.settings)
+        recorder = self.runtime.recorder
+        if not self.settings.history or recorder is None:
+            return None
+        s = self.settings
+        return HistoryStore(recorder.directory / HISTORY_DB, s.retain_s, band_fields(s.depth_bands_bps),
+                            gap_after_s=max(3.0, 3 * s.push_interval_s))
+
     def _make_features(self, symbol: str, spec: SymbolSpec) -> SymbolFeatures:
         features = SymbolFeatures(symbol, self.settings, spec)
         self.features[symbol] = features
@@ -86,10 +99,8 @@ class Stack:
         if self.source.kind == "replay":
             await self.runtime.start_replay(self.replay_files, s.replay_speed)
         else:
+            self.history = self._open_history()
             await self.runtime.start_live()
-        if s.history and s.data_dir and self.source.kind != "replay":
-            self.history = HistoryStore(Path(s.data_dir) / HISTORY_DB, s.retain_s, band_fields(s.depth_bands_bps),
-                                        gap_after_s=max(3.0, 3 * s.push_interval_s))
         self.alerting = build_alerting(s)
         self.publisher = FramePublisher(
             self.runtime.feeds, self.features, self.hub, s.buffer_seconds, s.push_interval_s,

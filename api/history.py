@@ -10,6 +10,10 @@
   recording (history/seek.py), 404 with the covered ranges when nothing was
   recorded then.
 
+``coverage`` and ``book`` list under ``truncated`` the raw segments cut short (by
+a crash; read up to their last complete line); the segments this process is
+writing are not among them.
+
 Times are seconds since the epoch (decimals allowed). Reads run in a worker thread
 on their own SQLite connection: a long range never holds up ingestion.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +32,7 @@ from api.errors import ApiError
 from api.rest import parse_count, parse_number
 from api.services import Services
 from config import SymbolSpec
-from history.seek import book_at, covered_ranges, members_of
+from history.seek import book_at, covered_ranges, members_of, truncated_of
 from history.store import HistoryStore
 
 DEFAULT_SPAN_S = 3600.0
@@ -58,6 +63,11 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
             raise ApiError(404, "nothing is recorded in this process (it records unless started with --no-history)")
         return Path(directory)
 
+    def writing() -> Collection[Path]:
+        """The segments this process is writing (their last member is not cut short)."""
+        recorder = services.runtime.recorder
+        return recorder.open_paths if recorder is not None else ()
+
     def spec_of(symbol: str) -> SymbolSpec:
         sym = symbol.lower()
         spec = services.runtime.specs.get(sym)
@@ -79,9 +89,9 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
         directory = raw_dir()
         sym = symbol.lower()
         spec = spec_of(sym)
-        found = await asyncio.to_thread(book_at, directory, sym, spec, moment, levels)
+        found = await asyncio.to_thread(book_at, directory, sym, spec, moment, levels, writing())
         if found is None:
-            ranges = await asyncio.to_thread(lambda: covered_ranges(members_of(directory, sym)))
+            ranges = await asyncio.to_thread(lambda: covered_ranges(members_of(directory, sym, writing())))
             shown = ", ".join(f"{a:.0f}-{b:.0f}" for a, b in ranges[-5:]) or "none"
             raise ApiError(404, f"no recorded book of {sym} at {moment:.3f}; recorded: {shown}")
         return found.as_dict()
@@ -97,8 +107,9 @@ def add_history_routes(app: FastAPI, services: Services) -> None:
         hi = parse_number("to", end) if end is not None else None
         body = await asyncio.to_thread(store.coverage, sym, lo, hi)
         directory = services.settings.recording_dir
-        body["book_ranges"] = (await asyncio.to_thread(lambda: covered_ranges(members_of(Path(directory), sym)))
-                               if directory else [])
+        members = await asyncio.to_thread(members_of, Path(directory), sym, writing()) if directory else []
+        body["book_ranges"] = covered_ranges(members)
+        body["truncated"] = truncated_of(members)
         return body
 
     @app.get("/history/{symbol}/metrics", summary="Frame scalars over time, downsampled, gaps left out")

@@ -264,7 +264,9 @@ async def serve_history(services: Services, websocket: WebSocket, symbol: str) -
     sub = Subscriber(sym, remote, 1)  # not in the hub: carries the reader's verdict
     stall_s = services.settings.ws_stall_timeout_s
     reader = asyncio.ensure_future(_drain_client(websocket, hub, sub, services.settings.ws_client_msgs_per_s))
-    frames = history_frames(Path(directory), sym, spec, services.settings, start, speed)
+    recorder = services.runtime.recorder
+    frames = history_frames(Path(directory), sym, spec, services.settings, start, speed,
+                            writing=recorder.open_paths if recorder is not None else ())
     sent = 0
     try:
         async with asyncio.timeout(stall_s):

@@ -4,6 +4,7 @@ second process can lose or damage what was already written.
 Layout and format (docs/recording.md)::
 
     <data_dir>/.lock                                   held (flock) by the one process recording here
+    <data_dir>/history.sqlite                          the metric history (history/store.py), counted here
     <data_dir>/raw/<symbol>/<symbol>_<YYYYMMDD>T<HHMMSS>Z.gz       a segment: one per symbol, run and UTC hour
     <data_dir>/raw/<symbol>/<symbol>_<YYYYMMDD>T<HHMMSS>Z.gz.idx   its index: a JSON line per closed member
 
@@ -49,6 +50,7 @@ from typing import Any
 
 from config import Settings
 from data_ingestion.recording import (
+    HISTORY_DB_FILES,
     LOCK_FILE,
     RAW_DIR,
     IndexEntry,
@@ -164,7 +166,7 @@ class RetentionResult:
 
     removed: list[Path]
     bytes_removed: int
-    bytes_on_disk: int  # segments and indexes left
+    bytes_on_disk: int  # segments and indexes left, and the metric database
 
 
 class Recorder:
@@ -172,7 +174,8 @@ class Recorder:
     docstring). Refuses, with :class:`RecorderError`, a path that is not a writable
     directory, and with :class:`DataDirLocked` a directory another process records into.
 
-    ``retain_s`` and ``max_disk_bytes`` bound what :meth:`enforce_retention` keeps;
+    ``retain_s`` and ``max_disk_bytes`` bound what :meth:`enforce_retention` keeps
+    (the metric database next to the segments counts in the disk budget);
     ``clock`` (monotonic seconds) paces the retries after a write error."""
 
     def __init__(
@@ -197,6 +200,10 @@ class Recorder:
         self.clock = clock
         self._lock_fd: int | None = _lock_data_dir(self.directory)
         self._segments: dict[str, _Segment] = {}
+        # The segments being written, kept until each is finished: their last member is
+        # unfinished by design, not cut short. A set, so that a reader in another thread
+        # (history/seek.py) can ask about one path at any time.
+        self.open_paths: set[Path] = set()
         self._filters: dict[str, bytes] = {}  # symbol -> its filters line (JSON)
         self._checkpoint: CheckpointProvider | None = None
         self._checkpoint_warned: set[str] = set()
@@ -285,6 +292,7 @@ class Recorder:
             raise OSError(errno.EEXIST, f"no free segment name in {directory}")
         seg = _Segment(symbol, path, fd, (ts_ns // HOUR_NS + 1) * HOUR_NS)
         self._segments[symbol] = seg
+        self.open_paths.add(path)
         self.segments_opened += 1
         log.info("%s: recording to %s", symbol, path)
         return seg
@@ -354,6 +362,7 @@ class Recorder:
         """Finish its member and close it (on OSError it stays open, for :meth:`_salvage`)."""
         self._close_member(seg)
         self._segments.pop(seg.symbol, None)
+        self.open_paths.discard(seg.path)
         self._close_fds(seg)
         self._closed_bytes += seg.pos + _size(index_path(seg.path))
 
@@ -422,6 +431,7 @@ class Recorder:
                 log.warning("%s: %s left cut at its last flush (%s); readers read it up to there", seg.symbol,
                             seg.path.name, exc.strerror or exc)
         self._close_fds(seg)
+        self.open_paths.discard(seg.path)
         if end == 0 and not index_path(seg.path).exists():
             with contextlib.suppress(OSError):
                 seg.path.unlink()
@@ -484,11 +494,16 @@ class Recorder:
     def enforce_retention(self, now_s: float | None = None) -> RetentionResult:
         """Remove the segments (and their indexes) last written more than ``retain_s``
         ago, then the oldest ones while everything takes more than ``max_disk_bytes``.
-        Oldest first means by start time, across symbols; open segments stay."""
+        Oldest first means by start time, across symbols; open segments stay.
+        Everything is the segments, their indexes and the metric database
+        (history.sqlite and its WAL files): the database is never removed here (its
+        rows are bounded by its own retention, ``--retain``), so it is raw segments
+        that make room for it."""
         now = time.time() if now_s is None else now_s
         open_paths = {seg.path for seg in self._segments.values()}
         found: list[tuple[str, str, Path, int, float]] = []  # (start stamp, symbol, path, bytes, mtime)
-        total = 0
+        database = self._database_bytes()
+        total = database
         raw = self.directory / RAW_DIR
         for sym_entry in _scandir(raw):
             if not sym_entry.is_dir():
@@ -524,12 +539,16 @@ class Recorder:
             total -= size
             freed += size
             old += too_old
-        self._closed_bytes = total - sum(seg.pos for seg in self._segments.values())
+        self._closed_bytes = total - database - self._open_bytes()
         if removed:
             log.info("retention: %d segments removed (%.1f MB): %d last written more than %s ago, %d over the "
                      "disk budget of %s", len(removed), freed / 1e6, old, format_duration(self.retain_s),
                      len(removed) - old, format_size(self.max_disk_bytes))
         return RetentionResult(removed, freed, total)
+
+    def _database_bytes(self) -> int:
+        """Bytes of the metric database and its WAL files in the data directory."""
+        return sum(_size(self.directory / name) for name in HISTORY_DB_FILES)
 
     def _disk_usage(self) -> int:
         """Bytes of the segments and indexes under the data directory."""
@@ -544,7 +563,12 @@ class Recorder:
     # --- state --------------------------------------------------------------------------------
     @property
     def bytes_on_disk(self) -> int:
-        return self._closed_bytes + sum(seg.pos for seg in self._segments.values())
+        """Segments, indexes and the metric database: what ``max_disk_bytes`` bounds."""
+        return self._closed_bytes + self._open_bytes() + self._database_bytes()
+
+    def _open_bytes(self) -> int:
+        """Bytes of the open segments and of their indexes (which grow a line a member)."""
+        return sum(seg.pos + _size(index_path(seg.path)) for seg in self._segments.values())
 
     def status(self) -> dict[str, Any]:
         """What /health shows under ``recorder``: the data directory by its name alone

@@ -388,6 +388,9 @@ def _tell(fh: Any) -> int:
 # --- segments of a data directory (written by data_ingestion/recorder.py) ----------------------
 RAW_DIR = "raw"
 LOCK_FILE = ".lock"
+HISTORY_DB = "history.sqlite"  # the metric history (history/store.py), next to raw/
+# The database's files on disk: itself, its write-ahead log and the log's index (WAL mode).
+HISTORY_DB_FILES = (HISTORY_DB, f"{HISTORY_DB}-wal", f"{HISTORY_DB}-shm")
 INDEX_SUFFIX = ".idx"
 _SEGMENT_NAME = re.compile(r"^(?P<symbol>[a-z0-9_]+)_(?P<stamp>\d{8}T\d{6}Z)\.gz$")
 
@@ -472,16 +475,18 @@ def read_index(segment: str | os.PathLike[str]) -> list[IndexEntry]:
 
 
 def read_member(
-    segment: str | os.PathLike[str], offset: int, length: int | None = None, stats: ReadStats | None = None
+    segment: str | os.PathLike[str], offset: int, length: int | None = None, stats: ReadStats | None = None,
+    report: bool = True,
 ) -> Iterator[RecordedMessage]:
     """The messages of the one gzip member starting at byte ``offset`` of ``segment``
     (an index entry's offset and length; ``length`` None reads on to the member's
     end, or to the end of a file cut short). Nothing before the offset is read. A
-    member cut short is read up to its last complete line and counted in ``stats``."""
+    member cut short is read up to its last complete line, counted in ``stats`` and
+    (with ``report``) logged."""
     stats = stats if stats is not None else ReadStats()
     with open(segment, "rb") as fh:
         fh.seek(offset)
-        for line in _gzip_lines(fh, segment, stats, one_member=True, limit=length):
+        for line in _gzip_lines(fh, segment, stats, one_member=True, limit=length, report=report):
             stats.lines += 1
             msg = _parse_line(line, stats)
             if msg is not None:
@@ -534,20 +539,21 @@ class MemberPrefix:
 
 def read_member_until(
     segment: str | os.PathLike[str], offset: int, length: int | None, until_ns: int,
-    kinds: frozenset[str] = BOOK_KINDS, stats: ReadStats | None = None,
+    kinds: frozenset[str] = BOOK_KINDS, stats: ReadStats | None = None, report: bool = True,
 ) -> MemberPrefix:
     """The messages of ``kinds`` of the member at ``offset`` (as :func:`read_member`)
     received at or before ``until_ns``; the reading stops at the first line received
     after it. Stream lines of other kinds (told by their stream name) are not
     decoded, only their receive time is read: a seek passes over the bookTickers and
     trades (a dozen or more for each depth event) at that cost. They count in
-    ``stats.lines`` only, and one that would not decode is not seen as garbage."""
+    ``stats.lines`` only, and one that would not decode is not seen as garbage. A
+    member cut short is counted in ``stats`` and (with ``report``) logged."""
     stats = stats if stats is not None else ReadStats()
     out = MemberPrefix([], None, None, False)
     skipped = _names_not_of(kinds)
     with open(segment, "rb") as fh:
         fh.seek(offset)
-        for line in _gzip_lines(fh, segment, stats, one_member=True, limit=length):
+        for line in _gzip_lines(fh, segment, stats, one_member=True, limit=length, report=report):
             stats.lines += 1
             msg = None
             ts = _undecoded_ts(line, skipped)

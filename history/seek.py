@@ -13,9 +13,10 @@ trades between them are passed over by their receive time.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from data_ingestion.recording import (
     CHECKPOINT,
     BookCheckpointLine,
     IndexEntry,
+    ReadStats,
     RecordedMessage,
     index_path,
     read_index,
@@ -43,6 +45,8 @@ from features.frame import encode as encode_frame
 from orderbook.book_state import BookState, MalformedLevel
 from orderbook.sequence_validator import SequenceValidator, SyncState
 from wire.binance import AggTrade, DepthSnapshot, DepthUpdate, Trade
+
+log = logging.getLogger("history")
 
 COVERAGE_JOIN_S = 2.0  # members of one run closer than this read as one covered range
 HOUR_NS = 3_600_000_000_000
@@ -59,6 +63,7 @@ class Member:
     t0_ns: int
     t1_ns: int
     checkpoint_u: int | None
+    cut: bool = False  # the tail ends in an incomplete member and no one writes it: cut short by a crash
 
 
 # Index entries of the segments seen, kept while their index file keeps its size
@@ -94,10 +99,27 @@ def _forget_indexes(directory: Path, kept: list[Path]) -> None:
             del _indexes[seg]
 
 
-def members_of(data_dir: Path, symbol: str) -> list[Member]:
+# Segments found cut short, by path, with the size they had: each is logged once
+# (again only if it changes), not on every coverage poll, seek or history client.
+_cut_reported: dict[Path, int] = {}
+
+
+def _report_cut(segment: Path, size: int) -> None:
+    with _indexes_lock:
+        if _cut_reported.get(segment) == size:
+            return
+        _cut_reported[segment] = size
+    log.warning("%s: ends in an incomplete gzip member (cut short, e.g. by a crash); read up to its last "
+                "complete line", segment.name)
+
+
+def members_of(data_dir: Path, symbol: str, writing: Collection[Path] = ()) -> list[Member]:
     """Every member of ``symbol``'s segments, oldest first; an unindexed tail is
     read (its book lines decoded, the others only timed) to learn its span and
-    whether it starts with a checkpoint."""
+    whether it starts with a checkpoint. ``writing``: the segments this process is
+    writing (the recorder's open ones), whose last member is unfinished by design;
+    the tail of any other segment that ends mid-member was cut short: it is marked
+    ``cut`` and logged once."""
     out: list[Member] = []
     segments = segments_of(data_dir, symbol)
     _forget_indexes(symbol_dir(data_dir, symbol), segments)
@@ -112,13 +134,22 @@ def members_of(data_dir: Path, symbol: str) -> list[Member]:
         except OSError:
             continue
         if size > end:
-            tail = read_member_until(seg, end, None, _NEVER_NS, frozenset({CHECKPOINT}))
+            stats = ReadStats()
+            tail = read_member_until(seg, end, None, _NEVER_NS, frozenset({CHECKPOINT}), stats, report=False)
+            cut = stats.truncated > 0 and seg not in writing
+            if cut:
+                _report_cut(seg, size)
             checkpoint_u = None
             if tail.messages and isinstance(tail.messages[0].data, BookCheckpointLine):
                 checkpoint_u = tail.messages[0].data.last_update_id
             if tail.first_ts_ns is not None and tail.last_ts_ns is not None:
-                out.append(Member(seg, end, None, tail.first_ts_ns, tail.last_ts_ns, checkpoint_u))
+                out.append(Member(seg, end, None, tail.first_ts_ns, tail.last_ts_ns, checkpoint_u, cut))
     return out
+
+
+def truncated_of(members: list[Member]) -> list[str]:
+    """File names of the segments cut short (a crash), oldest first."""
+    return list(dict.fromkeys(m.segment.name for m in members if m.cut))
 
 
 def covered_ranges(members: list[Member]) -> list[list[float]]:
@@ -151,8 +182,8 @@ def _start_index(members: list[Member], at_ns: int) -> int | None:
 
 
 def _messages_from(members: list[Member], start: int) -> Iterator[RecordedMessage]:
-    for m in members[start:]:
-        yield from read_member(m.segment, m.offset, m.length)
+    for m in members[start:]:  # a cut tail was reported by members_of
+        yield from read_member(m.segment, m.offset, m.length, report=False)
 
 
 @dataclass(slots=True)
@@ -169,13 +200,14 @@ class BookAt:
     bids: list[tuple[float, float]] = field(default_factory=list)
     asks: list[tuple[float, float]] = field(default_factory=list)
     events_applied: int = 0
+    truncated: list[str] = field(default_factory=list)  # segments cut short (a crash), read up to their last line
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "symbol": self.symbol, "at": self.at, "state": self.state, "reason": self.reason,
             "in_sync": self.state == SyncState.SYNCED.value, "last_update_id": self.last_update_id,
             "last_message_ts": self.last_message_ts, "checkpoint_ts": self.checkpoint_ts,
-            "events_applied": self.events_applied,
+            "events_applied": self.events_applied, "truncated": self.truncated,
             "bids": [[p, q] for p, q in self.bids], "asks": [[p, q] for p, q in self.asks],
         }
 
@@ -231,10 +263,13 @@ class Rebuilder:
         return False
 
 
-def book_at(data_dir: Path, symbol: str, spec: SymbolSpec, at: float, depth: int | None = None) -> BookAt | None:
-    """The book at ``at``, or None when no recorded member covers that moment."""
+def book_at(
+    data_dir: Path, symbol: str, spec: SymbolSpec, at: float, depth: int | None = None, writing: Collection[Path] = (),
+) -> BookAt | None:
+    """The book at ``at``, or None when no recorded member covers that moment.
+    ``writing``: as for :func:`members_of`."""
     at_ns = int(at * 1e9)
-    members = members_of(data_dir, symbol)
+    members = members_of(data_dir, symbol, writing)
     start = _start_index(members, at_ns)
     if start is None or at_ns > members[-1].t1_ns + int(COVERAGE_JOIN_S * 1e9):
         return None
@@ -243,7 +278,7 @@ def book_at(data_dir: Path, symbol: str, spec: SymbolSpec, at: float, depth: int
     last_ts: int | None = None
     for m in members[start:]:
         # Only the lines that rebuild the book are decoded; the others are timed.
-        part = read_member_until(m.segment, m.offset, m.length, at_ns, BOOK_KINDS)
+        part = read_member_until(m.segment, m.offset, m.length, at_ns, BOOK_KINDS, report=False)
         for msg in part.messages:
             rebuilt.apply(msg)
         if part.last_ts_ns is not None:
@@ -259,20 +294,22 @@ def book_at(data_dir: Path, symbol: str, spec: SymbolSpec, at: float, depth: int
         last_update_id=book.last_update_id or None,
         last_message_ts=None if last_ts is None else last_ts / 1e9,
         checkpoint_ts=members[start].t0_ns / 1e9, bids=bids, asks=asks, events_applied=rebuilt.events_applied,
+        truncated=truncated_of(members),
     )
 
 
 async def history_frames(
     data_dir: Path, symbol: str, spec: SymbolSpec, settings: Settings, start: float, speed: float,
-    warmup_s: float = 60.0,
+    warmup_s: float = 60.0, writing: Collection[Path] = (),
 ) -> AsyncGenerator[bytes, None]:
     """Frames of ``symbol`` rebuilt from the recording from ``start`` on, one per push
     interval of recorded time, paced at ``speed`` x real time (0: as fast as the
     reader takes them), each marked with its history state. The features are warmed
     on the ``warmup_s`` before ``start`` (so OFI and the detectors are not cold).
-    Ends after the last recorded message (a last frame says ``finished``)."""
+    Ends after the last recorded message (a last frame says ``finished``).
+    ``writing``: as for :func:`members_of`."""
     start_ns = int(start * 1e9)
-    members = members_of(data_dir, symbol)
+    members = members_of(data_dir, symbol, writing)
     first = _start_index(members, start_ns - int(warmup_s * 1e9))
     if first is None:
         first = _start_index(members, start_ns)

@@ -48,7 +48,6 @@ LIQUIDATION_FIELDS: tuple[str, ...] = tuple(
 DERIVATIVES_FIELDS: tuple[str, ...] = (
     "mark_price", "index_price", "basis_bps", "mark_mid_bps", "funding_rate", "open_interest", *LIQUIDATION_FIELDS,
 )
-HISTORY_DB = "history.sqlite"  # under the data directory
 MAX_POINTS = 3000  # a series is downsampled to at most this many points
 COMMIT_EVERY_S = 2.0
 RETENTION_EVERY_S = 60.0

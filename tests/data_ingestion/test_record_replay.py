@@ -1,14 +1,18 @@
-"""Record from the simulated exchange, replay the recording: the same book."""
+"""Record from the simulated exchange, replay the recording: the same book. With
+``--record DIR`` and history on, the metric database is in DIR too, under its lock."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from api.assembly import Stack
 from api.services import SourceInfo
 from config import load_settings
 from data_ingestion.audit import audit_files
-from data_ingestion.recording import DEPTH, SNAPSHOT, read_recording, segments_of
+from data_ingestion.recorder import DataDirLocked, Recorder
+from data_ingestion.recording import DEPTH, HISTORY_DB, SNAPSHOT, read_recording, segments_of
 from tests.stack import book_mismatches, running_stack
 from tests.waiting import wait_until
 
@@ -65,3 +69,16 @@ async def test_real_recording_replays_to_the_audit_book(btc_file: Path) -> None:
         assert health["finished"] is True
     finally:
         await stack.stop()
+
+
+async def test_record_dir_holds_the_metric_history_under_its_lock(tmp_path: Path) -> None:
+    record, data = tmp_path / "record", tmp_path / "data"
+    async with running_stack(symbols=("btcusdt",), history=True, data_dir=str(data), record_dir=str(record)) as h:
+        await h.wait_synced()
+        store = h.stack.history
+        assert store is not None and store.path == record / HISTORY_DB
+        await h.wait_for(lambda: store.rows_written >= 2, what="two seconds of metric history")
+        assert (record / HISTORY_DB).is_file() and segments_of(record, "btcusdt")
+        assert not data.exists()  # --record DIR is the data directory for everything
+        with pytest.raises(DataDirLocked):
+            Recorder(record)

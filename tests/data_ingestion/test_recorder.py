@@ -393,6 +393,27 @@ def test_retention_removes_the_oldest_segments_while_over_the_disk_budget(
     assert rec.status()["bytes_on_disk"] == disk_bytes(tmp_path)
 
 
+def test_the_metric_database_counts_in_the_disk_budget_and_the_oldest_segments_make_room(
+    tmp_path: Path, opened: Callable[..., Recorder]
+) -> None:
+    rec = opened(tmp_path)
+    segments = segments_over_hours(rec, 4)
+    sizes = [p.stat().st_size + index_path(p).stat().st_size for p in segments[:-1]]
+    raw = disk_bytes(tmp_path)
+    # The metric database and its write-ahead log, as large as the two oldest segments and a byte.
+    (tmp_path / "history.sqlite").write_bytes(b"d" * (sizes[0] + 1))
+    (tmp_path / "history.sqlite-wal").write_bytes(b"w" * sizes[1])
+    database = sizes[0] + 1 + sizes[1]
+    assert rec.status()["bytes_on_disk"] == raw + database  # the open segment's index included
+    assert rec.enforce_retention().bytes_on_disk == raw + database == rec.status()["bytes_on_disk"]
+    rec.max_disk_bytes = raw  # the segments alone would fit
+    result = rec.enforce_retention()
+    assert result.removed == segments[:3]  # two segments and a byte over: three go, oldest first
+    assert (tmp_path / "history.sqlite").exists() and (tmp_path / "history.sqlite-wal").exists()
+    assert result.bytes_on_disk == disk_bytes(tmp_path) + database == rec.status()["bytes_on_disk"]
+    assert result.bytes_on_disk <= rec.max_disk_bytes
+
+
 # --- in the running product ------------------------------------------------------------------------
 async def test_a_full_disk_shows_in_health_and_metrics_and_recording_resumes_by_itself(
     tmp_path: Path, disk: Disk

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ import pytest_asyncio
 from history.store import DERIVATIVES_FIELDS
 from tests.history.test_store import T0, derivatives_frame, frame
 from tests.stack import StackHandle, running_stack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -65,8 +68,33 @@ async def test_the_series_equals_the_frames_pushed(h: StackHandle) -> None:
         cov = (await http.get("/history/btcusdt/coverage")).json()
         assert cov["ranges"] and cov["ranges"][0][0] <= synced[lo]["timestamp"] + 1e-3
         assert cov["ranges"][-1][1] >= synced[hi]["timestamp"] - 1e-3
-        alerts = await http.get("/history/btcusdt/alerts", params={"from": lo - 60})
-        assert alerts.status_code == 200 and isinstance(alerts.json()["alerts"], list)
+
+
+async def test_an_injected_wall_comes_back_from_the_alert_history(h: StackHandle) -> None:
+    store = h.stack.history
+    assert store is not None
+    since = time.time()
+    episode = await h.sim.inject_wall("btcusdt", side="bid", distance_ticks=2, multiple=25.0, duration_s=12.0)
+    price = float(episode.prices[0])
+    async with httpx.AsyncClient(base_url=h.api_url) as http:
+
+        async def the_wall() -> list[dict[str, Any]]:
+            await asyncio.to_thread(store.flush)
+            body = (await http.get("/history/btcusdt/alerts", params={"from": since - 1})).json()
+            assert body["symbol"] == "btcusdt" and body["from"] == since - 1
+            return [a for a in body["alerts"] if a["type"] == "WALL" and a["price"] == price]
+
+        async def recorded() -> bool:
+            return bool(await the_wall())
+
+        await wait_until(recorded, what=f"the WALL alert at {price} in the alert history")
+        (wall,) = await the_wall()
+        assert wall["side"] == "bid" and wall["symbol"] == "btcusdt"
+        assert wall["events"][0]["status"] == "born" and wall["events"][0]["price"] == price
+        assert wall["born_ts"] >= since
+        # Nothing of it before it was injected.
+        before = (await http.get("/history/btcusdt/alerts", params={"from": since - 60, "to": since})).json()
+        assert all(a["id"] != wall["id"] for a in before["alerts"])
 
 
 async def test_derivatives_context_comes_back_over_http(h: StackHandle) -> None:

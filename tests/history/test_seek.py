@@ -1,12 +1,14 @@
 """Seeking into the recording: the book at a moment, rebuilt from the last checkpoint
 before it, equals the book rebuilt independently from the start of the raw recording
 (no checkpoint used) at that moment; frames rebuilt from history show the same book;
-a stop of the app is a gap, never filled in."""
+a stop of the app is a gap, never filled in; a segment cut short is listed and
+logged once, the one being written never."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,8 +95,40 @@ async def test_history_book_endpoint(recorded: tuple[StackHandle, Path]) -> None
         assert before.status_code == 404 and "recorded:" in before.json()["detail"]
         bad = await http.get(f"/history/{SYM}/book", params={"at": "soon"})
         assert bad.status_code == 422
+        assert body["truncated"] == []  # the segment being written is not cut short
         cov = (await http.get(f"/history/{SYM}/coverage")).json()
-        assert cov["book_ranges"] == covered_ranges(members)[:len(cov["book_ranges"])] or cov["book_ranges"]
+        # The same ranges as read before, the last one grown by what was recorded since.
+        ranges = covered_ranges(members)
+        assert len(cov["book_ranges"]) == len(ranges) and cov["book_ranges"][:-1] == ranges[:-1]
+        assert cov["book_ranges"][-1][0] == ranges[-1][0] and cov["book_ranges"][-1][1] >= ranges[-1][1]
+        assert cov["truncated"] == []
+
+
+async def test_a_cut_segment_is_listed_and_logged_once(
+        recorded: tuple[StackHandle, Path], caplog: pytest.LogCaptureFixture) -> None:
+    h, data = recorded
+    caplog.set_level(logging.WARNING, logger="history")
+    live = segments_of(data, SYM)[-1]
+    first = read_index(live)[0]
+    # A member cut short in a segment of an earlier run: what a kill -9 leaves behind.
+    with open(live, "rb") as fh:
+        fh.seek(first.offset)
+        head = fh.read(first.length - 200)
+    cut = live.with_name(f"{SYM}_20200101T000000Z.gz")
+    cut.write_bytes(head)
+    try:
+        at = next(e for e in read_index(live) if e.checkpoint_u is not None).t0_ns / 1e9 + 0.5
+        async with httpx.AsyncClient(base_url=h.api_url) as http:
+            for _ in range(3):
+                cov = (await http.get(f"/history/{SYM}/coverage")).json()
+                assert cov["truncated"] == [cut.name]
+                book = (await http.get(f"/history/{SYM}/book", params={"at": at, "depth": 1})).json()
+                assert book["in_sync"] is True and book["truncated"] == [cut.name]
+    finally:
+        cut.unlink()
+    # One line for the cut file; none for the live segment, polled six times.
+    warned = [m for r in caplog.records if r.levelno >= logging.WARNING and ".gz" in (m := r.getMessage())]
+    assert len(warned) == 1 and cut.name in warned[0] and "cut short" in warned[0]
 
 
 async def test_frames_rebuilt_from_history_show_the_recorded_book(recorded: tuple[StackHandle, Path]) -> None:
@@ -155,7 +189,8 @@ async def test_a_stopped_app_is_a_gap(tmp_path: Path) -> None:
             running = h.stack.history
             assert running is not None
             await h.wait_for(lambda: running.rows_written >= 4, what="rows")  # noqa: B023
-    from history.store import HISTORY_DB, HistoryStore
+    from data_ingestion.recording import HISTORY_DB
+    from history.store import HistoryStore
 
     store = HistoryStore(tmp_path / HISTORY_DB, retain_s=1e9)
     try:
