@@ -5,8 +5,11 @@ request. Without a policy, any page on the internet could read the books (and
 ``/health``) of a dashboard running on a laptop through the laptop's own browser.
 Allowed by default: the dashboard's own origin (registered when it starts, with
 its loopback aliases) and same-origin requests (the API's own ``/docs``); more
-with ``--allow-origin`` (``*`` allows any). Clients that send no ``Origin``
-(scripts, curl, other programs) are not browsers and are not concerned.
+with ``--allow-origin`` (``*`` allows any). A dashboard bound to every interface
+(``--host 0.0.0.0`` or ``::``) has no one name: its origin is its port on the host
+name the request came to (the page and the API reached through the same name, as
+the page does: it puts its own host name in place of 0.0.0.0). Clients that send
+no ``Origin`` (scripts, curl, other programs) are not browsers and are not concerned.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from embedded_server import url_host
 
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+_WILDCARD_HOSTS = ("0.0.0.0", "::")  # as urlsplit gives them: "[::]" is "::"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _is_loopback(host: str) -> bool:
@@ -29,6 +34,14 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _scheme_and_port(url: str) -> tuple[str, int | None]:
+    """The scheme and port of ``url``, the scheme's default port when none is written."""
+    parts = urlsplit(url.strip())
+    scheme = (parts.scheme or "http").lower()
+    port = parts.port  # ValueError when it is not a port
+    return scheme, port if port is not None else _DEFAULT_PORTS.get(scheme)
 
 
 def normalise(origin: str) -> str:
@@ -46,12 +59,20 @@ class OriginPolicy:
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self.any = False
         self._allowed: set[str] = set()
+        # (scheme, port) of allowed origins on a wildcard bind address
+        self._any_host: set[tuple[str, int | None]] = set()
         for origin in extra:
             if origin.strip() == "*":
                 self.any = True
             elif origin.strip():
                 self._allowed.add(normalise(origin))
+                self._note_wildcard(origin)
         self.refused = 0
+
+    def _note_wildcard(self, url: str) -> None:
+        parts = urlsplit(url.strip())
+        if (parts.hostname or "").lower() in _WILDCARD_HOSTS:
+            self._any_host.add(_scheme_and_port(url))
 
     def add(self, url: str) -> None:
         """Allow the origin of ``url``; a loopback one with its aliases (a page opened
@@ -65,6 +86,7 @@ class OriginPolicy:
         if _is_loopback(host):
             for alias in _LOOPBACK_NAMES:
                 self._allowed.add(f"{scheme}://{alias}{port}")
+        self._note_wildcard(url)
 
     @property
     def allowed(self) -> list[str]:
@@ -77,9 +99,19 @@ class OriginPolicy:
         origin = origin.strip().lower()
         if origin in self._allowed:
             return True
-        # Same origin: the page was served by this very host:port.
-        netloc = urlsplit(origin).netloc
-        return bool(host) and netloc == (host or "").strip().lower()
+        if not host:
+            return False
+        host = host.strip().lower()
+        try:
+            page, api = urlsplit(origin), urlsplit(f"//{host}")
+            # Same origin: the page was served by this very host:port.
+            if page.netloc == host:
+                return True
+            # A page served on a wildcard address, reached by the same name as this API.
+            return (_scheme_and_port(origin) in self._any_host
+                    and page.hostname is not None and page.hostname == api.hostname)
+        except ValueError:  # not a URL ("http://[x"): nothing allowed looks like it
+            return False
 
 
 class OriginMiddleware:

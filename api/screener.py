@@ -122,10 +122,18 @@ def error_response(exc: ApiError) -> JSONResponse:
     return JSONResponse({"error": exc.detail, "detail": exc.detail}, status_code=exc.status)
 
 
+def screener_off(services: Services) -> str:
+    """Why this process serves no screener."""
+    role = services.settings.role
+    if role != "all":
+        return f"the screener is off on this node (--role {role}): it runs in the one-process role (--role all)"
+    return "the screener is off in this process (--no-screener, or a replay)"
+
+
 def add_screener_routes(app: FastAPI, services: Services) -> None:
     def publisher() -> ScreenerPublisher:
         if services.screener is None:
-            raise ApiError(404, "the screener is off in this process (--no-screener, or a replay)")
+            raise ApiError(404, screener_off(services))
         return services.screener
 
     @app.get("/screener", summary="One row per watched symbol: liquidity, walls, liquidations, funding, volume")
@@ -171,13 +179,13 @@ def add_screener_routes(app: FastAPI, services: Services) -> None:
 async def serve_screener(services: Services, websocket: WebSocket) -> None:
     """A snapshot (rows without histories), then each second's update, as /ws/{symbol}
     serves frames: same origin rule, limits and close codes."""
-    from api.ws import _origin_refused, serve_subscription
+    from api.ws import _origin_refused, close_reason, serve_subscription
 
     if await _origin_refused(services, websocket):
         return
     await websocket.accept()
     pub = services.screener
     if pub is None:
-        await websocket.close(code=1008, reason="the screener is off in this process")
+        await websocket.close(code=1008, reason=close_reason(screener_off(services)))
         return
     await serve_subscription(services, websocket, HUB_KEY, pub.snapshot_text, lossless=True)

@@ -3,7 +3,9 @@
 Every part is its own process on this machine, as ``make cluster`` runs them: a
 NATS server (JetStream), one standalone simulated exchange, and either one process
 (``--role all``, reading the same exchange through ``--sim-url``) or two ingest
-shards and two API nodes. The websocket clients run in this process. Figures:
+shards and two API nodes. The websocket clients run in four processes spawned
+by this one (``CLIENT_WORKERS``; one per 100 clients below 400), so that their own
+reading does not queue up into the lags. Figures:
 
     bus_frames_per_s        frames published on liq.frame.* per second, counted by a
                             NATS subscriber here (the simulated market at --cadence)

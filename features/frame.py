@@ -274,7 +274,9 @@ class Frame(Struct, kw_only=True, tag_field="type", tag="frame"):
     timestamp: Annotated[float, _d("local wall time of the frame, seconds since the epoch; in a replay the "
                                    "recorded receive time of the last message played"), TIME]
     ts_event_ms: Annotated[int | None, _d("exchange event time E of the last applied depth event")]
-    seq: Annotated[int, _d("frame counter of this symbol (gaps = frames a slow client missed)")]
+    seq: Annotated[int, _d("frame counter of this symbol (gaps = frames a slow client missed; through an "
+                           "API node also frames built while the bus was down, never sent; an API node's "
+                           "stale frames repeat the last seq, as no frame was built)")]
     sync: Annotated[SyncInfo, _d("state: awaiting_snapshot / synced / quiet / resyncing / stale (quiet: in sync "
                                  "on a live connection, no message for 5 s; served with full metrics)")]
     best_bid: BookPrice | None = None

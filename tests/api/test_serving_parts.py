@@ -129,6 +129,48 @@ def test_origin_policy() -> None:
         OriginPolicy(["not an origin"])
 
 
+@pytest.mark.parametrize("bound", ["http://0.0.0.0:8050", "http://[::]:8050"])
+def test_a_dashboard_on_every_interface_is_allowed_through_the_name_the_api_was_reached_by(bound: str) -> None:
+    """--host 0.0.0.0: the page opened as http://api-1.desk:8050 reads the API at
+    api-1.desk:8000, and at no other name or port."""
+    policy = OriginPolicy()
+    policy.add(bound)
+    assert policy.allows("http://api-1.desk:8050", "api-1.desk:8000")
+    assert policy.allows("http://API-1.desk:8050", "api-1.desk")  # Host without its port, any case
+    assert policy.allows("http://10.1.2.3:8050", "10.1.2.3:8000")
+    assert policy.allows("http://[fe80::1]:8050", "[fe80::1]:8000")
+
+
+@pytest.mark.parametrize("bound", ["http://0.0.0.0:8050", "http://[::]:8050"])
+def test_a_dashboard_on_every_interface_is_refused_under_another_host_name(bound: str) -> None:
+    policy = OriginPolicy()
+    policy.add(bound)
+    for origin, host in [("http://evil.example:8050", "api-1.desk:8000"),
+                         ("http://api-2.desk:8050", "api-1.desk:8000"),
+                         ("http://api-1.desk.evil.example:8050", "api-1.desk:8000"),
+                         ("http://10.1.2.4:8050", "10.1.2.3:8000"),
+                         ("http://api-1.desk:8050", None),
+                         ("http://api-1.desk:8050", ""),
+                         ("null", "api-1.desk:8000")]:
+        assert not policy.allows(origin, host), (origin, host)
+
+
+@pytest.mark.parametrize("bound", ["http://0.0.0.0:8050", "http://[::]:8050"])
+def test_a_dashboard_on_every_interface_is_refused_on_another_port_or_scheme(bound: str) -> None:
+    policy = OriginPolicy()
+    policy.add(bound)
+    for origin in ("http://api-1.desk:8051", "http://api-1.desk", "https://api-1.desk:8050",
+                   "http://api-1.desk:x", "http://[api-1.desk:8050"):
+        assert not policy.allows(origin, "api-1.desk:8000"), origin
+    # The same rule for a wildcard origin given with --allow-origin, and only for it.
+    extra = OriginPolicy(["http://0.0.0.0:9000"])
+    assert extra.allows("http://api-1.desk:9000", "api-1.desk:8000")
+    assert not extra.allows("http://api-1.desk:8050", "api-1.desk:8000")
+    named = OriginPolicy()
+    named.add("http://api-1.desk:8050")
+    assert not named.allows("http://api-2.desk:8050", "api-2.desk:8000")
+
+
 def test_a_client_that_delivers_nothing_for_the_stall_time_is_stalled() -> None:
     """Every write returned at once (the kernel's buffers took it), yet nothing left:
     stalled after ``stall_s``; a client whose connection drains, or keeps taking more

@@ -2,7 +2,8 @@
 played by hand: history from the stream at start, frames passed on as received,
 malformed messages counted and skipped, a silent symbol shown stale (in /health
 and as stale frames on /ws) until its frames come back, and /book and /simulate
-asked of the owner with a 503 and the reason when it cannot answer."""
+asked of the owner with a 503 and the reason when it cannot answer; the screener
+refused with the role it runs in."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from typing import Any
 import httpx
 import jsonschema_rs
 import orjson
+import pytest
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from api.server import bind_api_socket
 from bus.api_node import ApiNode
@@ -196,3 +199,16 @@ async def test_frames_published_while_the_node_reads_the_stream_are_kept_once(na
             assert [f["seq"] for f in node.frames.buffers["btcusdt"].frames()] == [1, 2, 3, 4]
         finally:
             await node.bus.close()
+
+
+async def test_the_screener_on_an_api_node_is_refused_naming_the_role_it_runs_in(nats_server: NatsServer) -> None:
+    async with api_node(nats_server) as (_node, url), httpx.AsyncClient(base_url=url, timeout=CEILING_S) as http:
+        resp = await http.get("/screener")
+        assert resp.status_code == 404
+        assert resp.json()["detail"] == ("the screener is off on this node (--role api): it runs in the "
+                                         "one-process role (--role all)")
+        async with ws_connect(url.replace("http://", "ws://") + "/ws/screener") as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), CEILING_S)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert "--role all" in closed.value.rcvd.reason

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -107,13 +108,24 @@ def test_frames_reach_every_api_node_once_and_the_owner_answers_for_its_book(clu
 
 def test_a_killed_ingest_node_is_stale_everywhere_until_a_replacement_takes_over(cluster: Cluster) -> None:
     owner = cluster.owner_of("btcusdt")
-    watcher = FrameWatcher(f"{cluster.api[1].ws_base}/ws/btcusdt")
+    watchers = [FrameWatcher(f"{api.ws_base}/ws/btcusdt") for api in cluster.api]
     try:
+        for watcher in watchers:
+            watcher.wait_frame(lambda f: f["sync"]["state"] == "synced", "a btcusdt frame in sync")
         owner.sigkill()
         for api in cluster.api:
             api.wait_health(lambda h: state_of(h, "btcusdt") == "stale", "btcusdt stale")
-        stale = watcher.wait_frame(lambda f: f["sync"]["state"] == "stale", "a stale btcusdt frame")
-        assert stale["mid_price"] is None and owner.name in stale["sync"]["reason"]
+        stales: list[dict[str, Any]] = []
+        for api, watcher in zip(cluster.api, watchers, strict=True):
+            stale = watcher.wait_frame(lambda f: f["sync"]["state"] == "stale", "a stale btcusdt frame")
+            assert stale["mid_price"] is None and owner.name in stale["sync"]["reason"]
+            frames = watcher.frames
+            last_synced = [f for f in frames[:frames.index(stale)] if f["sync"]["state"] == "synced"][-1]
+            # Within 5 s by the servers' clocks (the ingest node's last frame, the API
+            # node's first stale one), however long this test's waits took.
+            gap_s = stale["timestamp"] - last_synced["timestamp"]
+            assert gap_s <= 5.0, f"{api.name}: stale {gap_s:.2f} s after the last frame in sync"
+            stales.append(stale)
         book = httpx.get(f"{cluster.api[0].base}/book/btcusdt", timeout=CEILING_S)
         assert book.status_code == 503 and "btcusdt" in book.json()["detail"]
         assert state_of(cluster.api[0].health(), "ethusdt") == "synced"  # the other shard is untouched
@@ -123,10 +135,12 @@ def test_a_killed_ingest_node_is_stale_everywhere_until_a_replacement_takes_over
         for api in cluster.api:
             api.wait_health(lambda h: state_of(h, "btcusdt") == "synced" and h["sync"]["btcusdt"]["owner"]
                             == "ingest-3", "btcusdt in sync again, from ingest-3")
-        after = watcher.messages.index(stale)
-        watcher.wait_frame(lambda f: f["sync"]["state"] == "synced", "btcusdt frames again", after=after)
+        for watcher, stale in zip(watchers, stales, strict=True):
+            after = watcher.frames.index(stale) + 1
+            watcher.wait_frame(lambda f: f["sync"]["state"] == "synced", "btcusdt frames again", after=after)
     finally:
-        watcher.close()
+        for watcher in watchers:
+            watcher.close()
     assert all(api.alive for api in cluster.api)  # no API node restarted
 
 
