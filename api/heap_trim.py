@@ -17,7 +17,9 @@ and Python runs one rarely (300 stalled clients gone left 5 MB of them for minut
 So when a crowd has left, a full ``gc.collect()`` runs first, on the event loop:
 start-up's objects are frozen out of collections (``gc.freeze`` in the assembly),
 so it walks only what was made since, tens of milliseconds, and only after a
-crowd has left, never on the periodic trim.
+crowd has left, never on the periodic trim. It waits ``settle_s`` first: a client
+counted as gone has its connection closed, or aborted a second later, only then, and
+a collection run before that finds its cycles still alive.
 """
 
 from __future__ import annotations
@@ -52,13 +54,15 @@ class HeapTrimmer:
     """Calls ``malloc_trim`` after clients have left (see the module's text)."""
 
     def __init__(self, hub: FrameHub, interval_s: float = 5.0, min_left: int = 20, every_s: float = 60.0,
-                 trim: Callable[[], object] | None = None, collect: Callable[[], int] = gc.collect) -> None:
+                 trim: Callable[[], object] | None = None, collect: Callable[[], int] = gc.collect,
+                 settle_s: float = 2.0) -> None:
         self.hub = hub
         self.interval_s = interval_s
         self.min_left = min_left
         self.every_s = every_s
         self.trims = 0
         self.collections = 0
+        self.settle_s = settle_s
         self.last_collect_ms: float | None = None
         self._collect = collect
         self._trim = trim if trim is not None else _malloc_trim()
@@ -81,6 +85,7 @@ class HeapTrimmer:
                 self._left_seen += left
                 since = 0.0
                 if left >= self.min_left:
+                    await asyncio.sleep(self.settle_s)  # their connections finish closing
                     t0 = time.perf_counter()
                     found = self._collect()
                     self.collections += 1

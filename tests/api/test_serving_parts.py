@@ -236,7 +236,7 @@ async def test_the_heap_is_trimmed_once_a_crowd_of_clients_has_left() -> None:
         return 0
 
     trimmer = HeapTrimmer(hub, interval_s=0.01, min_left=20, every_s=1e9, trim=lambda: calls.append("trim"),
-                          collect=collect)
+                          collect=collect, settle_s=0.01)
     subs = [hub.subscribe("btcusdt", "127.0.0.1") for _ in range(30)]
     for sub in subs[:5]:
         hub.unsubscribe(sub)
