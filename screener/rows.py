@@ -113,14 +113,16 @@ def median(values: Sequence[float]) -> float:
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def wall_levels(bids: BookSide, asks: BookSide, multiple: float) -> list[tuple[str, float, float]]:
+def wall_levels(bids: BookSide, asks: BookSide, multiple: float,
+                medians: dict[str, float] | None = None) -> list[tuple[str, float, float]]:
     """(side, price, size) of every level at least ``multiple`` x the median level
-    size of its own side (of the levels given)."""
+    size of its own side (of the levels given; ``medians`` by side when known)."""
     out: list[tuple[str, float, float]] = []
     for name, levels in (("bid", bids), ("ask", asks)):
         if not levels:
             continue
-        threshold = multiple * median([q for _p, q in levels])
+        med = medians[name] if medians is not None else median([q for _p, q in levels])
+        threshold = multiple * med
         out.extend((name, p, q) for p, q in levels if q >= threshold and q > 0)
     return out
 
@@ -193,20 +195,20 @@ def build_row(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -
         cached = latest.book_figures
         # Equal, not only the same objects: Binance pushes a quiet book again every 500 ms.
         if cached is not None and cached[0] == bids and cached[1] == asks:
-            d10b, d25b, d10a, d25a, imb, found = cached[2]
+            d10b, d25b, d10a, d25a, imb, found, medians = cached[2]
         else:
             d10b, d25b, bid_qty = side_sums(bids, mid, True)
             d10a, d25a, ask_qty = side_sums(asks, mid, False)
             imb = (bid_qty - ask_qty) / (bid_qty + ask_qty) if bid_qty + ask_qty > 0 else None
-            found = wall_levels(bids, asks, rules.wall_multiple)
-            latest.book_figures = (bids, asks, (d10b, d25b, d10a, d25a, imb, found))
+            medians = {"bid": median([q for _p, q in bids]), "ask": median([q for _p, q in asks])}
+            found = wall_levels(bids, asks, rules.wall_multiple, medians)
+            latest.book_figures = (bids, asks, (d10b, d25b, d10a, d25a, imb, found, medians))
         latest.wall_seen = wall_ages(latest.wall_seen, found, now_ms)
         walls = len(found)
         if found:
             side, price, size = max(found, key=lambda w: w[1] * w[2])
             age_s = (now_ms - latest.wall_seen[(side, price)]) / 1000
-            med = median([q for _p, q in (bids if side == "bid" else asks)])
-            large = size >= rules.wall_flag_multiple * med
+            large = size >= rules.wall_flag_multiple * medians[side]
             wall = {"side": side, "price": price, "size": size, "notional": price * size,
                     "distance_bps": abs(price - mid) / mid * 1e4, "age_s": age_s,
                     "fresh": age_s < rules.wall_fresh_s and large}
@@ -244,12 +246,20 @@ def _finite_or_none(x: float | None, fn: Any) -> float | None:
 
 
 def round_row(row: dict[str, Any], decimals: Decimals) -> dict[str, Any]:
-    """``row`` with its numbers written as the frames write them; a non-finite number is null."""
+    """``row`` with its numbers written as the frames write them; a non-finite number is null.
+    (Written out, not with :func:`_finite_or_none`: this runs some 20 times a row, for
+    every symbol of the market, every second.)"""
     r = rounders(decimals)
+    isfinite = math.isfinite
     out = dict(row)
     for key, kind in _ROW_RULES.items():
-        out[key] = _finite_or_none(row[key], r[kind])
-    if row["wall"] is not None:
-        wall = row["wall"]
-        out["wall"] = {**wall, **{k: _finite_or_none(wall[k], r[kind]) for k, kind in _WALL_RULES.items()}}
+        x = row[key]
+        out[key] = r[kind](x) if x is not None and isfinite(x) else None
+    wall = row["wall"]
+    if wall is not None:
+        wall = dict(wall)
+        for key, kind in _WALL_RULES.items():
+            x = wall[key]
+            wall[key] = r[kind](x) if x is not None and isfinite(x) else None
+        out["wall"] = wall
     return out  # the histories are rounded as they are kept
