@@ -173,14 +173,21 @@ class FrameHub:
                 self.stats.frames_dropped += 1
 
 
-def text_frame(text: str) -> bytes:
-    """``text`` as one unmasked websocket text frame (RFC 6455, 5.2): what a server sends."""
-    payload = text.encode()
-    n = len(payload)
+OP_CONTINUATION, OP_TEXT = 0x0, 0x1
+
+
+def frame_header(n: int, opcode: int = OP_TEXT, fin: bool = True) -> bytes:
+    """The header of an unmasked websocket frame (RFC 6455, 5.2: what a server sends)
+    of ``n`` payload bytes."""
+    first = (0x80 if fin else 0x00) | opcode
     if n < 126:
-        head = bytes((0x81, n))
-    elif n < 1 << 16:
-        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
-    return head + payload
+        return bytes((first, n))
+    if n < 1 << 16:
+        return bytes((first, 126)) + n.to_bytes(2, "big")
+    return bytes((first, 127)) + n.to_bytes(8, "big")
+
+
+def text_frame(text: str) -> bytes:
+    """``text`` as one unmasked websocket text frame."""
+    payload = text.encode()
+    return frame_header(len(payload)) + payload

@@ -28,6 +28,16 @@ with four limits added:
   frame built once for every client (api/hub.py) when the connection is open and
   takes it without waiting, so a caught-up client costs one transport write per
   frame and no task of its own;
+* **a paced writer** of one large message: ``extensions["liq.write_message"]`` writes a
+  message built once for every client (the history, the screener's snapshot) as
+  fragments of 64 KB (RFC 6455, 5.4), the next one only once the connection's buffer
+  has drained below its low-water mark. ``send_text`` would encode and frame the
+  whole message for each client and leave what the kernel did not take (most of a
+  1.5 MB history, for a client that does not read) copied in the connection's
+  buffer: 300 such clients held 340 MB until they were closed. Paced, a client holds
+  at most a fragment and the buffer's high-water mark (64 KB), and the message itself
+  is one object shared by all. Control frames (pings, pongs, a close) may come between
+  fragments; nothing else is sent on the connection until the message is whole;
 * **a way to stop reading** an upgraded connection: ``extensions["liq.stop_reading"]``.
   After its close frame, a connection waits for the peer's close reply, reading and
   parsing whatever else the peer sends for up to 10 s: a client closed for flooding
@@ -52,10 +62,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from api.hub import OP_CONTINUATION, OP_TEXT, frame_header
+
 ABORT_EXTENSION = "liq.abort"
 OUTSTANDING_EXTENSION = "liq.outstanding"
 STOP_READING_EXTENSION = "liq.stop_reading"
 WRITE_FRAME_EXTENSION = "liq.write_frame"
+WRITE_MESSAGE_EXTENSION = "liq.write_message"
+FRAGMENT_BYTES = 64 * 1024  # the payload of each fragment of a paced message
 
 # The longest request target and header line a websocket upgrade may carry. Ours
 # are "/ws/<symbol>" and browser headers; the websocket parser refuses lines over
@@ -164,16 +178,42 @@ class _AbortableWebSocket(WebSocketsSansIOProtocol):
             extensions[OUTSTANDING_EXTENSION] = partial(outstanding_bytes, self.transport)
             extensions[STOP_READING_EXTENSION] = self.transport.pause_reading
             extensions[WRITE_FRAME_EXTENSION] = self.write_frame
+            extensions[WRITE_MESSAGE_EXTENSION] = self.write_message
+
+    def _open(self) -> bool:
+        return not (self.close_sent or self.disconnected or self.transport.is_closing()
+                    or self.conn.state is not State.OPEN)
 
     def write_frame(self, frame: bytes) -> bool:
         """Write ``frame`` (a whole websocket frame, as :func:`api.hub.text_frame` builds
         it) now, if the connection is open and its buffer takes more without waiting;
         False otherwise (the caller then sends through the application's path)."""
-        if (self.close_sent or self.disconnected or not self.writable.is_set() or self.transport.is_closing()
-                or self.conn.state is not State.OPEN):
+        if not self._open() or not self.writable.is_set():
             return False
         self.transport.write(frame)
         return True
+
+    async def write_message(self, payload: bytes, fragment: int = FRAGMENT_BYTES) -> bool:
+        """Write the UTF-8 ``payload`` as one text message in fragments, each once the
+        connection's buffer has room (see the module's docstring). True once all of it
+        is written; False if the connection closed first (then the message is cut
+        short, and only a close or an abort may follow)."""
+        view = memoryview(payload)
+        n = len(view)
+        start = 0
+        opcode = OP_TEXT
+        while True:
+            if not self.writable.is_set():
+                await self.writable.wait()  # set again on resume_writing and on connection_lost
+            if not self._open():
+                return False
+            end = min(n, start + fragment)
+            self.transport.write(frame_header(end - start, opcode, fin=end == n))
+            if end > start:
+                self.transport.write(view[start:end])
+            if end == n:
+                return True
+            start, opcode = end, OP_CONTINUATION
 
 
 def outstanding_bytes(transport: asyncio.Transport) -> int | None:

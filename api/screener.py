@@ -58,6 +58,7 @@ class ScreenerPublisher:
         self.build_ms: deque[float] = deque(maxlen=600)  # wall time of each frame
         self.build_cpu_ms: deque[float] = deque(maxlen=600)  # CPU time of each frame (this thread)
         self.frame_times_ns: deque[int] = deque(maxlen=3600)  # when each frame was built (replay checks)
+        self._snapshot: tuple[int, bytes] | None = None  # (frame number, snapshot message)
 
     def tick(self, now_ns: int) -> None:
         t0 = time.perf_counter()
@@ -79,8 +80,13 @@ class ScreenerPublisher:
         self.build_ms.append((time.perf_counter() - t0) * 1000)
         self.build_cpu_ms.append((time.thread_time() - c0) * 1000)
 
-    def snapshot_text(self) -> str:
-        return orjson.dumps({"type": "snapshot", "ts": self.ts_ms, "rows": list(self.slim.values())}).decode()
+    def snapshot_bytes(self) -> bytes:
+        """The snapshot a new /ws/screener client starts from, built once per frame and
+        shared by every client that connects before the next."""
+        if self._snapshot is None or self._snapshot[0] != self.frames:
+            self._snapshot = (self.frames, orjson.dumps(
+                {"type": "snapshot", "ts": self.ts_ms, "rows": list(self.slim.values())}))
+        return self._snapshot[1]
 
     async def run(self) -> None:
         """A frame at each whole second of the wall clock."""
@@ -188,4 +194,4 @@ async def serve_screener(services: Services, websocket: WebSocket) -> None:
     if pub is None:
         await websocket.close(code=1008, reason=close_reason(screener_off(services)))
         return
-    await serve_subscription(services, websocket, HUB_KEY, pub.snapshot_text, lossless=True)
+    await serve_subscription(services, websocket, HUB_KEY, pub.snapshot_bytes, lossless=True)

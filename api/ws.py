@@ -31,7 +31,14 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import ApiError
 from api.hub import FrameHub, LimitExceeded, Subscriber
-from api.limits import ABORT_EXTENSION, OUTSTANDING_EXTENSION, STOP_READING_EXTENSION, WRITE_FRAME_EXTENSION, extension
+from api.limits import (
+    ABORT_EXTENSION,
+    OUTSTANDING_EXTENSION,
+    STOP_READING_EXTENSION,
+    WRITE_FRAME_EXTENSION,
+    WRITE_MESSAGE_EXTENSION,
+    extension,
+)
 from api.rest import parse_number
 from api.services import Services
 from features.frame import json_schema
@@ -127,13 +134,14 @@ async def serve_subscriber(services: Services, websocket: WebSocket, symbol: str
         return
     # The history message is shared by every client of this tick and not kept here
     # once written: a client pins no more than its queue of shared frames.
-    await serve_subscription(services, websocket, sym, services.publisher.buffers[sym].history_text, lossless=False)
+    await serve_subscription(services, websocket, sym, services.publisher.buffers[sym].history_bytes, lossless=False)
 
 
-async def serve_subscription(services: Services, websocket: WebSocket, key: str, first: Callable[[], str],
+async def serve_subscription(services: Services, websocket: WebSocket, key: str, first: Callable[[], bytes],
                              lossless: bool) -> None:
     """Serve an accepted websocket its subscription to ``key`` of the hub: ``first()``
-    (taken with the subscription, so what is queued follows it), then each message
+    (UTF-8 text shared by the clients of a tick, taken with the subscription, so what
+    is queued follows it; written paced, a fragment at a time), then each message
     published, until either side closes. The limits (1013), the per-client message
     budget, the stall watch (1008) and the close or abort are the same for every
     subscription. A ``lossless`` stream (updates that carry changes only) is written
@@ -155,11 +163,15 @@ async def serve_subscription(services: Services, websocket: WebSocket, key: str,
         # A client that stopped reading is closed once nothing has left for it for the
         # stall time, whatever the kernel's buffers could still take.
         watch = StallWatch(extension(websocket.scope, OUTSTANDING_EXTENSION), stall_s, time.monotonic())
-        text = first()
+        payload = first()
+        write_message = extension(websocket.scope, WRITE_MESSAGE_EXTENSION)
         async with asyncio.timeout(stall_s):
-            await websocket.send_text(text)
-        watch.stalled_after(len(text), time.monotonic())
-        del text
+            if write_message is None:
+                await websocket.send_text(payload.decode())
+            elif not await write_message(payload):
+                return  # closed while it was written
+        watch.stalled_after(len(payload), time.monotonic())
+        del payload
         # The reader notices the client leaving (or talking too much) and closes the
         # subscription, which wakes this loop.
         reader = asyncio.ensure_future(_drain_client(websocket, hub, sub, settings.ws_client_msgs_per_s))

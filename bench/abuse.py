@@ -20,7 +20,11 @@ Attackers bind source addresses 127.0.0.2 and up (the whole of 127/8 is loopback
 so that the per-address websocket limit does not hide a missing global one; the
 honest clients use 127.0.0.1.
 
-    python -m bench.abuse [--only NAME[,NAME]] [--scale 0.1] [--list] [--json PATH]
+The two crowd scenarios (stalled-ws, reading-ws) attack a server whose 180 s
+buffers are full (``--warm``, 200 s by default), so that the RSS after the attack
+is compared with a steady one.
+
+    python -m bench.abuse [--only NAME[,NAME]] [--scale 0.1] [--warm S] [--list] [--json PATH]
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ HEALTH_EVERY_S = 0.1
 SETTLE_S = 3.0  # baseline RSS is the median over this window just before the attack
 WATCH_AFTER_S = 3.0  # frames and RSS are watched at least this long after an attack
 READY_CEILING_S = 90.0
+# The crowd scenarios take their baseline once the server's frame and trade buffers
+# (Settings.buffer_seconds, 180 s) are full: before that the RSS of a server with no
+# client at all climbs (118 to 130 MB between its 10th and 120th second), which an
+# "after" 60 s later would charge to the attack.
+BUFFERS_FULL_S = Settings().buffer_seconds + 20.0
 PER_ADDRESS = 90  # attackers per source address, under the default per-address limit of 100
 
 
@@ -103,6 +112,9 @@ class Server:
 
     def rss_mb(self) -> float:
         return float(psutil.Process(self.pid).memory_info().rss) / 2**20
+
+    def uptime_s(self) -> float:
+        return time.time() - psutil.Process(self.pid).create_time()
 
     def log_size(self) -> int:
         return self.log_path.stat().st_size
@@ -706,11 +718,12 @@ class Scenario:
     item: int  # of issue 12
     attack: Callable[[Context], Awaitable[Verdict]]
     min_history_bytes: int = 0  # wait until a new client's history message is this large
+    warm: bool = False  # take the baseline once the server's buffers are full (BUFFERS_FULL_S)
 
 
 SCENARIOS = [
-    Scenario("stalled-ws", 1, stalled_readers),
-    Scenario("reading-ws", 2, reading_clients, min_history_bytes=300_000),
+    Scenario("stalled-ws", 1, stalled_readers, warm=True),
+    Scenario("reading-ws", 2, reading_clients, min_history_bytes=300_000, warm=True),
     Scenario("idle-tcp", 3, idle_connections),
     Scenario("dash-burst", 4, dashboard_burst),
     Scenario("ws-flood", 5, message_flood),
@@ -781,7 +794,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def run_scenario(sc: Scenario, scale: float, log_dir: Path) -> Row:
+async def run_scenario(sc: Scenario, scale: float, log_dir: Path, warm_s: float = BUFFERS_FULL_S) -> Row:
     row = Row(sc.name, sc.item)
     server = Server(log_dir / f"{sc.name}.log", nofile_soft(scale))
     observer: Observer | None = None
@@ -790,6 +803,8 @@ async def run_scenario(sc: Scenario, scale: float, log_dir: Path) -> Row:
             await server.wait_ready(http)
             if sc.min_history_bytes:
                 await wait_for_history(server, sc.min_history_bytes)
+            if sc.warm:
+                await asyncio.sleep(max(0.0, warm_s - server.uptime_s()))
             observer = Observer(server)
             await observer.ready()
             samples = []
@@ -911,6 +926,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma-separated scenario names (see --list)")
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every count of clients and rounds")
     p.add_argument("--list", action="store_true", help="name the scenarios and exit")
+    p.add_argument("--warm", type=float, default=BUFFERS_FULL_S, metavar="S",
+                   help="the crowd scenarios attack a server at least S seconds old, its buffers full "
+                        f"(default {BUFFERS_FULL_S:.0f})")
     p.add_argument("--json", default=str(RESULTS / "abuse.json"))
     p.add_argument("--log-dir", default=str(RESULTS / "abuse-logs"), help="one server log per scenario")
     p.add_argument("--observe", nargs=2, type=int, metavar=("API_PORT", "PID"), help=argparse.SUPPRESS)
@@ -935,7 +953,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for sc in chosen:
         print(f">> {sc.name} (item {sc.item})", flush=True)
-        row = asyncio.run(run_scenario(sc, args.scale, Path(args.log_dir)))
+        row = asyncio.run(run_scenario(sc, args.scale, Path(args.log_dir), args.warm))
         print(f"   {'error: ' + row.error if row.error else row.detail}", flush=True)
         rows.append(row)
     print()

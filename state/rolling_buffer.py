@@ -34,12 +34,12 @@ class FrameBuffer:
     dicts and floats weighs several times that): the history message is their join,
     and reading a frame back decodes it."""
 
-    __slots__ = ("symbol", "_items", "_history_text")
+    __slots__ = ("symbol", "_items", "_history")
 
     def __init__(self, symbol: str, buffer_seconds: float = 180.0, push_interval_s: float = 1.0) -> None:
         self.symbol = symbol.lower()
         self._items: deque[bytes] = deque(maxlen=frames_for(buffer_seconds, push_interval_s))
-        self._history_text: str | None = None  # the history message of the current contents, once built
+        self._history: bytes | None = None  # the history message of the current contents, once built
 
     @property
     def maxlen(self) -> int:
@@ -52,11 +52,11 @@ class FrameBuffer:
         """Keep ``frame`` (as ``encoded`` when the caller already has its orjson bytes);
         the oldest drops out when full."""
         self._items.append(encoded if encoded is not None else orjson.dumps(frame))
-        self._history_text = None
+        self._history = None
 
     def clear(self) -> None:
         self._items.clear()
-        self._history_text = None
+        self._history = None
 
     def latest(self) -> dict[str, Any] | None:
         return orjson.loads(self._items[-1]) if self._items else None
@@ -75,10 +75,11 @@ class FrameBuffer:
         head = orjson.dumps({"type": "history", "symbol": self.symbol})[:-1]  # drop the closing }
         return head + b',"frames":[' + b",".join(self._items) + b"]}"
 
-    def history_text(self) -> str:
-        """:meth:`history_message` as text, built once per tick and shared by every
-        client that connects before the next frame (a burst of connections costs one
-        join, not one each, and no client keeps its own copy)."""
-        if self._history_text is None:
-            self._history_text = self.history_message().decode()
-        return self._history_text
+    def history_bytes(self) -> bytes:
+        """:meth:`history_message`, built once per tick and shared by every client that
+        connects before the next frame (a burst of connections costs one join, not one
+        each, and no client keeps its own copy: it is written to each from this one
+        object, a fragment at a time as the client takes it)."""
+        if self._history is None:
+            self._history = self.history_message()
+        return self._history

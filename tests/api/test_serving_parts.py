@@ -5,17 +5,33 @@ loop's error log, supervised tasks, the origin policy."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import resource
+import socket
+import struct
+import termios
 
 import pytest
+import uvicorn
+import websockets
+from fastapi import FastAPI, WebSocket
 
 from api.heap_trim import HeapTrimmer
 from api.hub import FrameHub, text_frame
-from api.limits import outstanding_bytes, raise_open_files_limit
+from api.limits import (
+    FRAGMENT_BYTES,
+    WRITE_MESSAGE_EXTENSION,
+    ConnectionLimits,
+    extension,
+    guarded_protocols,
+    outstanding_bytes,
+    raise_open_files_limit,
+)
 from api.origins import OriginPolicy
 from api.ws import CLOSE_REASON_MAX_BYTES, StallWatch, close_reason
 from data_ingestion.tasks import LoopErrorLog, TaskRegistry
+from tests.api.wsclient import stalled_client
 from tests.waiting import wait_until
 
 
@@ -287,3 +303,54 @@ async def test_the_heap_is_trimmed_now_and_then_without_clients() -> None:
     finally:
         task.cancel()
     assert hub.stats.clients_total == 0 and collected == [] and trimmer.collections == 0
+
+
+async def test_a_large_message_is_written_a_fragment_at_a_time_as_the_client_takes_it() -> None:
+    """The paced writer (the history, the screener's snapshot) on a real uvicorn: a
+    client that reads gets the 9.6 MB message whole, as one message; a client that
+    does not read leaves at most a fragment and the buffer's high-water mark in its
+    connection's buffer, however much of the message the kernel could not take (its
+    send queue on loopback grows to 4 MB); and the writer says False when the client
+    is gone before the end."""
+    payload = ("é" + "".join(f"{i:07d}," for i in range(1_200_000))).encode()  # 9.6 MB, not ASCII
+    outcomes: asyncio.Queue[bool] = asyncio.Queue()
+    app = FastAPI()
+
+    @app.websocket("/big")
+    async def big(websocket: WebSocket) -> None:
+        await websocket.accept()
+        write = extension(websocket.scope, WRITE_MESSAGE_EXTENSION)
+        assert write is not None
+        outcomes.put_nowait(await write(payload))
+
+    http, ws = guarded_protocols(ConnectionLimits(max_connections=10, header_timeout_s=10.0))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=http, ws=ws, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await wait_until(lambda: server.started, what="the server started")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with websockets.connect(f"ws://127.0.0.1:{port}/big", max_size=None) as reader:
+            assert await reader.recv(decode=False) == payload
+        assert await outcomes.get() is True
+
+        sock = await stalled_client(f"ws://127.0.0.1:{port}/big")
+        try:
+            def paused() -> list[asyncio.Protocol]:
+                return [p for p in server.server_state.connections
+                        if isinstance(p, ws) and not p.writable.is_set()]  # type: ignore[attr-defined]
+
+            await wait_until(lambda: len(paused()) == 1, what="the writer waiting for the client")
+            transport = paused()[0].transport  # type: ignore[attr-defined]
+            kernel_took = struct.unpack("i", fcntl.ioctl(
+                transport.get_extra_info("socket").fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+            held = transport.get_write_buffer_size()
+            assert 0 < held <= FRAGMENT_BYTES + 64 * 1024 + 16, held
+            assert held + kernel_took < len(payload)  # the rest waits, not copied out
+        finally:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset: the connection is gone mid-message
+        assert await asyncio.wait_for(outcomes.get(), 30) is False
+    finally:
+        server.should_exit = True
+        await serving
