@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from api.errors import ApiError
 from api.hub import FrameHub
 from api.rest import parse_count, parse_number
-from screener.market import MarketState, changed_slim_rows, without_hist
+from screener.market import MarketState, changed_slim_rows
 from screener.rows import SORT_KEYS
 
 if TYPE_CHECKING:
@@ -64,8 +64,7 @@ class ScreenerPublisher:
         t0 = time.perf_counter()
         c0 = time.thread_time()
         now_ms = now_ns // 1_000_000
-        rows = self.state.rows(now_ms, self.focus())
-        slim = [without_hist(r) for r in rows]
+        rows, slim = self.state.rows_and_slim(now_ms, self.focus())
         changed = changed_slim_rows(self.slim, slim)
         removed = sorted(set(self.slim) - {r["symbol"] for r in rows})
         self.rows = rows

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from features.rounding import Decimals
-from screener.rows import HIST_FIELDS, Liquidation, RowRules, SymbolLatest, build_row, round_row
+from screener.rows import HIST_FIELDS, Liquidation, RowRules, SymbolLatest, round_in_place, row_values
 from wire.binance import (
     DecodeError,
     book_ticker_decoder,
@@ -205,9 +205,20 @@ class MarketState:
     def rows(self, now_ms: int, focus: Iterable[str] = ()) -> list[dict[str, Any]]:
         """Every watched symbol's row at ``now_ms``, rounded, with its histories; in
         symbol order. Call it once a second: each call is one second of history."""
+        return self.rows_and_slim(now_ms, focus)[0]
+
+    def rows_and_slim(self, now_ms: int, focus: Iterable[str] = ()) -> tuple[list[dict[str, Any]],
+                                                                             list[dict[str, Any]]]:
+        """:meth:`rows`, and the same rows without their histories (as /ws/screener
+        sends them)."""
         focused = set(focus)
-        return [round_row(build_row(latest, now_ms, sym in focused, self.rules), latest.decimals)
-                for sym, latest in sorted(self.symbols.items())]
+        rules = self.rules
+        full, slim = [], []
+        for sym, latest in sorted(self.symbols.items()):
+            row = round_in_place(row_values(latest, now_ms, sym in focused, rules), latest.decimals)
+            slim.append(row)
+            full.append({**row, "spread_hist": list(latest.spread_hist), "depth25_hist": list(latest.depth25_hist)})
+        return full, slim
 
 
 def without_hist(row: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +236,6 @@ def changed_slim_rows(previous: dict[str, dict[str, Any]], current: list[dict[st
     out = []
     for slim in current:
         before = previous.get(slim["symbol"])
-        if before is None or any(v != before[k] for k, v in slim.items() if k != "ts"):
+        if before is None or before != {**slim, "ts": before["ts"]}:
             out.append(slim)
     return out

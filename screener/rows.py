@@ -13,6 +13,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from features.rounding import Decimals, rounders
@@ -83,27 +84,27 @@ class SymbolLatest:
 
 def side_sums(side: BookSide, mid: float, is_bid: bool) -> tuple[float, float, float]:
     """(notional within 10 bps of ``mid``, within 25 bps, quantity of all the levels)
-    of one side: notional is price x quantity (USDT). One pass: this runs for every
-    symbol every second."""
+    of one side: notional is price x quantity (USDT). The levels come best first, so
+    the bands are a prefix: the walk stops at the first level beyond 25 bps."""
     # A level exactly at the band's edge is in (EDGE absorbs the float error of mid x (1 +/- bps)).
-    d10 = d25 = qty = 0.0
+    d10 = d25 = 0.0
     if is_bid:
         lim10, lim25 = mid * (1.0 - 10 / 1e4 - EDGE), mid * (1.0 - 25 / 1e4 - EDGE)
         for p, q in side:
-            qty += q
-            if p >= lim25:
-                d25 += p * q
-                if p >= lim10:
-                    d10 += p * q
+            if p < lim25:
+                break
+            d25 += p * q
+            if p >= lim10:
+                d10 += p * q
     else:
         lim10, lim25 = mid * (1.0 + 10 / 1e4 + EDGE), mid * (1.0 + 25 / 1e4 + EDGE)
         for p, q in side:
-            qty += q
-            if p <= lim25:
-                d25 += p * q
-                if p <= lim10:
-                    d10 += p * q
-    return d10, d25, qty
+            if p > lim25:
+                break
+            d25 += p * q
+            if p <= lim10:
+                d10 += p * q
+    return d10, d25, sum([q for _p, q in side])
 
 
 def median(values: Sequence[float]) -> float:
@@ -136,6 +137,8 @@ def wall_ages(previous: dict[tuple[str, float], int], walls: Iterable[tuple[str,
 
 def liquidation_sums(liqs: Iterable[Liquidation], now_ms: int, window_s: float) -> tuple[float, float]:
     """(BUY notional, SELL notional) received in the last ``window_s``."""
+    if not liqs:
+        return 0.0, 0.0
     start = now_ms - window_s * 1000
     buy = sell = 0.0
     for liq in liqs:
@@ -150,6 +153,8 @@ def liquidation_sums(liqs: Iterable[Liquidation], now_ms: int, window_s: float) 
 def had_burst(liqs: Iterable[Liquidation], now_ms: int, rules: RowRules) -> bool:
     """A burst in the last ``burst_recent_s``: one side's liquidations received within
     ``burst_window_s`` of each other worth at least ``burst_notional``."""
+    if not liqs:
+        return False
     start = now_ms - rules.burst_recent_s * 1000
     span = rules.burst_window_s * 1000
     for side in ("BUY", "SELL"):
@@ -175,8 +180,16 @@ def prune(latest: SymbolLatest, now_ms: int, rules: RowRules) -> None:
 
 
 def build_row(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -> dict[str, Any]:
-    """The row of ``latest`` at ``now_ms`` (unrounded; see :func:`round_row`). Updates
-    the wall sightings and appends this second to the histories."""
+    """The row of ``latest`` at ``now_ms`` (unrounded; see :func:`round_row`), with its
+    histories. Updates the wall sightings and appends this second to the histories."""
+    row = row_values(latest, now_ms, focus, rules)
+    row["spread_hist"] = list(latest.spread_hist)
+    row["depth25_hist"] = list(latest.depth25_hist)
+    return row
+
+
+def row_values(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -> dict[str, Any]:
+    """:func:`build_row` without the histories (a new dict, the caller's to change)."""
     bids, asks = latest.bids, latest.asks
     stale = latest.book_ms == 0 or now_ms - latest.book_ms > rules.stale_after_s * 1000
     mid = spread_bps = d10b = d10a = d25b = d25a = imb = None
@@ -196,6 +209,8 @@ def build_row(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -
         # Equal, not only the same objects: Binance pushes a quiet book again every 500 ms.
         if cached is not None and cached[0] == bids and cached[1] == asks:
             d10b, d25b, d10a, d25a, imb, found, medians = cached[2]
+            if len(latest.wall_seen) != len(found):  # the same walls as last second: their sightings stand
+                latest.wall_seen = wall_ages(latest.wall_seen, found, now_ms)
         else:
             d10b, d25b, bid_qty = side_sums(bids, mid, True)
             d10a, d25a, ask_qty = side_sums(asks, mid, False)
@@ -203,7 +218,7 @@ def build_row(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -
             medians = {"bid": median([q for _p, q in bids]), "ask": median([q for _p, q in asks])}
             found = wall_levels(bids, asks, rules.wall_multiple, medians)
             latest.book_figures = (bids, asks, (d10b, d25b, d10a, d25a, imb, found, medians))
-        latest.wall_seen = wall_ages(latest.wall_seen, found, now_ms)
+            latest.wall_seen = wall_ages(latest.wall_seen, found, now_ms) if found or latest.wall_seen else {}
         walls = len(found)
         if found:
             side, price, size = max(found, key=lambda w: w[1] * w[2])
@@ -228,7 +243,6 @@ def build_row(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -
         "liq5m_buy": buy, "liq5m_sell": sell, "liq_burst": had_burst(latest.liquidations, now_ms, rules),
         "funding_rate": latest.funding_rate, "quote_volume_24h": latest.quote_volume,
         "change_24h_pct": latest.change_pct, "focus": focus, "stale": stale,
-        "spread_hist": list(latest.spread_hist), "depth25_hist": list(latest.depth25_hist),
     }
 
 
@@ -245,21 +259,37 @@ def _finite_or_none(x: float | None, fn: Any) -> float | None:
     return fn(x) if x is not None and math.isfinite(x) else None
 
 
-def round_row(row: dict[str, Any], decimals: Decimals) -> dict[str, Any]:
-    """``row`` with its numbers written as the frames write them; a non-finite number is null.
-    (Written out, not with :func:`_finite_or_none`: this runs some 20 times a row, for
-    every symbol of the market, every second.)"""
+@lru_cache(maxsize=256)
+def _rounding(decimals: Decimals) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]:
+    """(key, rounding function) of the row's numbers and of its wall's, for ``decimals``."""
     r = rounders(decimals)
-    isfinite = math.isfinite
+    return (tuple((key, r[kind]) for key, kind in _ROW_RULES.items()),
+            tuple((key, r[kind]) for key, kind in _WALL_RULES.items()))
+
+
+def round_row(row: dict[str, Any], decimals: Decimals) -> dict[str, Any]:
+    """``row`` with its numbers written as the frames write them; a non-finite number
+    is null. ``row`` itself is left as it was."""
     out = dict(row)
-    for key, kind in _ROW_RULES.items():
+    if row["wall"] is not None:
+        out["wall"] = dict(row["wall"])
+    return round_in_place(out, decimals)
+
+
+def round_in_place(row: dict[str, Any], decimals: Decimals) -> dict[str, Any]:
+    """:func:`round_row` on ``row`` itself (and its wall), returned. Written out, not
+    with :func:`_finite_or_none`: this runs some 20 times a row, for every symbol of
+    the market, every second."""
+    fields, wall_fields = _rounding(decimals)
+    isfinite = math.isfinite
+    for key, fn in fields:
         x = row[key]
-        out[key] = r[kind](x) if x is not None and isfinite(x) else None
+        if x is not None:
+            row[key] = fn(x) if isfinite(x) else None
     wall = row["wall"]
     if wall is not None:
-        wall = dict(wall)
-        for key, kind in _WALL_RULES.items():
+        for key, fn in wall_fields:
             x = wall[key]
-            wall[key] = r[kind](x) if x is not None and isfinite(x) else None
-        out["wall"] = wall
-    return out  # the histories are rounded as they are kept
+            if x is not None:
+                wall[key] = fn(x) if isfinite(x) else None
+    return row  # the histories are rounded as they are kept

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 import websockets
 from fastapi import FastAPI, WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from api.heap_trim import HeapTrimmer
 from api.hub import FrameHub, text_frame
@@ -336,12 +337,12 @@ async def test_a_large_message_is_written_a_fragment_at_a_time_as_the_client_tak
 
         sock = await stalled_client(f"ws://127.0.0.1:{port}/big")
         try:
-            def paused() -> list[asyncio.Protocol]:
+            def paused() -> list[WebSocketsSansIOProtocol]:
                 return [p for p in server.server_state.connections
-                        if isinstance(p, ws) and not p.writable.is_set()]  # type: ignore[attr-defined]
+                        if isinstance(p, WebSocketsSansIOProtocol) and not p.writable.is_set()]
 
             await wait_until(lambda: len(paused()) == 1, what="the writer waiting for the client")
-            transport = paused()[0].transport  # type: ignore[attr-defined]
+            transport = paused()[0].transport
             kernel_took = struct.unpack("i", fcntl.ioctl(
                 transport.get_extra_info("socket").fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
             held = transport.get_write_buffer_size()
