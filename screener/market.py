@@ -23,7 +23,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from features.rounding import Decimals
-from screener.rows import HIST_FIELDS, Liquidation, RowRules, SymbolLatest, round_in_place, row_values
+from screener.rows import (
+    HIST_FIELDS,
+    Liquidation,
+    RowRules,
+    SymbolLatest,
+    round_in_place,
+    row_values,
+    with_histories,
+)
 from wire.binance import (
     DecodeError,
     book_ticker_decoder,
@@ -217,7 +225,7 @@ class MarketState:
         for sym, latest in sorted(self.symbols.items()):
             row = round_in_place(row_values(latest, now_ms, sym in focused, rules), latest.decimals)
             slim.append(row)
-            full.append({**row, "spread_hist": list(latest.spread_hist), "depth25_hist": list(latest.depth25_hist)})
+            full.append(with_histories(row, latest))
         return full, slim
 
 

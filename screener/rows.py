@@ -182,10 +182,12 @@ def prune(latest: SymbolLatest, now_ms: int, rules: RowRules) -> None:
 def build_row(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -> dict[str, Any]:
     """The row of ``latest`` at ``now_ms`` (unrounded; see :func:`round_row`), with its
     histories. Updates the wall sightings and appends this second to the histories."""
-    row = row_values(latest, now_ms, focus, rules)
-    row["spread_hist"] = list(latest.spread_hist)
-    row["depth25_hist"] = list(latest.depth25_hist)
-    return row
+    return with_histories(row_values(latest, now_ms, focus, rules), latest)
+
+
+def with_histories(row: dict[str, Any], latest: SymbolLatest) -> dict[str, Any]:
+    """A copy of ``row`` with ``latest``'s two 60 s histories (as they are now) added."""
+    return {**row, "spread_hist": list(latest.spread_hist), "depth25_hist": list(latest.depth25_hist)}
 
 
 def row_values(latest: SymbolLatest, now_ms: int, focus: bool, rules: RowRules) -> dict[str, Any]:
