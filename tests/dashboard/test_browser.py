@@ -362,11 +362,15 @@ def test_symbol_switch_changes_data_without_reload(page: Page) -> None:
 
 
 def set_min_notional(page: Page, text: str) -> None:
-    """Type the alerts filter as a user would; empty is the default."""
+    """Type the alerts filter as a user would; empty is the default. The page keeps the
+    number it read, in JavaScript's spelling ('50000' for Python's '50000.0'), so the
+    kept value is compared as a number."""
     page.fill("#alerts-min-notional", text)
-    want = "null" if text == "" else text
     page.wait_for_function(
-        f"() => {LIQ}.debug && String(window.localStorage.getItem('liq.alerts.minNotional.btcusdt')) === '{want}'")
+        """(want) => { const kept = window.localStorage.getItem('liq.alerts.minNotional.btcusdt');
+                       return want === null ? kept === null : kept !== null && Number(kept) === want; }""",
+        arg=None if text == "" else float(text),
+    )
 
 
 def test_injected_wall_is_highlighted_on_the_ladder_and_alerted(dash_env: RunningDashboard, page: Page) -> None:
