@@ -36,8 +36,11 @@ chromium:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
+# Two workers, each taking whole files (a module's stack and browser are shared by its
+# tests); JOBS=1 runs them in one process.
+JOBS ?= 2
 test: $(DSTAMP) chromium
-	$(VPY) -m pytest -q $(ARGS)
+	$(VPY) -m pytest -q $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile) $(ARGS)
 
 # The same suite with coverage measured and its total printed (files below 100 %
 # listed); no gate. Line tracing about doubles the suite's time on Python 3.11.

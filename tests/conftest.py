@@ -16,6 +16,14 @@ BTC_FILE = DATA_DIR / "btcusdt_20240808.gz"
 ETH_FILE = DATA_DIR / "ethusdt_20240808.gz"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files holding a browser or slow test first, each file's tests in their own
+    order. `make test` runs two workers that take whole files (`-n 2 --dist loadfile`)
+    in this order: the long files start early and the short ones fill the end."""
+    heavy = {item.path for item in items if item.get_closest_marker("browser") or item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in heavy)  # stable
+
+
 @pytest.fixture(scope="session")
 def btc_file() -> Path:
     assert BTC_FILE.exists(), f"real recording missing: {BTC_FILE}"

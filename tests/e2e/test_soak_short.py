@@ -13,7 +13,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.stack import StackHandle, book_mismatches, running_stack
+
+pytestmark = pytest.mark.slow
 
 SYMS = ("btcusdt", "ethusdt")
 INJECTIONS = 15

@@ -23,6 +23,8 @@ import pytest
 from bench.detector_score import KINDS, score
 from exchange_sim.settings import SimConfig
 
+pytestmark = pytest.mark.slow
+
 FREQUENT = SimConfig(
     wall_every_s=(20.0, 30.0),
     layering_every_s=(20.0, 30.0),

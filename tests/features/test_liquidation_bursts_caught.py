@@ -25,8 +25,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.stack import running_stack
+
+pytestmark = pytest.mark.slow
 
 # (the tools' warm-up: the book before each burst in its steady shape)
 BURSTS = {"warmup_s": 20.0, "episode_kinds": ("liquidation_burst",), "first_episode_after_s": (3.0, 5.0),
