@@ -101,6 +101,7 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
     rng = random.Random(7)
     stop = asyncio.Event()
     counts = {"messages": 0}
+    health_errors: list[dict[str, Any]] = []
     try:
         # A pooled connection is let go after 1 s idle, well inside the servers' keep-alive
         # time: a request every few seconds on a connection the server is closing at that
@@ -134,12 +135,24 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
                     faults += 1
                     next_fault = now + fault_every
                 if now >= next_sample:
-                    h = (await http.get(f"{base}/health")).json()
-                    mon = h["monitoring"]
                     sample = {
                         "minute": round((now - t0) / 60, 2),
                         "rss_mb": round(ps.memory_info().rss / 2**20, 1),
                         "sim_rss_mb": round(sim_ps.memory_info().rss / 2**20, 1) if sim_ps else None,
+                    }
+                    next_sample = now + 30
+                    try:
+                        h = (await http.get(f"{base}/health")).json()
+                    except httpx.HTTPError as exc:
+                        # Kept and counted, not the end of the run: the series goes on, and the
+                        # dashboard's log (its stderr) is in the result.
+                        sample["health_error"] = f"{type(exc).__name__} after {time.monotonic() - now:.1f} s"
+                        health_errors.append(sample)
+                        samples.append(sample)
+                        print(json.dumps(sample), flush=True)
+                        continue
+                    mon = h["monitoring"]
+                    sample |= {
                         "book_levels": sum(m["bid_levels"] + m["ask_levels"] for m in mon.values()),
                         "resyncs": sum(m["resyncs"] for m in mon.values()),
                         "time_in_sync_pct": round(min(m["time_in_sync_pct"] for m in mon.values()), 2),
@@ -149,7 +162,6 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
                     }
                     samples.append(sample)
                     print(json.dumps(sample), flush=True)
-                    next_sample = now + 30
                 await asyncio.sleep(0.2)
             stop.set()
             for t in tasks:
@@ -172,6 +184,7 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
         shutil.rmtree(data_dir, ignore_errors=True)
     at5 = next((s["rss_mb"] for s in samples if s["minute"] >= 5), None)
     last = samples[-1]["rss_mb"] if samples else None
+    answered = [s for s in samples if "health_error" not in s]
     return {
         "minutes": minutes,
         "speed": speed,
@@ -181,11 +194,13 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
         "rss_at_5_min_mb": at5,
         "rss_end_mb": last,
         "rss_growth_5_to_end_pct": round(100 * (last / at5 - 1), 2) if at5 and last else None,
-        "resyncs": samples[-1]["resyncs"] if samples else None,
-        "time_in_sync_pct": samples[-1]["time_in_sync_pct"] if samples else None,
+        "resyncs": answered[-1]["resyncs"] if answered else None,
+        "time_in_sync_pct": answered[-1]["time_in_sync_pct"] if answered else None,
+        "health_errors": health_errors,
         "exit_code": code,
         "stop_seconds": round(stop_s, 2),
         "traceback_on_stderr": "Traceback" in stderr,
+        "stderr_tail": stderr.splitlines()[-40:],
     }
 
 
@@ -208,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
-    ok = result["exit_code"] == 0 and not result["traceback_on_stderr"]
+    ok = result["exit_code"] == 0 and not result["traceback_on_stderr"] and not result["health_errors"]
     return 0 if ok else 1
 
 
