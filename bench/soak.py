@@ -78,6 +78,19 @@ async def serve_sim(speed: float) -> None:
     await asyncio.Event().wait()
 
 
+def _health_figures(h: dict[str, Any], frames_received: int, faults: int) -> dict[str, Any]:
+    """A sample's figures from the dashboard's /health body."""
+    mon = h["monitoring"]
+    return {
+        "book_levels": sum(m["bid_levels"] + m["ask_levels"] for m in mon.values()),
+        "resyncs": sum(m["resyncs"] for m in mon.values()),
+        "time_in_sync_pct": round(min(m["time_in_sync_pct"] for m in mon.values()), 2),
+        "status": h["status"],
+        "frames_received": frames_received,
+        "faults": faults,
+    }
+
+
 async def soak(minutes: float, speed: float, fault_every: float, clients: int = 10,
                sim_inside: bool = False) -> dict[str, Any]:
     api_port, dash_port = free_port(), free_port()
@@ -101,7 +114,6 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
     rng = random.Random(7)
     stop = asyncio.Event()
     counts = {"messages": 0}
-    health_errors: list[dict[str, Any]] = []
     try:
         # A pooled connection is let go after 1 s idle, well inside the servers' keep-alive
         # time: a request every few seconds on a connection the server is closing at that
@@ -147,19 +159,8 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
                         # Kept and counted, not the end of the run: the series goes on, and the
                         # dashboard's log (its stderr) is in the result.
                         sample["health_error"] = f"{type(exc).__name__} after {time.monotonic() - now:.1f} s"
-                        health_errors.append(sample)
-                        samples.append(sample)
-                        print(json.dumps(sample), flush=True)
-                        continue
-                    mon = h["monitoring"]
-                    sample |= {
-                        "book_levels": sum(m["bid_levels"] + m["ask_levels"] for m in mon.values()),
-                        "resyncs": sum(m["resyncs"] for m in mon.values()),
-                        "time_in_sync_pct": round(min(m["time_in_sync_pct"] for m in mon.values()), 2),
-                        "status": h["status"],
-                        "frames_received": counts["messages"],
-                        "faults": faults,
-                    }
+                    else:
+                        sample |= _health_figures(h, counts["messages"], faults)
                     samples.append(sample)
                     print(json.dumps(sample), flush=True)
                 await asyncio.sleep(0.2)
@@ -185,6 +186,7 @@ async def soak(minutes: float, speed: float, fault_every: float, clients: int = 
     at5 = next((s["rss_mb"] for s in samples if s["minute"] >= 5), None)
     last = samples[-1]["rss_mb"] if samples else None
     answered = [s for s in samples if "health_error" not in s]
+    health_errors = [s for s in samples if "health_error" in s]
     return {
         "minutes": minutes,
         "speed": speed,
